@@ -1,0 +1,175 @@
+r"""Groups acting on the plane: :math:`SO(2)`, :math:`\mathbb{R}^*\times SO(2)`, scalings, :math:`SE(2)`."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ._rotations import homogeneous, rotation2d, stratified_rotations2d
+from ._series import cosc, half_cot, sinc
+from .base import LieGroup, log_in_double
+
+
+def _angle_of(m: Tensor) -> Tensor:
+    """The rotation angle of (a multiple of) a 2x2 rotation matrix, in (-pi, pi]."""
+    return torch.atan2(m[..., 1, 0] - m[..., 0, 1], m[..., 0, 0] + m[..., 1, 1])
+
+
+def _polar(pos: Tensor) -> Tuple[Tensor, Tensor]:
+    return pos.norm(dim=-1), torch.atan2(pos[:, 1], pos[:, 0])
+
+
+def _expand(t: Tensor, k: int) -> Tensor:
+    return t.reshape(t.shape[0], 1, -1).expand(-1, k, -1)
+
+
+class SO2(LieGroup):
+    r"""Rotations about the origin of :math:`\mathbb{R}^2`.
+
+    Lift: :math:`u = R(\theta)` with :math:`\theta = \mathrm{atan2}(y, x)`, orbit :math:`q = r = \|x\|`,
+    origin of the orbit :math:`o_q = (r, 0)`. Distance (reference):
+    :math:`\alpha|\Delta\theta| + (1-\alpha)\,|r_u - r_v| / (r_u + r_v + 10^{-3})`.
+    """
+
+    space_dim, lie_dim, q_dim = 2, 1, 1
+    undefined_at_origin = True
+
+    def exp(self, a: Tensor) -> Tensor:
+        return rotation2d(a[..., 0])
+
+    def log(self, g: Tensor) -> Tensor:
+        return _angle_of(g).unsqueeze(-1)
+
+    def lift(self, pos, num_samples=1, frames=None, generator=None) -> Tuple[Tensor, Tensor]:
+        r, theta = _polar(pos)
+        return _expand(theta, num_samples), _expand(r, num_samples)
+
+    def distance(self, abq: Tensor) -> Tensor:
+        ab, r_u, r_v = self.split_pair_embedding(abq)
+        radial = (r_u - r_v).abs() / (r_u + r_v + 1e-3)
+        return self.alpha * ab[..., 0].abs() + (1 - self.alpha) * radial[..., 0]
+
+    def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
+        # |x_u - x_v| <= |r_u - r_v| + min(r) |dtheta|, each bounded through d < r.
+        if self.alpha in (0.0, 1.0):
+            return None
+        return (2 * max_norm + 1e-3) * r / (1 - self.alpha) + max_norm * r / self.alpha
+
+
+class RxSO2(LieGroup):
+    r"""Rotations and scalings about the origin (the similitudes fixing 0), acting on :math:`\mathbb{R}^2\setminus\{0\}`.
+
+    :math:`a = (\log r, \theta)`, a single orbit; :math:`u = r R(\theta)` maps :math:`e_1` to :math:`x`.
+    Distance: :math:`\alpha|\Delta\theta| + (1-\alpha)|\Delta\log r|`.
+    """
+
+    space_dim, lie_dim, q_dim = 2, 2, 0
+    default_alpha = 0.3
+    undefined_at_origin = True
+
+    def exp(self, a: Tensor) -> Tensor:
+        return torch.exp(a[..., 0])[..., None, None] * rotation2d(a[..., 1])
+
+    def log(self, g: Tensor) -> Tensor:
+        scale = g[..., :, 0].norm(dim=-1)
+        return torch.stack([scale.log(), _angle_of(g)], dim=-1)
+
+    def lift(self, pos, num_samples=1, frames=None, generator=None) -> Tuple[Tensor, Tensor]:
+        r, theta = _polar(pos)
+        a = torch.stack([r.log(), theta], dim=-1)
+        return _expand(a, num_samples), pos.new_zeros(pos.shape[0], num_samples, 0)
+
+    def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
+        diff = a_u - a_v  # abelian: exact, with the angle wrapped to (-pi, pi]
+        wrapped = torch.atan2(torch.sin(diff[..., 1]), torch.cos(diff[..., 1]))
+        return torch.stack([diff[..., 0], wrapped], dim=-1)
+
+    def distance(self, abq: Tensor) -> Tensor:
+        return self.alpha * abq[..., 1].abs() + (1 - self.alpha) * abq[..., 0].abs()
+
+    def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
+        if self.alpha in (0.0, 1.0):
+            return None
+        return max_norm * (1 - math.exp(-r / (1 - self.alpha)) + r / self.alpha)
+
+
+class Rx(LieGroup):
+    r"""Scalings :math:`x \mapsto s x`, :math:`s > 0`, of :math:`\mathbb{R}^2\setminus\{0\}`.
+
+    :math:`a = \log\|x\|`; the orbit (a ray) is embedded as the unit vector :math:`q = x/\|x\|`, so the
+    orbit distance has no jump at :math:`\pm\pi` (the reference used the raw angle).
+    """
+
+    space_dim, lie_dim, q_dim = 2, 1, 2
+    undefined_at_origin = True
+
+    def exp(self, a: Tensor) -> Tensor:
+        eye = torch.eye(2, dtype=a.dtype, device=a.device)
+        return torch.exp(a[..., 0])[..., None, None] * eye
+
+    def log(self, g: Tensor) -> Tensor:
+        return g[..., 0, 0].abs().log().unsqueeze(-1)
+
+    def lift(self, pos, num_samples=1, frames=None, generator=None) -> Tuple[Tensor, Tensor]:
+        r = pos.norm(dim=-1, keepdim=True)
+        return _expand(r.log(), num_samples), _expand(pos / r, num_samples)
+
+    def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
+        return a_u - a_v
+
+    def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
+        if self.alpha in (0.0, 1.0):
+            return None
+        return max_norm * (1 - math.exp(-r / self.alpha) + 0.5 * math.pi * r / (1 - self.alpha))
+
+
+class SE2(LieGroup):
+    r"""Rigid motions of the plane, as 3x3 homogeneous matrices; :math:`a = (\theta, v_1, v_2)`.
+
+    :math:`\exp(\theta, v) = [R(\theta), V(\theta) v]` with
+    :math:`V = \frac{\sin\theta}{\theta} I + \frac{1-\cos\theta}{\theta} J`, and
+    :math:`V^{-1} = \frac{\theta}{2}\cot\frac{\theta}{2} I - \frac{\theta}{2} J`.
+    Lift: :math:`u = [F, x]` with :math:`F` a Haar-random rotation (stratified over the K samples).
+    Distance: :math:`\alpha|\theta| + (1-\alpha)\|v\|` of :math:`\log(v^{-1}u)`.
+    """
+
+    space_dim, lie_dim, q_dim = 2, 3, 0
+    default_alpha = 0.05
+    frame_dim = 2
+
+    def exp(self, a: Tensor) -> Tensor:
+        theta, v = a[..., 0], a[..., 1:]
+        t2 = theta * theta
+        s, c = sinc(t2), theta * cosc(t2)
+        t = torch.stack([s * v[..., 0] - c * v[..., 1], c * v[..., 0] + s * v[..., 1]], dim=-1)
+        g = torch.zeros(*a.shape[:-1], 3, 3, dtype=a.dtype, device=a.device)
+        g[..., :2, :2] = rotation2d(theta)
+        g[..., :2, 2] = t
+        g[..., 2, 2] = 1
+        return g
+
+    def log(self, g: Tensor) -> Tensor:
+        theta = _angle_of(g[..., :2, :2])
+        t = g[..., :2, 2]
+        a, b = half_cot(theta * theta), theta / 2
+        v = torch.stack([a * t[..., 0] + b * t[..., 1], -b * t[..., 0] + a * t[..., 1]], dim=-1)
+        return torch.cat([theta.unsqueeze(-1), v], dim=-1)
+
+    def lift(self, pos, num_samples=1, frames=None, generator=None) -> Tuple[Tensor, Tensor]:
+        if frames is None:
+            frames = stratified_rotations2d(
+                pos.shape[0], num_samples, dtype=pos.dtype, device=pos.device, generator=generator
+            )
+        frames = self._frames(frames, pos, num_samples, generator)
+        t = pos.unsqueeze(1).expand(-1, num_samples, -1)
+        return log_in_double(self, homogeneous(frames, t)), pos.new_zeros(pos.shape[0], num_samples, 0)
+
+    def distance(self, abq: Tensor) -> Tensor:
+        return self.alpha * abq[..., 0].abs() + (1 - self.alpha) * abq[..., 1:3].norm(dim=-1)
+
+    def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
+        # The translation part of log(v^-1 u) is V^-1 (x_u - x_v) rotated, and ||V|| <= 1.
+        return None if self.alpha >= 1 else r / (1 - self.alpha)
+
