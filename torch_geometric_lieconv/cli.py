@@ -1,0 +1,60 @@
+"""The ``lieconv`` command line: ``lieconv train|evaluate|study|benchmark <task> [options]``.
+
+Each task lives in ``torch_geometric_lieconv.experiments.<task>`` and provides, for every command it
+supports, a pair ``configure_<command>(parser)`` / ``run_<command>(args)``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+TASKS = {"qm9": "QM9 regression", "springs": "Hamiltonian spring dynamics", "rotmnist": "rotated MNIST"}
+COMMANDS = {
+    "train": "train a model",
+    "evaluate": "evaluate a trained checkpoint",
+    "study": "run a study (springs: momentum conservation and data efficiency figures)",
+    "check": "equivariance check of a trained model (rotmnist)",
+}
+
+
+def _task_module(task: str):
+    return importlib.import_module(f"torch_geometric_lieconv.experiments.{task}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lieconv", description="LieConv experiments for PyTorch Geometric")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, help_text in COMMANDS.items():
+        command_parser = commands.add_parser(command, help=help_text)
+        tasks = command_parser.add_subparsers(dest="task", required=True)
+        for task, task_help in TASKS.items():
+            try:
+                module = _task_module(task)
+            except ImportError:
+                continue
+            configure = getattr(module, f"configure_{command}", None)
+            if configure is None:
+                continue
+            task_parser = tasks.add_parser(task, help=task_help)
+            configure(task_parser)
+            task_parser.set_defaults(run=getattr(module, f"run_{command}"))
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.run(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        if getattr(args, "traceback", False):
+            raise
+        print(f"lieconv {args.command} {args.task}: error: {error}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
