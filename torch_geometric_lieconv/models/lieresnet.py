@@ -1,0 +1,171 @@
+r"""LieResNet (Fig. 5 of the paper): bottleneck residual blocks of LieConv over PyG batches."""
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import global_mean_pool
+from torch_scatter import scatter_mean
+
+from ..conv import LieConv
+from ..graph import PairGraph, build_pair_graph
+from ..groups import LieGroup, group_from_name
+from ..lift import lift_points
+from ..pool import farthest_point_subsample
+
+
+def _norm_act(channels: int, batch_norm: bool) -> List[nn.Module]:
+    return ([nn.BatchNorm1d(channels)] if batch_norm else []) + [nn.SiLU()]
+
+
+class BottleBlock(nn.Module):
+    r"""[BN] Swish Linear(c, c/4) [BN] Swish LieConv(c/4, c'/4) [BN] Swish Linear(c'/4, c'), plus the residual.
+
+    With ``ds_frac < 1`` the block first picks the output points by farthest point sampling under the
+    group distance; the convolution gathers from all input points and the residual is taken at the kept points.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, group: LieGroup, *, batch_norm: bool = True,
+                 ds_frac: float = 1.0, **conv_kwargs) -> None:
+        super().__init__()
+        if in_channels % 4 or out_channels % 4:
+            raise ValueError(f"BottleBlock channels must be divisible by 4, got {in_channels} -> {out_channels}")
+        self.in_channels, self.out_channels, self.ds_frac = in_channels, out_channels, ds_frac
+        self.pre = nn.Sequential(*_norm_act(in_channels, batch_norm), nn.Linear(in_channels, in_channels // 4),
+                                 *_norm_act(in_channels // 4, batch_norm))
+        self.conv = LieConv(in_channels // 4, out_channels // 4, group, kernel_batch_norm=batch_norm, **conv_kwargs)
+        self.post = nn.Sequential(*_norm_act(out_channels // 4, batch_norm), nn.Linear(out_channels // 4, out_channels))
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def forward(self, x: Tensor, graph: PairGraph) -> Tuple[Tensor, PairGraph]:
+        kept = farthest_point_subsample(graph, self.ds_frac) if self.ds_frac < 1 else None
+        out = self.post(self.conv(self.pre(x), graph, kept))
+        residual = x if kept is None else x[kept]
+        c = min(self.in_channels, self.out_channels)
+        out = torch.cat([out[:, :c] + residual[:, :c], out[:, c:]], dim=-1)
+        return out, (graph if kept is None else graph.subgraph(kept))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, {self.conv})"
+
+
+class LieResNet(nn.Module):
+    r"""LieResNet: lift, ``num_layers`` :class:`BottleBlock` s of LieConv, a head, and mean pooling per graph.
+
+    .. math::
+        \text{out}_g = \frac{1}{|\mathcal{L}_g|}\sum_{m \in \mathcal{L}_g} \text{Head}(h_m^{(L)}),\qquad
+        h^{(0)} = \text{Linear}(x_{n(m)}),
+
+    where :math:`\mathcal{L}_g` are the lifted points of graph :math:`g`. With ``pool=True`` (default) and a
+    group the data is invariant under, the output is invariant (exactly, when neighbourhoods are
+    deterministic: ``fill >= 1`` or ``knn``, ``mc_samples`` at least the graph size, deterministic lift;
+    in distribution otherwise).
+
+    Args:
+        in_channels: input feature channels.
+        out_channels: outputs per graph.
+        group: the group (or its name).
+        hidden_channels: width k of the residual stream.
+        num_layers: number of bottleneck blocks.
+        mc_samples: neighbourhood size of each LieConv.
+        fill: fraction of each graph in the neighbourhood ball, one value or one per layer.
+        lift_samples: stabilizer samples K per point.
+        knn: nearest neighbours instead of random samples in the ball.
+        batch_norm: BatchNorm in the blocks and the kernel MLPs.
+        mean: average (not sum) over neighbourhoods.
+        ds_frac: fraction of points kept by each block (farthest point sampling); one value or one per layer.
+        pool: mean-pool to one output per graph; otherwise one output per input node (mean over its
+            lift samples; requires ``ds_frac == 1``).
+        aggregation: ``"bmm"`` or ``"scatter"`` (see :class:`LieConv`).
+        max_num_neighbors: cap for the candidate radius search (``None``: exact).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        group: Union[LieGroup, str],
+        *,
+        hidden_channels: int = 1536,
+        num_layers: int = 6,
+        mc_samples: int = 32,
+        fill: Union[float, Sequence[float]] = 1 / 3,
+        lift_samples: int = 1,
+        knn: bool = False,
+        batch_norm: bool = True,
+        mean: bool = True,
+        ds_frac: Union[float, Sequence[float]] = 1.0,
+        pool: bool = True,
+        kernel_channels: int = 16,
+        kernel_hidden: int = 32,
+        aggregation: str = "bmm",
+        max_num_neighbors: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        self.group = group_from_name(group) if isinstance(group, str) else group
+        self.in_channels, self.out_channels, self.hidden_channels = in_channels, out_channels, hidden_channels
+        self.num_layers, self.lift_samples, self.pool = num_layers, int(lift_samples), pool
+        self.max_num_neighbors = max_num_neighbors
+        fills = _per_layer(fill, num_layers, "fill")
+        ds_fracs = _per_layer(ds_frac, num_layers, "ds_frac")
+        if not pool and any(f < 1 for f in ds_fracs):
+            raise ValueError("pool=False needs ds_frac == 1 (per-node outputs are undefined after subsampling)")
+        self.lin_in = nn.Linear(in_channels, hidden_channels)
+        self.blocks = nn.ModuleList(
+            BottleBlock(hidden_channels, hidden_channels, self.group, batch_norm=batch_norm, ds_frac=ds_fracs[i],
+                        mc_samples=mc_samples, fill=fills[i], knn=knn, mean=mean, kernel_channels=kernel_channels,
+                        kernel_hidden=kernel_hidden, aggregation=aggregation)
+            for i in range(num_layers)
+        )
+        self.head = nn.Sequential(*_norm_act(hidden_channels, batch_norm), nn.Linear(hidden_channels, out_channels))
+
+    @property
+    def convs(self) -> List[LieConv]:
+        return [block.conv for block in self.blocks]
+
+    def reset_parameters(self) -> None:
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+
+    def candidate_radius(self) -> Optional[float]:
+        """The largest ball radius of the layers, or ``None`` when some layer needs every pair."""
+        if any(not conv.uses_ball for conv in self.convs):
+            return None
+        return max(float(conv.radius) for conv in self.convs)  # host sync: a few scalars per forward
+
+    def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
+                num_graphs: Optional[int] = None) -> Tensor:
+        """``x`` ``[N, in_channels]``, ``pos`` ``[N, d]``, ``batch`` ``[N]`` -> ``[num_graphs, out_channels]``
+        (or ``[N, out_channels]`` with ``pool=False``). ``frames`` fixes the stabilizer samples."""
+        if x.dim() != 2 or x.shape[0] != pos.shape[0] or x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_channels}], got {list(x.shape)}")
+        lifted = lift_points(self.group, pos, batch, self.lift_samples, frames)
+        graph = build_pair_graph(self.group, lifted, self.candidate_radius(), self.max_num_neighbors)
+        h = self.lin_in(x[lifted.node_index])
+        for block in self.blocks:
+            h, graph = block(h, graph)
+        h = self.head(h)
+        if not self.pool:
+            return scatter_mean(h, lifted.node_index, dim=0, dim_size=pos.shape[0])
+        if num_graphs is None:
+            num_graphs = int(lifted.batch.max()) + 1 if lifted.batch.numel() else 0  # host sync
+        return global_mean_pool(h, graph.batch, num_graphs)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, group={self.group}, "
+                f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers})")
+
+
+def _per_layer(value, num_layers: int, name: str) -> List[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)] * num_layers
+    values = [float(v) for v in value]
+    if len(values) != num_layers:
+        raise ValueError(f"{name} must be a number or {num_layers} numbers, got {len(values)}")
+    return values
