@@ -1,4 +1,5 @@
 """Models built from LieConv."""
 from .lieresnet import BottleBlock, LieResNet
+from .qm9 import QM9LieConv
 
-__all__ = ["BottleBlock", "LieResNet"]
+__all__ = ["BottleBlock", "LieResNet", "QM9LieConv"]

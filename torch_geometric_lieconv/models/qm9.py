@@ -1,0 +1,79 @@
+r"""A LieConv model for QM9 with SchNet's calling convention ``forward(z, pos, batch)``."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from ..groups import LieGroup
+from .lieresnet import LieResNet
+
+#: the atomic numbers the one-hot species encoding knows (H, C, N, O, F)
+QM9_SPECIES = (1, 6, 7, 8, 9)
+
+
+class QM9LieConv(nn.Module):
+    r"""LieResNet regressor of one molecular property (the paper's QM9 model, DESIGN.md §4).
+
+    Atoms are featurised as the one-hot species (H, C, N, O, F) times :math:`[1, z/9, (z/9)^2]`
+    (15 channels). For groups containing rotations (SE(3), SO(3)) the positions are centred per
+    molecule and multiplied by ``pos_scale`` before the lift, as in the reference.
+
+    Args:
+        group: the group (``"T3"``, ``"SE3"``, ``"SO3"``, ``"Trivial3"``...).
+        hidden_channels, num_layers, mc_samples, fill, lift_samples, ...: see :class:`LieResNet`.
+        center: centre each molecule at its centroid before lifting (default: when the group has
+            rotations; T(3) and Trivial(3) don't need it).
+        pos_scale: multiply positions by this (after centring).
+    """
+
+    def __init__(
+        self,
+        group: Union[LieGroup, str] = "T3",
+        hidden_channels: int = 1536,
+        num_layers: int = 6,
+        mc_samples: int = 100,
+        fill: float = 1.0,
+        lift_samples: int = 1,
+        center: Optional[bool] = None,
+        pos_scale: float = 1.0,
+        **kwargs,
+    ) -> None:
+        super().__init__()
+        self.net = LieResNet(3 * len(QM9_SPECIES), 1, group, hidden_channels=hidden_channels, num_layers=num_layers,
+                             mc_samples=mc_samples, fill=fill, lift_samples=lift_samples, **kwargs)
+        self.center = self.net.group.frame_dim is not None or self.net.group.undefined_at_origin if center is None else center
+        self.pos_scale = float(pos_scale)
+        self.register_buffer("species", torch.tensor(QM9_SPECIES), persistent=False)
+
+    @property
+    def group(self) -> LieGroup:
+        return self.net.group
+
+    def reset_parameters(self) -> None:
+        self.net.reset_parameters()
+
+    def atom_features(self, z: Tensor) -> Tensor:
+        """``[N]`` atomic numbers -> ``[N, 15]`` features; unknown species raise a ``ValueError``."""
+        onehot = z.unsqueeze(-1) == self.species
+        if not bool(onehot.any(-1).all()):
+            unknown = sorted(set(z[~onehot.any(-1)].tolist()))
+            raise ValueError(f"QM9LieConv knows the species {list(QM9_SPECIES)}, got atomic numbers {unknown}")
+        scaled = (z.to(torch.get_default_dtype()) / 9).unsqueeze(-1)
+        powers = torch.cat([torch.ones_like(scaled), scaled, scaled**2], dim=-1)
+        return (onehot.unsqueeze(-1).to(powers.dtype) * powers.unsqueeze(-2)).flatten(1)
+
+    def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None) -> Tensor:
+        """Atomic numbers ``z`` ``[N]``, positions ``[N, 3]``, ``batch`` ``[N]`` -> one value per molecule ``[B]``."""
+        if batch is None:
+            batch = torch.zeros_like(z)
+        if self.center:
+            from torch_scatter import scatter_mean
+
+            pos = pos - scatter_mean(pos, batch, dim=0)[batch]
+        x = self.atom_features(z).to(pos.dtype)
+        return self.net(x, pos * self.pos_scale, batch, frames).squeeze(-1)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(group={self.group}, hidden_channels={self.net.hidden_channels}, num_layers={self.net.num_layers})"
