@@ -69,13 +69,13 @@ class SO3(LieGroup):
     r"""Rotations of :math:`\mathbb{R}^3` about the origin; orbits are spheres, :math:`q = \|x\|`.
 
     Lift: :math:`u` is a rotation with :math:`u e_1 = x/\|x\|`, uniform over the stabilizer
-    (rotations about :math:`e_1`) through a Haar-random frame; :math:`o_q = q e_1`.
+    (rotations about :math:`e_1`) through a Haar-random frame; :math:`o_q = q e_1`. The origin is an
+    orbit of its own (:math:`q = 0`) whose stabilizer is all of SO(3): its lift is a Haar-random rotation.
     Distance: :math:`\alpha\|w\| + (1-\alpha)|q_u - q_v|` of :math:`w = \log(v^{-1}u)`.
     """
 
     space_dim, lie_dim, q_dim = 3, 3, 1
     frame_dim = 3
-    undefined_at_origin = True
 
     def exp(self, a: Tensor) -> Tensor:
         return so3_exp(a)
@@ -84,10 +84,13 @@ class SO3(LieGroup):
         return so3_log(g)
 
     def lift(self, pos, num_samples=1, frames=None, generator=None) -> Tuple[Tensor, Tensor]:
-        frames = self._frames(frames, pos, num_samples, generator)
+        frames = self._frames(frames, pos, num_samples, generator).to(torch.float64)
         r = pos.norm(dim=-1, keepdim=True)
-        direction = (pos / r).unsqueeze(1).expand(-1, num_samples, -1)
-        u = rotation_with_first_column(direction.to(torch.float64), frames.to(torch.float64))
+        at_origin = (r == 0).unsqueeze(1)
+        direction = (pos.to(torch.float64) / torch.where(r == 0, torch.ones_like(r), r)).unsqueeze(1)
+        # the origin is a whole orbit {0} whose stabilizer is SO(3): its lift is the random frame itself
+        direction = torch.where(at_origin, frames[..., :, 0], direction.expand(-1, num_samples, -1))
+        u = rotation_with_first_column(direction, frames)
         return so3_log(u).to(pos.dtype), r.unsqueeze(1).expand(-1, num_samples, -1)
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
