@@ -1,0 +1,236 @@
+r"""QM9 helpers on top of :class:`torch_geometric.datasets.QM9`: targets and units, splits,
+normalisation, featurisation and rotation augmentation (the paper's protocol, DESIGN.md §4).
+
+PyG stores 19 targets per molecule in ``data.y`` ``[1, 19]``; energies in eV (converted from
+Hartree with :math:`1\,E_h = 27.211386246` eV), the atomization energies (columns 12-15) converted
+from kcal/mol with :math:`1` kcal/mol :math:`= 0.04336414` eV. The paper reports energies in meV and
+U0/U/H/G as atomization energies, so :data:`QM9_TARGETS` maps every name to a PyG column and the
+factor from PyG's unit to the paper's.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.transforms import BaseTransform
+
+from ..groups._rotations import random_rotations
+
+__all__ = [
+    "QM9Target", "QM9_TARGETS", "QM9_SPECIES", "PAPER_MAE", "PAPER_HOMO_MAE_BY_GROUP", "get_target",
+    "atom_features", "qm9_split_sizes", "qm9_splits", "save_splits", "load_splits", "target_statistics",
+    "RandomRotation3d", "load_qm9", "target_values",
+]
+
+#: atomic numbers of the one-hot species encoding (H, C, N, O, F)
+QM9_SPECIES: Tuple[int, ...] = (1, 6, 7, 8, 9)
+
+#: molecules of full QM9 after PyG removes the 3,054 uncharacterized ones; the paper trains on 100k
+QM9_FULL_SIZE = 130_831
+QM9_TRAIN_SIZE = 100_000
+QM9_TEST_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class QM9Target:
+    """One regression target: its PyG column, the factor from PyG's unit to the paper's, the unit."""
+
+    name: str
+    column: int
+    scale: float
+    unit: str
+    description: str
+
+
+_MEV = 1000.0  # eV -> meV
+#: the paper's 12 targets (Table 2), by name
+QM9_TARGETS: Dict[str, QM9Target] = {t.name: t for t in [
+    QM9Target("mu", 0, 1.0, "D", "dipole moment"),
+    QM9Target("alpha", 1, 1.0, "bohr^3", "isotropic polarizability"),
+    QM9Target("homo", 2, _MEV, "meV", "HOMO energy"),
+    QM9Target("lumo", 3, _MEV, "meV", "LUMO energy"),
+    QM9Target("gap", 4, _MEV, "meV", "HOMO-LUMO gap"),
+    QM9Target("r2", 5, 1.0, "bohr^2", "electronic spatial extent"),
+    QM9Target("zpve", 6, _MEV, "meV", "zero point vibrational energy"),
+    QM9Target("U0", 12, _MEV, "meV", "atomization energy at 0 K"),
+    QM9Target("U", 13, _MEV, "meV", "atomization energy at 298.15 K"),
+    QM9Target("H", 14, _MEV, "meV", "atomization enthalpy at 298.15 K"),
+    QM9Target("G", 15, _MEV, "meV", "atomization free energy at 298.15 K"),
+    QM9Target("Cv", 11, 1.0, "cal/mol K", "heat capacity at 298.15 K"),
+]}
+
+#: Table 2 of the paper: LieConv(T3) test MAE per target, in the units of :data:`QM9_TARGETS`
+PAPER_MAE: Dict[str, float] = {"alpha": 0.084, "gap": 49, "homo": 30, "lumo": 25, "mu": 0.032, "Cv": 0.038,
+                               "G": 22, "H": 24, "r2": 0.800, "U": 19, "U0": 19, "zpve": 2.280}
+#: Table 3 of the paper: HOMO test MAE (meV) per group
+PAPER_HOMO_MAE_BY_GROUP: Dict[str, float] = {"Trivial": 31.7, "SO3": 65.4, "T3": 29.6, "SE3": 26.8}
+
+
+def get_target(name: str) -> QM9Target:
+    """The :class:`QM9Target` called ``name`` (case-insensitive), or a ``ValueError`` listing the names."""
+    for key, target in QM9_TARGETS.items():
+        if key.lower() == str(name).lower():
+            return target
+    raise ValueError(f"unknown QM9 target {name!r}; choose one of {', '.join(QM9_TARGETS)}")
+
+
+def target_values(y: Tensor, target: QM9Target) -> Tensor:
+    """PyG's target rows ``y`` ``[B, 19]`` -> the target in the paper's units ``[B]``."""
+    return y[:, target.column] * target.scale
+
+
+# ----------------------------------------------------------------------------------------------- features
+def atom_features(z: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
+    r"""Atomic numbers ``z`` ``[N]`` -> ``[N, 15]``: one-hot species (H, C, N, O, F) times :math:`[1, z/9, (z/9)^2]`.
+
+    Channel ``3 s + p`` is :math:`[z = Z_s]\,(z/9)^p` for species ``s`` and power ``p`` (the reference order).
+    Unknown atomic numbers raise a ``ValueError``.
+    """
+    species = torch.tensor(QM9_SPECIES, device=z.device)
+    onehot = z.unsqueeze(-1) == species
+    known = onehot.any(-1)
+    if not bool(known.all()):
+        unknown = sorted(set(z[~known].tolist()))
+        raise ValueError(f"QM9 atom features know the atomic numbers {list(QM9_SPECIES)}, got {unknown}")
+    scaled = (z.to(dtype or torch.get_default_dtype()) / 9).unsqueeze(-1)
+    powers = torch.cat([torch.ones_like(scaled), scaled, scaled * scaled], dim=-1)
+    return (onehot.unsqueeze(-1).to(powers.dtype) * powers.unsqueeze(-2)).flatten(1)
+
+
+# ----------------------------------------------------------------------------------------------- splits
+def qm9_split_sizes(num_molecules: int, train_size: Optional[int] = None, valid_size: Optional[int] = None,
+                    test_size: Optional[int] = None) -> Dict[str, int]:
+    r"""Sizes of the paper's split (Cormorant's protocol): 100k train, 10% test, the rest valid.
+
+    For a root with fewer molecules than full QM9 the train share :math:`100000/130831` is kept, i.e.
+    :math:`n_\text{train} = \min(100000, \text{round}(N \cdot 100000/130831))`,
+    :math:`n_\text{test} = \text{round}(0.1 N)`, :math:`n_\text{valid} = N - n_\text{train} - n_\text{test}`.
+    Explicit sizes override these (``train_size`` alone leaves test unchanged and shrinks nothing else,
+    so a small training subset is evaluated on the same test set).
+    """
+    n = int(num_molecules)
+    test = int(round(QM9_TEST_FRACTION * n)) if test_size is None else int(test_size)
+    protocol_train = min(QM9_TRAIN_SIZE, int(round(n * QM9_TRAIN_SIZE / QM9_FULL_SIZE)))
+    valid = n - protocol_train - test if valid_size is None else int(valid_size)
+    train = protocol_train if train_size is None else int(train_size)
+    if min(train, valid, test) < 1 or train + valid + test > n:
+        raise ValueError(f"cannot split {n} molecules into train {train}, valid {valid}, test {test}; "
+                         f"lower the sizes or use a bigger root")
+    return {"train": train, "valid": valid, "test": test}
+
+
+def qm9_splits(num_molecules: int, seed: int = 0, **sizes: Optional[int]) -> Dict[str, Tensor]:
+    """Disjoint index sets of :func:`qm9_split_sizes`, from one permutation seeded by ``seed``.
+
+    The test set takes the first indices of the permutation, then valid, then train, so changing
+    ``train_size`` never changes the test set.
+    """
+    counts = qm9_split_sizes(num_molecules, **sizes)
+    perm = torch.randperm(num_molecules, generator=torch.Generator().manual_seed(int(seed)))
+    test_end = counts["test"]
+    valid_end = test_end + counts["valid"]
+    return {"test": perm[:test_end].sort().values, "valid": perm[test_end:valid_end].sort().values,
+            "train": perm[valid_end:valid_end + counts["train"]].sort().values}
+
+
+def save_splits(path: str, splits: Dict[str, Tensor]) -> None:
+    """Write the split indices as JSON ``{"train": [...], "valid": [...], "test": [...]}``."""
+    with open(path, "w") as f:
+        json.dump({k: v.tolist() for k, v in splits.items()}, f)
+
+
+def load_splits(path: str) -> Dict[str, Tensor]:
+    with open(path) as f:
+        return {k: torch.tensor(v, dtype=torch.long) for k, v in json.load(f).items()}
+
+
+def target_statistics(values: Tensor) -> Tuple[float, float]:
+    r"""Median :math:`m` and median absolute deviation :math:`\operatorname{median}|y - m|` of training targets.
+
+    The model regresses :math:`(y - m)/\text{MAD}` (robust normalisation of the reference).
+    """
+    values = values.to(torch.float64)
+    median = values.median()
+    mad = (values - median).abs().median()
+    if not float(mad) > 0:
+        raise ValueError("the training targets are all equal (MAD = 0); use more training molecules")
+    return float(median), float(mad)
+
+
+# ----------------------------------------------------------------------------------------------- augmentation
+class RandomRotation3d(BaseTransform):
+    r"""Rotate ``data.pos`` by a Haar-uniform rotation :math:`R \in SO(3)` about ``center`` (default: the origin).
+
+    :math:`x \mapsto R (x - c) + c`; the paper's SO(3) data augmentation. Draws from the global torch RNG.
+    """
+
+    def __init__(self, center: str = "origin") -> None:
+        if center not in ("origin", "centroid"):
+            raise ValueError(f"center must be 'origin' or 'centroid', got {center!r}")
+        self.center = center
+
+    def forward(self, data: Data) -> Data:
+        pos = data.pos
+        rot = random_rotations((), 3, dtype=pos.dtype, device=pos.device)
+        c = pos.mean(0, keepdim=True) if self.center == "centroid" else torch.zeros_like(pos[:1])
+        data.pos = (pos - c) @ rot.T + c
+        return data
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(center={self.center!r})"
+
+
+# ----------------------------------------------------------------------------------------------- loading
+def _writable(path: str) -> bool:
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return os.access(probe, os.W_OK)
+
+
+def load_qm9(root: str, *, download: bool = True, cache_dir: Optional[str] = None):
+    """:class:`torch_geometric.datasets.QM9` at ``root``, with one-line errors instead of tracebacks.
+
+    Without data under ``root`` PyG downloads QM9 (``download=False`` refuses instead).
+    If ``root`` is read-only and not processed yet, PyG's processed files go to
+    ``cache_dir`` (default ``~/.cache/torch_geometric_lieconv/qm9-<hash of root>``) instead.
+    """
+    from torch_geometric.datasets import QM9
+
+    root = os.path.abspath(os.path.expanduser(root))
+    processed = os.path.join(root, "processed", "data_v3.pt")
+    cls = QM9
+    if not os.path.exists(processed) and os.path.isdir(os.path.join(root, "raw")) and not _writable(
+            os.path.join(root, "processed")):
+        digest = hashlib.sha1(root.encode()).hexdigest()[:12]
+        target_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "torch_geometric_lieconv",
+                                               f"qm9-{digest}")
+
+        class QM9ReadOnlyRoot(QM9):
+            @property
+            def processed_dir(self) -> str:
+                return target_dir
+
+        cls = QM9ReadOnlyRoot
+    has_raw = any(os.path.exists(os.path.join(root, "raw", name)) for name in ("qm9_v3.pt", "gdb9.sdf"))
+    missing = (f"no QM9 data under {root} (expected raw/qm9_v3.pt, or raw/gdb9.sdf with RDKit, or "
+               f"processed/data_v3.pt)")
+    if not has_raw and not os.path.exists(processed) and not download:
+        raise FileNotFoundError(f"{missing}; put PyG's raw QM9 files there or allow the download")
+    try:
+        return cls(root)
+    except Exception as error:  # download failure (no network), unreadable files, ...
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if not has_raw and not os.path.exists(processed):
+            raise FileNotFoundError(f"{missing} and the download failed ({detail}); put PyG's raw QM9 files in "
+                                    f"{os.path.join(root, 'raw')} or run once with network access") from None
+        raise ValueError(f"could not load QM9 from {root}: {type(error).__name__}: {detail}") from None

@@ -1,0 +1,371 @@
+r"""``lieconv train qm9`` and ``lieconv evaluate qm9``: the paper's QM9 experiment (Tables 2 and 3).
+
+Settings are resolved in this order (later wins): the reference settings of the group
+(:data:`GROUP_DEFAULTS`, DESIGN.md §4), ``--preset quick`` (:data:`QUICK_PRESET`), ``--config file.json``,
+then explicit flags. The resolved settings, the split indices and the target statistics are saved
+in the run folder and in every checkpoint, so ``lieconv evaluate qm9 --run DIR`` needs nothing else.
+
+Example::
+
+    lieconv train qm9 --root data/QM9 --target homo --group T3            # the paper's T(3) run
+    lieconv train qm9 --root data/QM9 --target homo --group SE3           # the paper's SE(3) run
+    lieconv train qm9 --root data/QM9 --target homo --preset quick        # a few minutes on a CPU
+    lieconv evaluate qm9 --run runs/qm9-homo-T3
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import re
+import time
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
+                            qm9_splits, save_splits, target_statistics, target_values)
+from ..training import (Trainer, cleanup_distributed, init_distributed, is_main_process,
+                        load_checkpoint, seed_everything)
+
+#: the reference settings shared by every group (DESIGN.md §4)
+BASE_CONFIG: Dict[str, Any] = {
+    "task": "qm9", "target": "homo", "group": "T3", "alpha": None, "model": "lieconv",
+    "hidden_channels": 1536, "num_layers": 6, "mc_samples": 100, "fill": 1.0, "lift_samples": 1,
+    "batch_norm": True, "recenter": False, "augment": True,
+    "lr": 3e-3, "batch_size": 75, "epochs": 500, "warmup_frac": 0.01, "weight_decay": 0.0, "grad_clip": None,
+    "seed": 0, "split_seed": 0, "train_size": None, "valid_size": None, "test_size": None,
+    "precision": "float32", "preset": "paper",
+}
+#: per-group reference settings (the reference README's commands)
+GROUP_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "T3": {"group": "T3"},
+    "Trivial": {"group": "Trivial"},
+    "SE3": {"group": "SE3", "alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
+    "SO3": {"group": "SO3", "alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
+}
+#: ``--preset quick``: a small model on a training subset, a few minutes on a CPU
+QUICK_PRESET: Dict[str, Any] = {
+    "preset": "quick", "hidden_channels": 128, "num_layers": 3, "epochs": 6, "batch_size": 32, "train_size": 3000,
+    "valid_size": 500, "mc_samples": 32,
+}
+#: settings that do not change the result (may differ on resume / evaluate)
+RUNTIME = ("device", "out", "root", "num_workers", "progress", "resume", "config", "download")
+
+
+def canonical_group(name: str) -> str:
+    """``"T(3)"``, ``"t3"``, ``"SE(3)"``, ``"trivial3"``... -> a key of :data:`GROUP_DEFAULTS`."""
+    key = re.sub(r"[\s_()]", "", str(name)).lower()
+    table = {"t3": "T3", "se3": "SE3", "so3": "SO3", "trivial": "Trivial", "trivial3": "Trivial"}
+    if key not in table:
+        raise ValueError(f"unknown group {name!r} for QM9; choose one of {', '.join(GROUP_DEFAULTS)}")
+    return table[key]
+
+
+def resolve_config(group: Optional[str] = None, preset: Optional[str] = None, config_file: Optional[str] = None,
+                   overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The run's settings: group defaults < preset < config file < ``overrides`` (``None`` values ignored)."""
+    from_file: Dict[str, Any] = {}
+    if config_file is not None:
+        if not os.path.isfile(config_file):
+            raise FileNotFoundError(f"config file {config_file} not found")
+        try:
+            with open(config_file) as f:
+                from_file = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"config file {config_file} is not valid JSON: {error}") from None
+        if not isinstance(from_file, dict):
+            raise ValueError(f"config file {config_file} must hold a JSON object of settings")
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    group = canonical_group(overrides.get("group", group or from_file.get("group", "T3")))
+    preset = overrides.get("preset", preset or from_file.get("preset", "paper"))
+    if preset not in ("paper", "quick"):
+        raise ValueError(f"unknown preset {preset!r}; choose 'paper' or 'quick'")
+    config = copy.deepcopy(BASE_CONFIG)
+    config.update(GROUP_DEFAULTS[group])
+    if preset == "quick":
+        config.update(QUICK_PRESET)
+    unknown = sorted(set(from_file) - set(config))
+    if unknown:
+        raise ValueError(f"unknown settings {unknown} in {config_file}; known: {', '.join(sorted(config))}")
+    config.update(from_file)
+    config.update(overrides)
+    config["group"] = group
+    config["target"] = get_target(config["target"]).name
+    if config["precision"] not in ("float32", "float64"):
+        raise ValueError(f"precision must be float32 or float64, got {config['precision']!r}")
+    return config
+
+
+# ----------------------------------------------------------------------------------------------- model
+def build_model(config: Dict[str, Any], pos_scale: float = 1.0) -> nn.Module:
+    """The QM9 regressor for ``config``: ``model(z, pos, batch) -> [num_graphs]`` (normalised target)."""
+    from ..groups import group_from_name
+    from ..models import QM9LieConv
+
+    if config["model"] != "lieconv":
+        raise ValueError(f"unknown QM9 model {config['model']!r}; only 'lieconv' is available")
+    group_name = "Trivial3" if config["group"] == "Trivial" else config["group"]
+    group = group_from_name(group_name, alpha=config["alpha"])
+    return QM9LieConv(group, hidden_channels=config["hidden_channels"], num_layers=config["num_layers"],
+                      mc_samples=config["mc_samples"], fill=config["fill"], lift_samples=config["lift_samples"],
+                      batch_norm=config["batch_norm"], center=True if config["recenter"] else None,
+                      pos_scale=pos_scale)
+
+
+def _dtype(config: Dict[str, Any]) -> torch.dtype:
+    return torch.float64 if config["precision"] == "float64" else torch.float32
+
+
+class QM9Objective:
+    """The L1 loss on the normalised target and the MAE in the paper's units.
+
+    ``prediction (paper units) = median + MAD * model(z, pos, batch)``.
+    """
+
+    def __init__(self, target: QM9Target, median: float, mad: float) -> None:
+        self.target, self.median, self.mad = target, float(median), float(mad)
+
+    def normalised_target(self, batch) -> Tensor:
+        return (target_values(batch.y, self.target).to(batch.pos.dtype) - self.median) / self.mad
+
+    def loss(self, model: nn.Module, batch) -> Tensor:
+        return (model(batch.z, batch.pos, batch.batch) - self.normalised_target(batch)).abs().mean()
+
+    def predict(self, model: nn.Module, batch) -> Tensor:
+        return model(batch.z, batch.pos, batch.batch) * self.mad + self.median
+
+    @torch.no_grad()
+    def mae(self, model: nn.Module, dataset, batch_size: int, device: torch.device,
+            dtype: torch.dtype = torch.float32) -> float:
+        """Mean absolute error over ``dataset`` in the paper's units."""
+        from torch_geometric.loader import DataLoader
+
+        from ..training import move_to
+
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        count = 0
+        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            batch = move_to(batch, device, dtype)
+            error = self.predict(model, batch) - target_values(batch.y, self.target).to(batch.pos.dtype)
+            total += error.abs().sum().to(torch.float64)
+            count += batch.num_graphs
+        return float(total / max(count, 1))
+
+
+# ----------------------------------------------------------------------------------------------- data
+def prepare_data(config: Dict[str, Any], root: str, *, download: bool = True) -> Dict[str, Any]:
+    """Load QM9, split it, and compute the train statistics (median, MAD, position scale)."""
+    dataset = load_qm9(root, download=download)
+    splits = qm9_splits(len(dataset), seed=config["split_seed"], train_size=config["train_size"],
+                        valid_size=config["valid_size"], test_size=config["test_size"])
+    target = get_target(config["target"])
+    train_y = target_values(dataset._data.y[splits["train"]] if _rows_are_molecules(dataset) else
+                            torch.cat([dataset[int(i)].y for i in splits["train"]]), target)
+    median, mad = target_statistics(train_y)
+    pos_scale = 1.0
+    if config["recenter"]:
+        pos_scale = 1.0 / _centred_position_std(dataset, splits["train"])
+    parts = {name: dataset.index_select(idx) for name, idx in splits.items()}
+    if config["augment"]:
+        parts["train"].transform = RandomRotation3d()
+    return {"dataset": dataset, "splits": splits, "parts": parts, "target": target, "median": median, "mad": mad,
+            "pos_scale": pos_scale}
+
+
+def _rows_are_molecules(dataset) -> bool:
+    data = getattr(dataset, "_data", None)
+    return data is not None and data.y is not None and data.y.shape[0] == len(dataset) and dataset._indices is None
+
+
+def _centred_position_std(dataset, index: Tensor) -> float:
+    """Standard deviation of the atom coordinates after centring each molecule (the reference's recentering)."""
+    total, count = 0.0, 0
+    for i in index.tolist():
+        pos = dataset[i].pos.to(torch.float64)
+        centred = pos - pos.mean(0, keepdim=True)
+        total += float((centred**2).sum())
+        count += centred.numel()
+    return max((total / max(count, 1)) ** 0.5, 1e-6)
+
+
+def _stats_config(config: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
+    """Everything the checkpoint must hold to rebuild the run: settings, data size and statistics."""
+    full = dict(config)
+    full.update({"num_molecules": len(data["dataset"]), "target_median": data["median"], "target_mad": data["mad"],
+                 "pos_scale": data["pos_scale"], "split_sizes": {k: len(v) for k, v in data["splits"].items()}})
+    return full
+
+
+# ----------------------------------------------------------------------------------------------- train
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--root", default=None, help="QM9 root folder (PyG layout: ROOT/raw/...)")
+    parser.add_argument("--no-download", dest="download", action="store_false",
+                        help="fail instead of downloading QM9 when ROOT holds no data")
+
+
+def configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Train LieConv on one QM9 target (the paper's Table 2 / Table 3 protocol)."
+    _add_common(parser)
+    parser.add_argument("--target", default=None, help="alpha, gap, homo, lumo, mu, Cv, G, H, r2, U, U0, zpve")
+    parser.add_argument("--group", default=None, help="T3 (default), SE3, SO3 or Trivial")
+    parser.add_argument("--preset", default=None, choices=["paper", "quick"],
+                        help="paper: the reference settings (default); quick: a small run for a CPU")
+    parser.add_argument("--config", default=None, help="JSON file of settings (overrides the preset)")
+    parser.add_argument("--out", default=None, help="run folder (default: runs/qm9-TARGET-GROUP[-quick])")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--seed", type=int, default=None, help="training seed (model init, data order, sampling)")
+    parser.add_argument("--split-seed", type=int, default=None, help="seed of the train/valid/test split")
+    parser.add_argument("--train-size", type=int, default=None, help="training molecules (default: the protocol's)")
+    parser.add_argument("--precision", default=None, choices=["float32", "float64"])
+    parser.add_argument("--hidden-channels", type=int, default=None)
+    parser.add_argument("--num-layers", type=int, default=None)
+    parser.add_argument("--mc-samples", type=int, default=None)
+    parser.add_argument("--fill", type=float, default=None)
+    parser.add_argument("--lift-samples", type=int, default=None)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="stop after this many epochs in this call (resume later with --resume)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+_FLAG_KEYS = ("target", "group", "preset", "epochs", "batch_size", "lr", "seed", "split_seed", "train_size",
+              "precision", "hidden_channels", "num_layers", "mc_samples", "fill", "lift_samples")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    overrides = {k: getattr(args, k, None) for k in _FLAG_KEYS}
+    config = resolve_config(config_file=args.config, overrides=overrides)
+    if args.root is None:
+        raise ValueError("pass --root, the QM9 folder (PyG's layout; downloaded there when empty)")
+    out = args.out or os.path.join("runs", f"qm9-{config['target']}-{config['group']}"
+                                   + ("-quick" if config["preset"] == "quick" else ""))
+    device = torch.device(args.device) if args.device else None
+    distributed = init_distributed(device)
+    rank0 = is_main_process()
+    if distributed and not rank0:
+        torch.distributed.barrier()  # rank 0 processes the dataset first
+    data = prepare_data(config, args.root, download=args.download)
+    if distributed and rank0:
+        torch.distributed.barrier()
+    full_config = _stats_config(config, data)
+    full_config["root"] = os.path.abspath(args.root)
+    if rank0:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(full_config, f, indent=2)
+        save_splits(os.path.join(out, "splits.json"), data["splits"])
+        print(f"QM9 {config['target']} ({data['target'].unit}), group {config['group']}: "
+              f"{', '.join(f'{k} {len(v)}' for k, v in data['splits'].items())} molecules; "
+              f"train median {data['median']:.4g}, MAD {data['mad']:.4g}; out {out}", flush=True)
+    seed_everything(config["seed"])
+    model = build_model(config, data["pos_scale"])
+    objective = QM9Objective(data["target"], data["median"], data["mad"])
+    dtype = _dtype(config)
+    eval_batch = 2 * config["batch_size"]
+
+    def evaluate(m: nn.Module) -> Dict[str, float]:
+        return {"valid_mae": objective.mae(m, data["parts"]["valid"], eval_batch, trainer.device, dtype)}
+
+    trainer = Trainer(model, data["parts"]["train"], batch_size=config["batch_size"], loss_fn=objective.loss,
+                      out_dir=out, epochs=config["epochs"], lr=config["lr"], weight_decay=config["weight_decay"],
+                      warmup_frac=config["warmup_frac"], evaluate_fn=evaluate, monitor="valid_mae", device=device,
+                      dtype=dtype, grad_clip=config["grad_clip"], seed=config["seed"], config=full_config,
+                      runtime_keys=RUNTIME, num_workers=args.num_workers, progress=args.progress)
+    start = time.perf_counter()
+    history = trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
+    if rank0 and history:
+        per_epoch = sum(row["time_s"] for row in history) / len(history)
+        print(f"trained {len(history)} epochs ({time.perf_counter() - start:.1f} s this call, "
+              f"{per_epoch:.1f} s/epoch); best valid MAE {trainer.best['value']:.4g} {data['target'].unit} "
+              f"at epoch {trainer.best['epoch']}", flush=True)
+        if trainer.epoch >= trainer.epochs:
+            rows = [evaluate_run(out, root=args.root, device=trainer.device, data=data)]
+            print(format_results(rows))
+    if distributed:
+        cleanup_distributed()
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def configure_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Test MAE of trained QM9 runs, next to the paper's figures."
+    _add_common(parser)
+    parser.add_argument("--run", nargs="+", required=True, help="run folder(s) written by 'lieconv train qm9'")
+    parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    parser.add_argument("--split", default="test", choices=["test", "valid", "train"])
+    parser.add_argument("--target", default=None, help="refuse runs trained on another target")
+    parser.add_argument("--group", default=None, help="refuse runs trained with another group")
+    parser.add_argument("--batch-size", type=int, default=None)
+
+
+def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "best", split: str = "test",
+                 device: Optional[Any] = None, batch_size: Optional[int] = None, expect: Optional[Dict[str, Any]] = None,
+                 data: Optional[Dict[str, Any]] = None, download: bool = True) -> Dict[str, Any]:
+    """MAE of a run's checkpoint on a split, in the paper's units; also written to ``RUN/results_SPLIT.json``."""
+    path = os.path.join(run, f"checkpoint_{checkpoint}.pt")
+    state = load_checkpoint(path)
+    config = state.get("config", {})
+    if config.get("task") != "qm9":
+        raise ValueError(f"{path} is not a QM9 checkpoint (task {config.get('task')!r})")
+    for key, value in (expect or {}).items():
+        if value is not None and config.get(key) != value:
+            raise ValueError(f"{path} was trained with {key}={config.get(key)!r}, not {value!r}")
+    root = root or config.get("root")
+    if data is None:
+        if root is None:
+            raise ValueError(f"pass --root: {path} does not record the QM9 folder")
+        data = prepare_data(config, root, download=download)
+        found = _stats_config(config, data)
+        for key in ("num_molecules", "target_median", "target_mad", "pos_scale"):
+            if abs(found[key] - config[key]) > 1e-9 * max(1.0, abs(config[key])):
+                raise ValueError(f"{root} gives {key}={found[key]:g} but {path} was trained with {key}="
+                                 f"{config[key]:g}; pass the --root the run was trained on")
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    dtype = _dtype(config)
+    model = build_model(config, config["pos_scale"]).to(device, dtype)
+    model.load_state_dict(state["model"])
+    model.eval()
+    objective = QM9Objective(get_target(config["target"]), config["target_median"], config["target_mad"])
+    seed_everything(config["seed"])
+    subset = data["dataset"].index_select(data["splits"][split])  # no augmentation
+    mae = objective.mae(model, subset, batch_size or 2 * config["batch_size"], device, dtype)
+    baseline = float((target_values(data["dataset"]._data.y[data["splits"][split]], objective.target)
+                      - config["target_median"]).abs().mean()) if _rows_are_molecules(data["dataset"]) else float("nan")
+    row = {"run": run, "target": config["target"], "group": config["group"], "split": split,
+           "checkpoint": checkpoint, "epoch": state["epoch"], "mae": mae, "median_baseline_mae": baseline,
+           "unit": objective.target.unit, "paper_T3": PAPER_MAE[config["target"]],
+           "paper_group_homo": PAPER_HOMO_MAE_BY_GROUP.get(config["group"]) if config["target"] == "homo" else None,
+           "num_molecules": len(subset)}
+    with open(os.path.join(run, f"results_{split}.json"), "w") as f:
+        json.dump(row, f, indent=2)
+    return row
+
+
+def format_results(rows: List[Dict[str, Any]]) -> str:
+    """A table of MAE per run next to the paper's figure (Table 2: T(3); Table 3: HOMO by group)."""
+    header = ["target", "group", "split", "n", "epoch", "MAE", "median baseline", "unit", "paper T3 (Tab. 2)",
+              "paper group (Tab. 3)"]
+    lines = [header]
+    for r in rows:
+        lines.append([r["target"], r["group"], r["split"], str(r["num_molecules"]), str(r["epoch"]), f"{r['mae']:.4g}",
+                      f"{r['median_baseline_mae']:.4g}", r["unit"], f"{r['paper_T3']:g}",
+                      "-" if r["paper_group_homo"] is None else f"{r['paper_group_homo']:g}"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    expect = {"target": get_target(args.target).name if args.target else None,
+              "group": canonical_group(args.group) if args.group else None}
+    rows = [evaluate_run(run, root=args.root, checkpoint=args.checkpoint, split=args.split, device=args.device,
+                         batch_size=args.batch_size, expect=expect, download=args.download) for run in args.run]
+    print(format_results(rows))
+    return 0

@@ -1,0 +1,251 @@
+r"""RotMNIST with LieConv (paper §5.1, Table 1): ``lieconv train|evaluate|check rotmnist``.
+
+* ``lieconv train rotmnist --root R --group SE2 [--preset quick] [--epochs E] [--resume]`` trains an
+  :class:`~torch_geometric_lieconv.models.image.ImageLieResNet` on the 10k training images (random
+  rotation augmentation of the point sets, as the reference's ``aug=True``), reports the validation
+  error after every epoch, keeps ``checkpoint_best.pt`` by it, and finally prints the test error next to
+  the paper's figure for the group.
+* ``lieconv evaluate rotmnist --root R --checkpoint runs/rotmnist/SE2/checkpoint_best.pt`` prints the
+  test (or validation) error in percent next to the paper's Table 1.
+* ``lieconv check rotmnist --root R --checkpoint ...`` prints the accuracy on the test set rotated
+  about the image centre by fixed angles (0, 45, 90, 180 degrees by default) and by random angles.
+  Rotating the point set is exact (no resampling); 90-degree multiples permute the pixel grid.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.transforms import RandomRotate
+
+from ..datasets.rotmnist import DEFAULT_CROP_RADIUS, RotMNIST
+from ..groups import group_from_name
+from ..models.image import ImageLieResNet
+from ..training import Trainer, load_checkpoint, seed_everything
+
+#: the paper's Table 1: LieConv test error (%) on RotMNIST, by group class name (planar groups only)
+PAPER_TEST_ERROR = {"Trivial": 1.58, "Ty": 1.49, "T": 1.44, "SO2": 1.42, "RxSO2": 1.27, "SE2": 1.24}
+#: how Table 1 names the groups (the paper's T(1)_y is our Ty: translations along the image's vertical)
+PAPER_GROUP_LABEL = {"Trivial": "Trivial", "Ty": "T(1)y", "T": "T(2)", "SO2": "SO(2)", "RxSO2": "RxSO(2)",
+                     "SE2": "SE(2)"}
+
+#: ``paper``: the reference command line of the RotMNIST runs; ``quick``: a small CPU-friendly run
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "paper": dict(epochs=500, batch_size=25, lr=3e-3, hidden_channels=128, num_layers=6, mc_samples=25,
+                  fill=0.1, total_ds=0.1),
+    "quick": dict(epochs=5, batch_size=25, lr=3e-3, hidden_channels=32, num_layers=3, mc_samples=16,
+                  fill=0.1, total_ds=0.1),
+}
+
+
+def paper_error(group_name: str) -> Tuple[str, Optional[float]]:
+    """Table 1's label and test error (%) for a group name (``None`` when the paper has no figure)."""
+    group = group_from_name(group_name)
+    key = type(group).__name__
+    if getattr(group, "space_dim", 2) != 2 or key not in PAPER_TEST_ERROR:
+        return str(group), None
+    return PAPER_GROUP_LABEL[key], PAPER_TEST_ERROR[key]
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _limit(dataset: RotMNIST, limit: Optional[int]) -> RotMNIST:
+    if limit is None:
+        return dataset
+    if limit < 1:
+        raise ValueError(f"a limit on the number of images must be >= 1, got {limit}")
+    return dataset[: min(int(limit), len(dataset))]
+
+
+def _load(root: str, split: str, crop_radius: Optional[float], transform=None) -> RotMNIST:
+    raw = os.path.join(root, "raw")
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"--root {root} does not exist; create it (the .amat files go in {raw}, "
+                                f"or they are downloaded there)")
+    return RotMNIST(root, split, crop_radius=crop_radius, transform=transform)
+
+
+@torch.no_grad()
+def classification_error(model: nn.Module, dataset, batch_size: int = 100, device: Any = "cpu",
+                         progress: bool = False, desc: str = "evaluating") -> float:
+    """Error (%) of ``model`` (point-set classifier ``model(x, pos, batch, num_graphs=...)``) on ``dataset``."""
+    from torch_geometric.loader import DataLoader
+    from tqdm import tqdm
+
+    was_training = model.training
+    model.eval()
+    wrong = total = 0
+    for batch in tqdm(DataLoader(dataset, batch_size=batch_size), desc=desc, leave=False, disable=not progress):
+        batch = batch.to(device)
+        logits = model(batch.x, batch.pos, batch.batch, num_graphs=batch.num_graphs)
+        wrong += int((logits.argmax(dim=-1) != batch.y).sum())
+        total += batch.num_graphs
+    model.train(was_training)
+    if total == 0:
+        raise ValueError("cannot evaluate on an empty dataset")
+    return 100.0 * wrong / total
+
+
+def _cross_entropy(model: nn.Module, batch) -> torch.Tensor:
+    return F.cross_entropy(model(batch.x, batch.pos, batch.batch, num_graphs=batch.num_graphs), batch.y)
+
+
+def _report_line(group_name: str, split: str, error: float, count: int) -> str:
+    label, paper = paper_error(group_name)
+    reference = f"paper Table 1 ({label}): {paper:.2f}%" if paper is not None else "no Table 1 figure for this group"
+    return f"{label}: {split} error {error:.2f}% on {count} images; {reference}"
+
+
+def _build_model(model_config: Dict[str, Any]) -> ImageLieResNet:
+    return ImageLieResNet(**model_config)
+
+
+def load_trained(checkpoint: str, device: Any = "cpu") -> Tuple[ImageLieResNet, Dict[str, Any]]:
+    """The model stored in a ``lieconv train rotmnist`` checkpoint, and the run's config."""
+    state = load_checkpoint(checkpoint, map_location=device)
+    config = state.get("config", {})
+    if config.get("task") != "rotmnist" or "model" not in config:
+        raise ValueError(f"{checkpoint} is not a checkpoint of 'lieconv train rotmnist'")
+    model = _build_model(config["model"]).to(device)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, config
+
+
+# ----------------------------------------------------------------------------------------------- train
+def configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Train LieConv on RotMNIST (paper §5.1). Settings default to --preset paper "
+                          "(500 epochs, batch 25, lr 3e-3, k=128, 6 layers, nbhd 25, fill 0.1, total_ds 0.1).")
+    parser.add_argument("--root", required=True, help="dataset folder; the .amat files are read from ROOT/raw")
+    parser.add_argument("--group", default="SE2", help="Trivial2, Ty, T2, SO2, RxSO2, SE2 (default), ...")
+    parser.add_argument("--alpha", type=float, default=None, help="the group's distance weight (default: the group's)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                        help="paper: the reference settings; quick: a small model for a fast CPU run")
+    for name, kind, text in [("epochs", int, "epochs"), ("batch-size", int, "batch size"),
+                             ("lr", float, "peak learning rate (cosine decay, 1%% warm-up)"),
+                             ("hidden-channels", int, "channels k"), ("num-layers", int, "bottleneck blocks"),
+                             ("mc-samples", int, "Monte Carlo neighbours (nbhd)"), ("fill", float, "first-layer fill"),
+                             ("total-ds", float, "fraction of the points left after the last block")]:
+        parser.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (default: from the preset)")
+    parser.add_argument("--lift-samples", type=int, default=None, help="lift samples (default: 2 for SE2, else 1)")
+    parser.add_argument("--crop-radius", type=float, default=DEFAULT_CROP_RADIUS, help="circular crop in pixels")
+    parser.add_argument("--no-augment", action="store_true", help="no random rotation of the training point sets")
+    parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    parser.add_argument("--valid-limit", type=int, default=None, help="use only the first N validation images")
+    parser.add_argument("--test-limit", type=int, default=None, help="use only the first N test images at the end")
+    parser.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/rotmnist/<group>-<preset>)")
+    parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint_last.pt")
+    parser.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs in this call")
+    parser.add_argument("--eval-batch-size", type=int, default=100)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _settings(args: argparse.Namespace) -> Dict[str, Any]:
+    settings = dict(PRESETS[args.preset])
+    for key in settings:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    return settings
+
+
+def run_train(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    group = group_from_name(args.group, args.alpha)  # validates the name
+    model_config = dict(group=args.group, alpha=args.alpha, hidden_channels=settings["hidden_channels"],
+                        num_layers=settings["num_layers"], mc_samples=settings["mc_samples"], fill=settings["fill"],
+                        total_ds=settings["total_ds"], lift_samples=args.lift_samples)
+    model = _build_model(model_config)
+    augment = None if args.no_augment else RandomRotate(180)
+    train = _limit(_load(args.root, "train", args.crop_radius, transform=augment), args.train_limit)
+    valid = _limit(_load(args.root, "valid", args.crop_radius), args.valid_limit)
+    device = args.device or _default_device()
+    out = args.out or os.path.join("runs", "rotmnist", f"{type(group).__name__}-{args.preset}")
+    progress = not args.no_progress
+    config = dict(task="rotmnist", model=model_config, crop_radius=args.crop_radius, augment=augment is not None,
+                  train_size=len(train), valid_size=len(valid))
+
+    def evaluate(trained: nn.Module) -> Dict[str, float]:
+        return {"valid_error": classification_error(trained, valid, args.eval_batch_size, device, progress,
+                                                    "validation")}
+
+    trainer = Trainer(model, train, batch_size=settings["batch_size"], loss_fn=_cross_entropy, out_dir=out,
+                      epochs=settings["epochs"], lr=settings["lr"], evaluate_fn=evaluate, monitor="valid_error",
+                      device=device, seed=args.seed, config=config, num_workers=args.num_workers, progress=progress)
+    print(f"training {model} on {len(train)} images ({len(valid)} for validation), {trainer.steps_per_epoch} "
+          f"steps per epoch, on {trainer.device}; output in {out}", flush=True)
+    trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
+    if args.no_test or trainer.epoch < trainer.epochs:
+        return 0
+    best, _ = load_trained(trainer.best_path, trainer.device)
+    test = _limit(_load(args.root, "test", args.crop_radius), args.test_limit)
+    error = classification_error(best, test, args.eval_batch_size, trainer.device, progress, "test")
+    print(_report_line(args.group, "test", error, len(test)) + f" (best epoch {trainer.best['epoch']})")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- evaluate
+def _configure_trained(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", required=True, help="dataset folder; the .amat files are read from ROOT/raw")
+    parser.add_argument("--checkpoint", required=True, help="a checkpoint of 'lieconv train rotmnist'")
+    parser.add_argument("--split", choices=("test", "valid"), default="test")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random lift / neighbourhood samples")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def configure_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Test error (%) of a trained RotMNIST model next to the paper's Table 1."
+    _configure_trained(parser)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    device = args.device or _default_device()
+    model, config = load_trained(args.checkpoint, device)
+    seed_everything(args.seed)
+    dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS)), args.limit)
+    error = classification_error(model, dataset, args.batch_size, device, not args.no_progress, args.split)
+    print(_report_line(config["model"]["group"], args.split, error, len(dataset)))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- check
+def configure_check(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Accuracy of a trained RotMNIST model on the test set rotated about the image centre "
+                          "by fixed angles and by random angles (rotations of the point sets).")
+    _configure_trained(parser)
+    parser.add_argument("--angles", type=float, nargs="+", default=[0.0, 45.0, 90.0, 180.0],
+                        help="fixed rotation angles in degrees, counter-clockwise (default: 0 45 90 180)")
+    parser.add_argument("--no-random", action="store_true", help="skip the randomly rotated copy")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    device = args.device or _default_device()
+    model, config = load_trained(args.checkpoint, device)
+    dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS)), args.limit)
+    label, _ = paper_error(config["model"]["group"])
+    rotations = [(f"{angle:g} deg", RandomRotate((angle, angle))) for angle in args.angles]
+    if not args.no_random:
+        rotations.append(("random", RandomRotate(180)))
+    print(f"{label}: accuracy on the {args.split} set ({len(dataset)} images) rotated about the image centre")
+    print(f"{'rotation':>10}  {'accuracy %':>10}  {'error %':>8}")
+    for name, rotation in rotations:
+        seed_everything(args.seed)  # the same lift / neighbourhood samples for every angle
+        dataset.transform = rotation
+        start = time.perf_counter()
+        error = classification_error(model, dataset, args.batch_size, device, not args.no_progress, name)
+        print(f"{name:>10}  {100 - error:>10.2f}  {error:>8.2f}   ({time.perf_counter() - start:.0f} s)", flush=True)
+    return 0
