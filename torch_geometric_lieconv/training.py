@@ -200,26 +200,33 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (torch.dtype, torch.device)):
         return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return value
     return value
+
+
+def _first_difference(saved: Any, current: Any, prefix: str, ignore: set) -> Optional[str]:
+    if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        for key in sorted(set(saved) | set(current), key=str):
+            if key in ignore:
+                continue
+            found = _first_difference(saved.get(key, "<unset>"), current.get(key, "<unset>"),
+                                      f"{prefix}{key}.", ignore)
+            if found is not None:
+                return found
+        return None
+    a, b = _plain(saved), _plain(current)
+    return None if a == b else f"{prefix[:-1]}={a!r} but this run has {prefix[:-1]}={b!r}"
 
 
 def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], *, ignore: Iterable[str] = RUNTIME_KEYS,
                  what: str = "checkpoint") -> None:
     """Raise a one-line ``ValueError`` naming the first setting where ``saved`` and ``current`` differ.
 
-    Keys in ``ignore`` (device, output folder, ...) may differ; a key present on one side only counts
-    as a difference.
+    Nested dicts are compared key by key; keys in ``ignore`` (device, output folder, ...) may differ;
+    a key present on one side only counts as a difference.
     """
-    ignore = set(ignore)
-    for key in sorted(set(saved) | set(current)):
-        if key in ignore:
-            continue
-        a, b = _plain(saved.get(key, "<unset>")), _plain(current.get(key, "<unset>"))
-        if a != b:
-            raise ValueError(f"the {what} was made with {key}={a!r} but this run has {key}={b!r}; "
-                             f"use the same settings or another output folder")
+    found = _first_difference(saved, current, "", set(ignore))
+    if found is not None:
+        raise ValueError(f"the {what} was made with {found}; use the same settings or another output folder")
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:

@@ -108,35 +108,41 @@ def qm9_split_sizes(num_molecules: int, train_size: Optional[int] = None, valid_
                     test_size: Optional[int] = None) -> Dict[str, int]:
     r"""Sizes of the paper's split (Cormorant's protocol): 100k train, 10% test, the rest valid.
 
-    For a root with fewer molecules than full QM9 the train share :math:`100000/130831` is kept, i.e.
+    For a root with fewer molecules than full QM9 the train share :math:`100000/130831` is kept:
     :math:`n_\text{train} = \min(100000, \text{round}(N \cdot 100000/130831))`,
     :math:`n_\text{test} = \text{round}(0.1 N)`, :math:`n_\text{valid} = N - n_\text{train} - n_\text{test}`.
-    Explicit sizes override these (``train_size`` alone leaves test unchanged and shrinks nothing else,
-    so a small training subset is evaluated on the same test set).
+    ``train_size`` / ``valid_size`` ask for *at most* that many (a subset of the protocol's split, e.g.
+    for a quick run); ``test_size`` sets the test size exactly (the valid share absorbs the change).
     """
     n = int(num_molecules)
     test = int(round(QM9_TEST_FRACTION * n)) if test_size is None else int(test_size)
-    protocol_train = min(QM9_TRAIN_SIZE, int(round(n * QM9_TRAIN_SIZE / QM9_FULL_SIZE)))
-    valid = n - protocol_train - test if valid_size is None else int(valid_size)
-    train = protocol_train if train_size is None else int(train_size)
-    if min(train, valid, test) < 1 or train + valid + test > n:
+    train = min(QM9_TRAIN_SIZE, int(round(n * QM9_TRAIN_SIZE / QM9_FULL_SIZE)))
+    valid = n - train - test
+    if min(train, valid, test) < 1:
         raise ValueError(f"cannot split {n} molecules into train {train}, valid {valid}, test {test}; "
-                         f"lower the sizes or use a bigger root")
-    return {"train": train, "valid": valid, "test": test}
+                         f"use a bigger QM9 root or another test size")
+    for name, size in (("train_size", train_size), ("valid_size", valid_size)):
+        if size is not None and int(size) < 1:
+            raise ValueError(f"{name} must be at least 1, got {size}")
+    return {"train": train if train_size is None else min(train, int(train_size)),
+            "valid": valid if valid_size is None else min(valid, int(valid_size)), "test": test}
 
 
 def qm9_splits(num_molecules: int, seed: int = 0, **sizes: Optional[int]) -> Dict[str, Tensor]:
     """Disjoint index sets of :func:`qm9_split_sizes`, from one permutation seeded by ``seed``.
 
-    The test set takes the first indices of the permutation, then valid, then train, so changing
-    ``train_size`` never changes the test set.
+    The permutation is cut into the protocol's test, valid and train blocks (in this order); smaller
+    ``train_size`` / ``valid_size`` take the first molecules of their block, so the test set never
+    depends on them and a subset run's splits are subsets of the full run's.
     """
+    protocol = qm9_split_sizes(num_molecules, test_size=sizes.get("test_size"))
     counts = qm9_split_sizes(num_molecules, **sizes)
     perm = torch.randperm(num_molecules, generator=torch.Generator().manual_seed(int(seed)))
-    test_end = counts["test"]
-    valid_end = test_end + counts["valid"]
-    return {"test": perm[:test_end].sort().values, "valid": perm[test_end:valid_end].sort().values,
-            "train": perm[valid_end:valid_end + counts["train"]].sort().values}
+    valid_start = protocol["test"]
+    train_start = valid_start + protocol["valid"]
+    return {"test": perm[:protocol["test"]].sort().values,
+            "valid": perm[valid_start:valid_start + counts["valid"]].sort().values,
+            "train": perm[train_start:train_start + counts["train"]].sort().values}
 
 
 def save_splits(path: str, splits: Dict[str, Tensor]) -> None:

@@ -181,14 +181,28 @@ def _rows_are_molecules(dataset) -> bool:
 
 
 def _centred_position_std(dataset, index: Tensor) -> float:
-    """Standard deviation of the atom coordinates after centring each molecule (the reference's recentering)."""
-    total, count = 0.0, 0
-    for i in index.tolist():
-        pos = dataset[i].pos.to(torch.float64)
-        centred = pos - pos.mean(0, keepdim=True)
-        total += float((centred**2).sum())
-        count += centred.numel()
-    return max((total / max(count, 1)) ** 0.5, 1e-6)
+    r"""Root mean square atom coordinate after centring each training molecule at its centroid.
+
+    The reference recentres and divides positions by their standard deviation over the training set;
+    here the centring is per molecule (the model centres each molecule), the scale is
+    :math:`1/\sqrt{\langle |x - \bar x_{mol}|^2 \rangle / 3}`.
+    """
+    from torch_scatter import scatter_mean
+
+    slices = getattr(dataset, "slices", None)
+    if _rows_are_molecules(dataset) and slices is not None and "pos" in slices:
+        ptr = slices["pos"]
+        counts = ptr[1:] - ptr[:-1]
+        molecule = torch.repeat_interleave(torch.arange(len(counts)), counts)
+        pos = dataset._data.pos.to(torch.float64)
+        centred = pos - scatter_mean(pos, molecule, dim=0, dim_size=len(counts))[molecule]
+        keep = torch.zeros(len(counts), dtype=torch.bool)
+        keep[index] = True
+        centred = centred[keep[molecule]]
+    else:  # generic datasets: one molecule at a time
+        parts = [dataset[int(i)].pos.to(torch.float64) for i in index]
+        centred = torch.cat([p - p.mean(0, keepdim=True) for p in parts])
+    return max(float(centred.pow(2).mean().sqrt()), 1e-6)
 
 
 def _stats_config(config: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
@@ -297,7 +311,7 @@ def run_train(args: argparse.Namespace) -> int:
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.description = "Test MAE of trained QM9 runs, next to the paper's figures."
     _add_common(parser)
-    parser.add_argument("--run", nargs="+", required=True, help="run folder(s) written by 'lieconv train qm9'")
+    parser.add_argument("--run", dest="runs", nargs="+", required=True, help="run folder(s) written by 'lieconv train qm9'")
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--split", default="test", choices=["test", "valid", "train"])
     parser.add_argument("--target", default=None, help="refuse runs trained on another target")
@@ -366,6 +380,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     expect = {"target": get_target(args.target).name if args.target else None,
               "group": canonical_group(args.group) if args.group else None}
     rows = [evaluate_run(run, root=args.root, checkpoint=args.checkpoint, split=args.split, device=args.device,
-                         batch_size=args.batch_size, expect=expect, download=args.download) for run in args.run]
+                         batch_size=args.batch_size, expect=expect, download=args.download) for run in args.runs]
     print(format_results(rows))
     return 0

@@ -150,7 +150,8 @@ class HamiltonianLieConv(SeparableHamiltonian):
         if self.group.frame_dim is None:
             return None
         rel = centre_positions(q, batch, num_systems)
-        at_centroid = rel.norm(dim=-1) < torch.finfo(rel.dtype).tiny ** 0.5
+        # "at the centroid" up to the rounding of the centroid itself
+        at_centroid = rel.norm(dim=-1) <= 8 * torch.finfo(rel.dtype).eps * q.norm(dim=-1).clamp_min(1)
         if bool(at_centroid.any()):  # host sync, as the groups' own input checks
             bad = at_centroid.nonzero().flatten()[:5].tolist()
             raise ValueError(f"{self.group}: the stabilizer frame of a particle points from its system's centroid, "

@@ -1,0 +1,317 @@
+"""QM9 end to end on a tiny root written in PyG's raw format: loading, targets and units, splits,
+features, augmentation, training / resume / evaluation through the CLI, bad input, invariance."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import urllib.error
+
+import pytest
+import torch
+from qm9_fixture import RAW_COLUMNS, write_qm9_root
+
+from torch_geometric_lieconv.cli import main
+from torch_geometric_lieconv.datasets.qm9 import (QM9_TARGETS, RandomRotation3d, atom_features, get_target, load_qm9,
+                                                  qm9_split_sizes, qm9_splits, target_statistics, target_values)
+from torch_geometric_lieconv.training import load_checkpoint
+
+NUM_MOLECULES = 30
+# tiny model and run settings shared by the CLI tests
+TINY = ["--hidden-channels", "16", "--num-layers", "1", "--batch-size", "4", "--lr", "3e-3", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def qm9_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qm9")
+    molecules = write_qm9_root(str(root), NUM_MOLECULES, seed=0)
+    return str(root), molecules
+
+
+@pytest.fixture(scope="module")
+def t3_run(qm9_root, tmp_path_factory):
+    root, _ = qm9_root
+    out = str(tmp_path_factory.mktemp("run") / "t3")
+    code = main(["train", "qm9", "--root", root, "--target", "homo", "--group", "T3", "--epochs", "2", "--out", out]
+                + TINY)
+    assert code == 0
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- data
+def test_fixture_loads_through_pyg(qm9_root):
+    from torch_geometric.datasets import QM9
+
+    root, molecules = qm9_root
+    for name in QM9(root).raw_file_names:  # whichever raw format the installed packages select exists
+        assert os.path.isfile(os.path.join(root, "raw", name))
+    dataset = load_qm9(root, download=False)
+    assert len(dataset) == NUM_MOLECULES
+    for i in (0, 7, NUM_MOLECULES - 1):
+        assert dataset[i].z.tolist() == molecules[i]["z"]
+        torch.testing.assert_close(dataset[i].pos, molecules[i]["pos"], atol=1e-4, rtol=0)
+
+
+# Paper units from QM9's raw CSV units, from the physical constants (not from the package):
+# 1 Hartree = 27.211386246 eV (CODATA); 1 kcal/mol = 4184 J/mol / 96485.33212 C/mol = 0.0433641 eV.
+HARTREE_MEV = 27.211386246e3
+KCAL_MEV = 4184 / 96485.33212 * 1e3
+EXPECTED = {  # paper target -> (raw CSV column, factor to the paper's unit)
+    "mu": ("mu", 1.0), "alpha": ("alpha", 1.0), "homo": ("homo", HARTREE_MEV), "lumo": ("lumo", HARTREE_MEV),
+    "gap": ("gap", HARTREE_MEV), "r2": ("r2", 1.0), "zpve": ("zpve", HARTREE_MEV), "Cv": ("cv", 1.0),
+    "U0": ("u0_atom", KCAL_MEV), "U": ("u298_atom", KCAL_MEV), "H": ("h298_atom", KCAL_MEV),
+    "G": ("g298_atom", KCAL_MEV),
+}
+
+
+def test_targets_units_and_mapping(qm9_root):
+    root, molecules = qm9_root
+    dataset = load_qm9(root, download=False)
+    assert set(QM9_TARGETS) == set(EXPECTED)
+    for i in (0, 5):
+        y = dataset[i].y
+        for name, (column, factor) in EXPECTED.items():
+            expected = molecules[i]["raw"][column] * factor
+            assert float(target_values(y, get_target(name))) == pytest.approx(expected, rel=2e-6), name
+    # HOMO of molecule 0 by hand: Hartree -> meV
+    assert float(target_values(dataset[0].y, get_target("homo"))) == pytest.approx(
+        molecules[0]["raw"]["homo"] * 27211.386246, rel=1e-6)
+    assert get_target("u0").name == "U0" and get_target("cv").name == "Cv"
+    with pytest.raises(ValueError, match="unknown QM9 target"):
+        get_target("enthalpy")
+
+
+def test_atom_features_by_hand():
+    z = torch.tensor([1, 6, 9, 8])
+    f = atom_features(z, dtype=torch.float64)
+    expected = torch.zeros(4, 15, dtype=torch.float64)
+    for row, (species, value) in enumerate([(0, 1), (1, 6), (4, 9), (3, 8)]):
+        expected[row, 3 * species:3 * species + 3] = torch.tensor([1.0, value / 9, (value / 9) ** 2])
+    torch.testing.assert_close(f, expected)
+    with pytest.raises(ValueError, match="atomic numbers"):
+        atom_features(torch.tensor([6, 16]))
+
+
+def test_atom_features_match_the_model():
+    from torch_geometric_lieconv.models import QM9LieConv
+
+    z = torch.tensor([1, 6, 7, 8, 9, 6])
+    torch.testing.assert_close(atom_features(z), QM9LieConv("T3", hidden_channels=8, num_layers=1).atom_features(z))
+
+
+def test_split_sizes_and_disjointness():
+    # full QM9 after removing the uncharacterized molecules: 100k train, 10% test, the rest valid
+    assert qm9_split_sizes(130_831) == {"train": 100_000, "valid": 130_831 - 100_000 - 13_083, "test": 13_083}
+    assert qm9_split_sizes(1000) == {"train": round(1000 * 100_000 / 130_831), "valid": 1000 - 764 - 100, "test": 100}
+    splits = qm9_splits(1000, seed=3)
+    together = torch.cat(list(splits.values()))
+    assert together.unique().numel() == together.numel() == 1000
+    again, other = qm9_splits(1000, seed=3), qm9_splits(1000, seed=4)
+    assert all(torch.equal(splits[k], again[k]) for k in splits)
+    assert not torch.equal(splits["test"], other["test"])
+    small = qm9_splits(1000, seed=3, train_size=50, valid_size=20)
+    assert torch.equal(small["test"], splits["test"])
+    assert len(small["train"]) == 50 and set(small["train"].tolist()) <= set(splits["train"].tolist())
+    assert set(small["valid"].tolist()) <= set(splits["valid"].tolist())
+    with pytest.raises(ValueError, match="cannot split"):
+        qm9_splits(5)
+
+
+def test_target_statistics_median_and_mad():
+    median, mad = target_statistics(torch.tensor([1.0, 2.0, 3.0, 4.0, 100.0]))
+    assert (median, mad) == (3.0, 1.0)  # |y - 3| = 2, 1, 0, 1, 97 -> median 1
+    with pytest.raises(ValueError, match="MAD"):
+        target_statistics(torch.ones(4))
+
+
+def test_random_rotation_is_rigid_and_uniform():
+    from torch_geometric.data import Data
+
+    pos = torch.randn(6, 3, dtype=torch.float64)
+    transform = RandomRotation3d()
+    moved = transform(Data(pos=pos.clone())).pos
+    torch.testing.assert_close(torch.cdist(moved, moved), torch.cdist(pos, pos))
+    torch.testing.assert_close(moved.norm(dim=-1), pos.norm(dim=-1))  # about the origin
+    assert not torch.allclose(moved, pos)
+    # uniform on SO(3): a rotated unit vector is uniform on the sphere (mean 0, second moment I/3)
+    e1 = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    v = torch.cat([transform(Data(pos=e1.clone())).pos for _ in range(1000)])
+    assert v.mean(0).abs().max() < 0.08
+    torch.testing.assert_close(v.T @ v / len(v), torch.eye(3, dtype=torch.float64) / 3, atol=0.04, rtol=0)
+    centred = RandomRotation3d(center="centroid")(Data(pos=pos.clone())).pos
+    torch.testing.assert_close(centred.mean(0), pos.mean(0))
+
+
+# ----------------------------------------------------------------------------------------------- training
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_files_and_learns(t3_run, capsys):
+    for name in ("checkpoint_last.pt", "checkpoint_best.pt", "metrics.csv", "learning_curve.png", "config.json",
+                 "splits.json", "results_test.json"):
+        assert os.path.isfile(os.path.join(t3_run, name)), name
+    rows = _rows(os.path.join(t3_run, "metrics.csv"))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
+    assert all(math.isfinite(float(r["valid_mae"])) for r in rows)
+    with open(os.path.join(t3_run, "splits.json")) as f:
+        splits = json.load(f)
+    sizes = qm9_split_sizes(NUM_MOLECULES)
+    assert {k: len(v) for k, v in splits.items()} == sizes
+    assert len(set(sum(splits.values(), []))) == NUM_MOLECULES
+    state = load_checkpoint(os.path.join(t3_run, "checkpoint_last.pt"))
+    assert state["epoch"] == 2 and state["config"]["target"] == "homo" and state["config"]["group"] == "T3"
+
+
+def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
+    from torch_geometric_lieconv.experiments.qm9 import build_model
+
+    root, molecules = qm9_root
+    capsys.readouterr()
+    assert main(["evaluate", "qm9", "--run", t3_run, "--root", root, "--checkpoint", "last"]) == 0
+    table = capsys.readouterr().out
+    assert "homo" in table and "29.6" in table and "30" in table  # the paper's figures next to ours
+    with open(os.path.join(t3_run, "results_test.json")) as f:
+        result = json.load(f)
+    state = load_checkpoint(os.path.join(t3_run, "checkpoint_last.pt"))
+    config = state["config"]
+    model = build_model(config, config["pos_scale"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    with open(os.path.join(t3_run, "splits.json")) as f:
+        test_index = json.load(f)["test"]
+    errors = []
+    with torch.no_grad():
+        for i in test_index:
+            z, pos = torch.tensor(molecules[i]["z"]), molecules[i]["pos"]
+            prediction = float(model(z, pos, torch.zeros_like(z))) * config["target_mad"] + config["target_median"]
+            errors.append(abs(prediction - molecules[i]["raw"]["homo"] * HARTREE_MEV))
+    assert result["mae"] == pytest.approx(sum(errors) / len(errors), rel=1e-4)
+    assert result["unit"] == "meV"
+
+
+def test_resume_equals_uninterrupted(qm9_root, t3_run, tmp_path):
+    root, _ = qm9_root
+    out = str(tmp_path / "resumed")
+    args = ["train", "qm9", "--root", root, "--target", "homo", "--group", "T3", "--out", out] + TINY
+    assert main(args + ["--epochs", "2", "--max-epochs", "1"]) == 0
+    assert load_checkpoint(os.path.join(out, "checkpoint_last.pt"))["epoch"] == 1
+    assert main(args + ["--epochs", "2", "--resume"]) == 0
+    straight = load_checkpoint(os.path.join(t3_run, "checkpoint_last.pt"))
+    resumed = load_checkpoint(os.path.join(out, "checkpoint_last.pt"))
+    for key, value in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert [r["train_loss"] for r in resumed["history"]] == pytest.approx([r["train_loss"] for r in straight["history"]])
+    # a checkpoint from another configuration is refused with a one-line error
+    assert main(args + ["--epochs", "2", "--resume", "--lr", "1e-3"]) == 2
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+def _one_line_error(capsys, argv, match):
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # PyG may print a processing notice first
+    assert err and err[-1].startswith("lieconv ") and match in err[-1], err
+    assert sum(line.startswith("lieconv ") for line in err) == 1 and "Traceback" not in "".join(err)
+
+
+def test_bad_input_one_line_errors(qm9_root, t3_run, tmp_path, capsys, monkeypatch):
+    root, _ = qm9_root
+    base = ["train", "qm9", "--root", root, "--out", str(tmp_path / "x")] + TINY
+    _one_line_error(capsys, base + ["--target", "enthalpy"], "unknown QM9 target")
+    _one_line_error(capsys, base + ["--group", "SE2"], "unknown group")
+    empty = str(tmp_path / "empty")
+    _one_line_error(capsys, ["train", "qm9", "--root", empty, "--no-download"], "no QM9 data")
+
+    from torch_geometric.datasets import QM9
+
+    def offline(self):
+        raise urllib.error.URLError("network is unreachable")
+
+    monkeypatch.setattr(QM9, "download", offline)
+    _one_line_error(capsys, ["train", "qm9", "--root", empty, "--out", str(tmp_path / "y")], "download failed")
+    _one_line_error(capsys, ["evaluate", "qm9", "--run", t3_run, "--target", "gap"], "target='homo'")
+    _one_line_error(capsys, ["evaluate", "qm9", "--run", str(tmp_path / "none")], "no checkpoint")
+    other = str(tmp_path / "other_root")
+    write_qm9_root(other, NUM_MOLECULES + 5, seed=1)
+    _one_line_error(capsys, ["evaluate", "qm9", "--run", t3_run, "--root", other], "num_molecules")
+    bad_config = tmp_path / "bad.json"
+    bad_config.write_text(json.dumps({"hiden_channels": 3}))
+    _one_line_error(capsys, base + ["--config", str(bad_config)], "unknown settings")
+
+
+def test_config_file_and_presets(tmp_path):
+    from torch_geometric_lieconv.experiments.qm9 import resolve_config
+
+    se3 = resolve_config("SE(3)")
+    assert (se3["group"], se3["alpha"], se3["fill"], se3["lift_samples"], se3["mc_samples"], se3["recenter"]) == \
+        ("SE3", 0.2, 0.5, 4, 25, True)
+    t3 = resolve_config("T3")
+    assert (t3["hidden_channels"], t3["num_layers"], t3["mc_samples"], t3["fill"], t3["lr"], t3["batch_size"],
+            t3["epochs"]) == (1536, 6, 100, 1.0, 3e-3, 75, 500)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"group": "SO3", "epochs": 7, "target": "gap"}))
+    c = resolve_config(preset="quick", config_file=str(path), overrides={"epochs": 9, "lr": None})
+    assert (c["group"], c["epochs"], c["target"], c["preset"], c["fill"]) == ("SO3", 9, "gap", "quick", 0.5)
+
+
+# ----------------------------------------------------------------------------------------------- invariance
+def _molecules_batch(dataset, index):
+    from torch_geometric.data import Batch
+
+    return Batch.from_data_list([dataset[int(i)] for i in index])
+
+
+def _transform(batch, rotation, shift):
+    return batch.pos @ rotation.T + shift
+
+
+def test_trained_t3_model_is_translation_invariant(qm9_root, t3_run):
+    from torch_geometric_lieconv.experiments.qm9 import build_model
+    from torch_geometric_lieconv.groups._rotations import random_rotations
+
+    root, _ = qm9_root
+    state = load_checkpoint(os.path.join(t3_run, "checkpoint_best.pt"))
+    model = build_model(state["config"], state["config"]["pos_scale"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    batch = _molecules_batch(load_qm9(root, download=False), range(8))
+    with torch.no_grad():
+        out = model(batch.z, batch.pos, batch.batch)
+        shifted = model(batch.z, batch.pos + torch.tensor([3.0, -7.0, 11.0]), batch.batch)
+        rotated = model(batch.z, _transform(batch, random_rotations((), 3), torch.zeros(3)), batch.batch)
+    torch.testing.assert_close(shifted, out, atol=1e-4, rtol=1e-4)
+    rotation_error = float((rotated - out).abs().max())
+    print(f"T3 with SO(3) augmentation: rotation error {rotation_error:.3g} (normalised units)")
+    assert rotation_error > 1e-6  # T(3) is not built to be rotation invariant: augmentation only
+
+
+def test_trained_se3_model_is_rotation_and_translation_invariant(qm9_root, tmp_path):
+    from torch_geometric_lieconv.experiments.qm9 import build_model
+    from torch_geometric_lieconv.groups._rotations import random_rotations
+
+    root, _ = qm9_root
+    out_dir = str(tmp_path / "se3")
+    # mc_samples >= the lifted points of a molecule: no random subsampling, so with the lift's frames
+    # rotated along with the molecule the invariance is exact
+    assert main(["train", "qm9", "--root", root, "--group", "SE3", "--epochs", "1", "--out", out_dir,
+                 "--mc-samples", "64", "--lift-samples", "2", "--train-size", "8"] + TINY) == 0
+    state = load_checkpoint(os.path.join(out_dir, "checkpoint_best.pt"))
+    model = build_model(state["config"], state["config"]["pos_scale"]).double()
+    model.load_state_dict(state["model"])
+    model.eval()
+    batch = _molecules_batch(load_qm9(root, download=False), range(8))
+    pos = batch.pos.double()
+    frames = random_rotations((pos.shape[0], 2), 3, dtype=torch.float64)
+    rotation = random_rotations((), 3, dtype=torch.float64)
+    shift = torch.tensor([2.0, 5.0, -1.0], dtype=torch.float64)
+    with torch.no_grad():
+        out = model(batch.z, pos, batch.batch, frames)
+        moved = model(batch.z, pos @ rotation.T + shift, batch.batch, rotation @ frames)
+        fresh = model(batch.z, pos @ rotation.T + shift, batch.batch)  # new random frames: in distribution only
+    torch.testing.assert_close(moved, out, atol=1e-8, rtol=1e-8)
+    assert out.abs().max() > 1e-3
+    print(f"SE3 with fresh lift samples: error {float((fresh - out).abs().max()):.3g}")
