@@ -29,8 +29,6 @@ from __future__ import annotations
 import abc
 import hashlib
 import json
-import math
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 

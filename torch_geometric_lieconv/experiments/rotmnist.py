@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -141,14 +142,30 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--valid-limit", type=int, default=None, help="use only the first N validation images")
     parser.add_argument("--test-limit", type=int, default=None, help="use only the first N test images at the end")
     parser.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/rotmnist/<group>-<preset>)")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/rotmnist/GROUP-PRESET)")
     parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint_last.pt")
-    parser.add_argument("--max-epochs", type=int, default=None, help="stop after this many epochs in this call")
-    parser.add_argument("--eval-batch-size", type=int, default=100)
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="stop after this many epochs in this call (finish later with --resume)")
+    parser.add_argument("--eval-batch-size", type=int, default=100, help="batch size of the evaluations")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data order, augmentation and model")
+    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
+    _add_runtime_options(parser)
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for PyTorch (default: PyTorch's; 1 is often fastest on a busy machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _apply_runtime_options(args: argparse.Namespace) -> str:
+    """Set the thread count; return the device."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    return args.device or _default_device()
 
 
 def _settings(args: argparse.Namespace) -> Dict[str, Any]:
@@ -162,7 +179,9 @@ def _settings(args: argparse.Namespace) -> Dict[str, Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    group = group_from_name(args.group, args.alpha)  # validates the name
+    device = _apply_runtime_options(args)
+    group_from_name(args.group, args.alpha)  # a clear error for a bad name before any work
+    seed_everything(args.seed)  # the initial weights
     model_config = dict(group=args.group, alpha=args.alpha, hidden_channels=settings["hidden_channels"],
                         num_layers=settings["num_layers"], mc_samples=settings["mc_samples"], fill=settings["fill"],
                         total_ds=settings["total_ds"], lift_samples=args.lift_samples)
@@ -170,8 +189,7 @@ def run_train(args: argparse.Namespace) -> int:
     augment = None if args.no_augment else RandomRotate(180)
     train = _limit(_load(args.root, "train", args.crop_radius, transform=augment), args.train_limit)
     valid = _limit(_load(args.root, "valid", args.crop_radius), args.valid_limit)
-    device = args.device or _default_device()
-    out = args.out or os.path.join("runs", "rotmnist", f"{type(group).__name__}-{args.preset}")
+    out = args.out or os.path.join("runs", "rotmnist", f"{re.sub(r'[^A-Za-z0-9]', '', args.group)}-{args.preset}")
     progress = not args.no_progress
     config = dict(task="rotmnist", model=model_config, crop_radius=args.crop_radius, augment=augment is not None,
                   train_size=len(train), valid_size=len(valid))
@@ -202,9 +220,8 @@ def _configure_trained(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("test", "valid"), default="test")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random lift / neighbourhood samples")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_runtime_options(parser)
 
 
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
@@ -213,7 +230,7 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    device = args.device or _default_device()
+    device = _apply_runtime_options(args)
     model, config = load_trained(args.checkpoint, device)
     seed_everything(args.seed)
     dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS)), args.limit)
@@ -233,7 +250,7 @@ def configure_check(parser: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    device = args.device or _default_device()
+    device = _apply_runtime_options(args)
     model, config = load_trained(args.checkpoint, device)
     dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS)), args.limit)
     label, _ = paper_error(config["model"]["group"])
