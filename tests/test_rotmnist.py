@@ -251,8 +251,6 @@ def test_se2_image_model_gives_the_same_logits_for_a_rot90_image():
     assert (trivial.forward_images(torch.rot90(images, 1, dims=(-2, -1))) - trivial.forward_images(images)).abs().max() > 1e-6
 
 
-@pytest.mark.xfail(strict=True, reason="SO(2)/RxSO(2) pair angle: a pixel and its antipode differ by exactly pi, "
-                   "which rounding sends to +pi or -pi (the kernel's input jumps); centrally symmetric grids hit it")
 def test_so2_image_model_gives_the_same_logits_for_a_rot90_image():
     gen = torch.Generator().manual_seed(2)
     images = torch.rand(2, 1, 10, 10, generator=gen, dtype=torch.float64)

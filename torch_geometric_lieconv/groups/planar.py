@@ -12,9 +12,24 @@ from ._series import cosc, half_cot, sinc
 from .base import LieGroup, log_in_double
 
 
+#: the branch cut of logged angles sits at -pi + BRANCH_CUT_SHIFT rather than at +-pi
+BRANCH_CUT_SHIFT = 1e-5
+
+
+def wrap_angle(theta: Tensor) -> Tensor:
+    r"""Angles from :func:`torch.atan2` (in :math:`[-\pi, \pi]`) moved into :math:`(-\pi + \delta, \pi + \delta]`.
+
+    A relative rotation by exactly :math:`\pi` is common on symmetric point sets (a pixel and its
+    antipode); rounding sends its log to :math:`+\pi` or :math:`-\pi` at random, and the kernel input
+    would jump. Moving the cut by :math:`\delta` = ``BRANCH_CUT_SHIFT`` gives such pairs a consistent
+    :math:`+\pi`; exp(log(g)) = g is unaffected.
+    """
+    return torch.where(theta <= -torch.pi + BRANCH_CUT_SHIFT, theta + 2 * torch.pi, theta)
+
+
 def _angle_of(m: Tensor) -> Tensor:
-    """The rotation angle of (a multiple of) a 2x2 rotation matrix, in (-pi, pi]."""
-    return torch.atan2(m[..., 1, 0] - m[..., 0, 1], m[..., 0, 0] + m[..., 1, 1])
+    """The rotation angle of (a multiple of) a 2x2 rotation matrix, see :func:`wrap_angle`."""
+    return wrap_angle(torch.atan2(m[..., 1, 0] - m[..., 0, 1], m[..., 0, 0] + m[..., 1, 1]))
 
 
 def _polar(pos: Tensor) -> Tuple[Tensor, Tensor]:
@@ -83,7 +98,7 @@ class RxSO2(LieGroup):
 
     def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
         diff = a_u - a_v  # abelian: exact, with the angle wrapped to (-pi, pi]
-        wrapped = torch.atan2(torch.sin(diff[..., 1]), torch.cos(diff[..., 1]))
+        wrapped = wrap_angle(torch.atan2(torch.sin(diff[..., 1]), torch.cos(diff[..., 1])))
         return torch.stack([diff[..., 0], wrapped], dim=-1)
 
     def distance(self, abq: Tensor) -> Tensor:
