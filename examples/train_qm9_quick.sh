@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Quick QM9 run on a CPU: a small T(3) LieConv on a 3,000-molecule training subset, then the test table.
+# Quick QM9 run on a CPU: a small T(3) LieConv on a 5,000-molecule training subset, then the test table.
 #   usage: examples/train_qm9_quick.sh QM9_ROOT [TARGET] [OUT]
 # QM9_ROOT is a torch_geometric.datasets.QM9 root (downloaded there when empty and online).
 # The paper's runs drop "--preset quick" (500 epochs, k=1536; a GPU and a day per target):

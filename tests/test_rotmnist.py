@@ -111,6 +111,32 @@ def test_dataset_splits_small_files_proportionally_and_rejects_bad_files(tmp_pat
         RotMNIST(str(tmp_path / "bad"), "train", log=False)
 
 
+def test_missing_raw_files_are_downloaded_and_unzipped(tmp_path, monkeypatch):
+    """The download path, with the network replaced by a local zip (files inside a folder, as archives may be)."""
+    import zipfile
+
+    from torch_geometric_lieconv.datasets import rotmnist
+
+    source = tmp_path / "source"
+    source.mkdir()
+    write_amat(source / TRAIN_VALID, [one_pixel_image(3, 5)] * 12, list(range(10)) + [0, 1])
+    write_amat(source / TEST, [one_pixel_image(20, 20)], [4])
+    fetched = []
+
+    def fake_download_url(url, folder, *args, **kwargs):
+        fetched.append(url)
+        path = f"{folder}/mnist_rotation_new.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for name in (TRAIN_VALID, TEST):
+                archive.write(source / name, f"mnist_rotation_new/{name}")
+        return path
+
+    monkeypatch.setattr(rotmnist, "download_url", fake_download_url)
+    test = RotMNIST(str(tmp_path / "root"), "test", log=False)
+    assert fetched == [RotMNIST.url] and len(test) == 1 and int(test[0].y) == 4
+    assert sorted(p.name for p in (tmp_path / "root" / "raw").iterdir() if p.is_file()) == sorted([TEST, TRAIN_VALID])
+
+
 def test_image_to_point_set_matches_dataset_and_batches():
     gen = torch.Generator().manual_seed(1)
     images = torch.rand(3, 1, 28, 28, generator=gen)

@@ -1,4 +1,11 @@
-"""A group written by a user with only the four required maps, to check the base class supplies the rest."""
+"""Groups written as a user would: only ``exp``, ``log``, ``lift`` and ``distance``.
+
+Everything else (pair logs through matrices, inverses, the action on lifted elements and on points,
+input checks) must come from :class:`~torch_geometric_lieconv.groups.LieGroup`. Reusable by any test:
+
+* :class:`Affine1`: scalings and translations of the line (non-abelian, non-compact stabilizer);
+* :class:`MatrixSO2`: SO(2) re-implemented as plain 2x2 matrices, to compare with the built-in ``SO2``.
+"""
 import torch
 
 from torch_geometric_lieconv.groups import LieGroup
@@ -38,3 +45,37 @@ class Affine1(LieGroup):
 
     def distance(self, abq):
         return abq[..., :2].norm(dim=-1)
+
+
+#: the algebra basis of Affine1 in its coordinates (s, v), written by hand
+AFFINE1_GENERATORS = [torch.tensor([[1.0, 0.0], [0.0, 0.0]]), torch.tensor([[0.0, 1.0], [0.0, 0.0]])]
+
+
+class MatrixSO2(LieGroup):
+    r"""SO(2) as 2x2 rotation matrices, written without the package's helpers.
+
+    :math:`u = R(\theta)` with :math:`\theta = \mathrm{atan2}(y, x)`, :math:`q = \|x\|`,
+    :math:`d = \alpha|\Delta\theta| + (1-\alpha)|\Delta q|` (the base class's generic distance).
+    """
+
+    space_dim, lie_dim, q_dim = 2, 1, 1
+    undefined_at_origin = True
+
+    def exp(self, a):
+        c, s = torch.cos(a[..., 0]), torch.sin(a[..., 0])
+        return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
+
+    def log(self, g):
+        return torch.atan2(g[..., 1, 0], g[..., 0, 0]).unsqueeze(-1)
+
+    def lift(self, pos, num_samples=1, frames=None, generator=None):
+        theta = torch.atan2(pos[:, 1], pos[:, 0])
+        r = pos.norm(dim=-1)
+        return (theta[:, None, None].expand(-1, num_samples, 1), r[:, None, None].expand(-1, num_samples, 1))
+
+    def distance(self, abq):
+        return super().distance(abq)
+
+
+#: the algebra basis of MatrixSO2, written by hand
+MATRIX_SO2_GENERATORS = [torch.tensor([[0.0, -1.0], [1.0, 0.0]])]

@@ -4,21 +4,63 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn.conv import MessagePassing
 
-from .graph import PairGraph, segment_rank, select_neighbourhood
+from .graph import PairGraph, select_slots
 from .groups import LieGroup, group_from_name
 
 
+class MaskedBatchNorm1d(nn.BatchNorm1d):
+    r""":class:`~torch.nn.BatchNorm1d` whose training statistics skip padding rows.
+
+    ``forward(x, mask)`` with ``x`` ``[R, C]`` and ``mask`` ``[R]`` normalises every row with the mean and
+    (biased) variance of the rows where ``mask`` is true, and updates the running statistics with
+    them (unbiased variance, as :class:`~torch.nn.BatchNorm1d`); rows outside the mask get finite but
+    meaningless values. Without a mask, or in eval mode with running statistics, it is the plain
+    layer (the same parameters and buffers, so state dicts are interchangeable). Statistics are taken
+    in at least float32, also under autocast.
+    """
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        if mask is None or (not self.training and self.track_running_stats):
+            return super().forward(x)
+        work = torch.promote_types(x.dtype, torch.float32)
+        weight = mask.to(work)
+        count = weight.sum().clamp(min=1)
+        xw = x.to(work)
+        mean = (weight @ xw) / count
+        centred = xw - mean
+        var = (weight @ centred.square()) / count
+        if self.training and self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked
+                unbiased = var * count / (count - 1).clamp(min=1)
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), factor)
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), factor)
+        inv_std = torch.rsqrt(var + self.eps)
+        out = torch.addcmul(self.bias, centred, self.weight * inv_std) if self.affine else centred * inv_std
+        return out.to(x.dtype)
+
+
 class KernelMLP(nn.Sequential):
-    r"""The kernel network :math:`k_\theta(\text{abq})`: three Linear + Swish layers (optional BatchNorm)."""
+    r"""The kernel network :math:`k_\theta(\text{abq})`: three Linear + Swish layers (optional BatchNorm).
+
+    ``forward(abq, mask)``: rows outside ``mask`` (padding) are ignored by the BatchNorm statistics.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int = 32, batch_norm: bool = False):
         layers = []
         for c_in, c_out in [(in_channels, hidden_channels), (hidden_channels, hidden_channels), (hidden_channels, out_channels)]:
-            layers += [nn.Linear(c_in, c_out)] + ([nn.BatchNorm1d(c_out)] if batch_norm else []) + [nn.SiLU()]
+            layers += [nn.Linear(c_in, c_out)] + ([MaskedBatchNorm1d(c_out)] if batch_norm else []) + [nn.SiLU()]
         super().__init__(*layers)
+
+    def forward(self, abq: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        for layer in self:
+            abq = layer(abq, mask) if isinstance(layer, MaskedBatchNorm1d) else layer(abq)
+        return abq
 
     def reset_parameters(self) -> None:
         for layer in self:
@@ -55,8 +97,18 @@ class LieConv(MessagePassing):
         kernel_channels: :math:`c_m`.
         kernel_hidden: width of the kernel MLP.
         kernel_batch_norm: BatchNorm inside the kernel MLP.
-        aggregation: ``"bmm"`` (padded per-target batched matmul) or ``"scatter"`` (segment sum of
-            per-edge outer products); both compute the same thing.
+        aggregation: how :math:`P_i` is formed; both compute the same thing. ``"bmm"`` (default): gather
+            the sources of each target into ``[T, S, c_in]`` and one batched matmul with the kernel
+            values ``[T, S, c_m]``. ``"scatter"``: a weighted segment sum per (target, kernel channel),
+            :math:`P_i[:, m] = \sum_j W_{ijm} f_j` (``torch.nn.functional.embedding_bag``), whose
+            backward re-gathers the sources, so it never stores per-edge source features (memory
+            ``S * c_m`` per target instead of ``S * c_in``). Neither forms per-edge ``c_in x c_m``
+            outer products.
+
+    Neighbourhoods are padded rows of the graph's slot table (:class:`PairGraph`), so a forward pass
+    has no host-device synchronisation and fixed shapes; under autocast the kernel MLP and the
+    matmuls run in low precision, while the pair embeddings and distances (group math) come from
+    the graph in its own precision.
     """
 
     def __init__(
@@ -113,42 +165,49 @@ class LieConv(MessagePassing):
         """
         if x.shape != (graph.num_nodes, self.in_channels):
             raise ValueError(f"LieConv: x must have shape [{graph.num_nodes}, {self.in_channels}], got {list(x.shape)}")
-        edge_index, edge_attr, dist, target_batch = graph.edge_index, graph.edge_attr, graph.dist, graph.batch
+        slots, slot_mask, graph_size = graph.slots, graph.slot_mask, graph.graph_size
         if target_index is not None:
-            edge_index, keep = _restrict_targets(edge_index, target_index, graph.num_nodes)
-            edge_attr, dist, target_batch = edge_attr[keep], dist[keep], graph.batch[target_index]
-        graph_size = torch.bincount(graph.batch)[target_batch]
+            slots, slot_mask, graph_size = slots[target_index], slot_mask[target_index], graph_size[target_index]
         radius = self.radius if self.uses_ball else None
-        edges, observed = select_neighbourhood(dist, edge_index[1], graph_size, radius, self.mc_samples, self.knn)
+        edges, valid, observed = select_slots(slots, slot_mask, graph.dist, graph_size, radius, self.mc_samples, self.knn)
         if observed is not None:
             self._adapt_radius(observed)
-        size = (graph.num_nodes, target_batch.numel())
-        return self.propagate(edge_index[:, edges], x=x, edge_attr=edge_attr[edges], size=size)
+        if target_index is None and radius is None and self.mc_samples >= graph.max_degree:
+            # every candidate edge is in the neighbourhood: one kernel row per edge, no padding rows
+            w = self.kernel(graph.edge_attr)[edges]
+        else:
+            w = self.kernel(graph.edge_attr[edges].flatten(0, 1), valid.flatten()).view(*edges.shape, -1)
+        return self.aggregate_padded(x, graph.edge_index[0][edges], w, valid)
+
+    def aggregate_padded(self, x: Tensor, source: Tensor, w: Tensor, valid: Tensor) -> Tensor:
+        r"""The layer on padded neighbourhoods: sources ``source`` ``[T, S]`` (node ids), kernel values
+        ``w`` ``[T, S, c_m]``, ``valid`` ``[T, S]`` -> ``[T, c_out]``.
+
+        :math:`h_i = L\,\mathrm{vec}(P_i)/|\mathcal N_i|` with :math:`P_i = \sum_j f_j \otimes W_{ij}`;
+        the mean's :math:`1/|\mathcal N_i|` and the padding mask are folded into :math:`W`, the smallest
+        per-edge tensor.
+        """
+        num_targets = source.shape[0]
+        scale = valid.to(torch.promote_types(w.dtype, torch.float32))
+        if self.mean:
+            scale = scale / scale.sum(1, keepdim=True).clamp(min=1)
+        w = (w * scale.unsqueeze(-1).to(w.dtype)).to(x.dtype)
+        if self.aggregation == "bmm":
+            p = torch.bmm(w.transpose(1, 2), x[source])  # [T, c_m, c_in]
+        else:
+            p = _WeightedSegmentSum.apply(x, source, w)
+        return F.linear(p.reshape(num_targets, -1), self._lin_weight_kernel_major(), self.lin.bias)
+
+    def _lin_weight_kernel_major(self) -> Tensor:
+        """``lin.weight`` with its input index reordered from (c_in, c_m) to (c_m, c_in), matching ``P_i^T``."""
+        c_out, c_in, c_m = self.out_channels, self.in_channels, self.kernel_channels
+        return self.lin.weight.view(c_out, c_in, c_m).transpose(1, 2).reshape(c_out, c_m * c_in)
 
     @torch.no_grad()
     def _adapt_radius(self, observed: Tensor) -> None:
         self.observed_fill.copy_(observed)
         if self.training:
             self.radius.add_(self.radius_step * (self.fill - observed)).clamp_(min=1e-6)
-
-    def message(self, x_j: Tensor, edge_attr: Tensor) -> Tensor:
-        return torch.cat([x_j, self.kernel(edge_attr).to(x_j.dtype)], dim=-1)
-
-    def aggregate(self, inputs: Tensor, index: Tensor, ptr: Optional[Tensor] = None, dim_size: Optional[int] = None) -> Tensor:
-        f, w = inputs[:, : self.in_channels], inputs[:, self.in_channels :]
-        num_targets = int(dim_size)
-        if self.aggregation == "bmm":
-            p = _padded_outer_sum(f, w, index, num_targets)
-        else:
-            p = _scatter_outer_sum(f, w, index, num_targets)
-        p = p.reshape(num_targets, -1)
-        if self.mean:
-            count = torch.bincount(index, minlength=num_targets).clamp_(min=1).to(p.dtype)
-            p = p / count.unsqueeze(-1)
-        return p
-
-    def update(self, aggr_out: Tensor) -> Tensor:
-        return self.lin(aggr_out)
 
     def __repr__(self) -> str:
         return (
@@ -157,25 +216,33 @@ class LieConv(MessagePassing):
         )
 
 
-def _padded_outer_sum(f: Tensor, w: Tensor, index: Tensor, num_targets: int) -> Tensor:
-    r""":math:`P_i = \sum_{e \to i} f_e \otimes w_e` as one batched matmul over targets padded to the largest degree."""
-    rank = segment_rank(index, num_targets)
-    max_degree = int(rank.max()) + 1 if rank.numel() else 1  # host sync: the padded size
-    f_pad = f.new_zeros(num_targets, max_degree, f.shape[-1]).index_put_((index, rank), f)
-    w_pad = w.new_zeros(num_targets, max_degree, w.shape[-1]).index_put_((index, rank), w)
-    return f_pad.transpose(1, 2) @ w_pad
+class _WeightedSegmentSum(torch.autograd.Function):
+    r""":math:`P_i = W_i^\top X_{\text{source}_i}` (``[T, c_m, c_in]``) without storing the gathered rows.
 
+    Forward: one weighted bag of ``S`` source rows per (target, kernel channel)
+    (:func:`torch.nn.functional.embedding_bag`, a segment reduction). Backward: the two batched
+    matmuls :math:`\partial X \mathrel{+}= W_i\,G_i` (scattered to the sources) and
+    :math:`\partial W_i = X_{\text{source}_i} G_i^\top`, re-gathering the rows, so the memory kept for
+    backward is ``S * c_m`` per target (plus ``x``), not ``S * c_in``. Differentiable twice (the
+    backward is made of differentiable ops).
+    """
 
-def _scatter_outer_sum(f: Tensor, w: Tensor, index: Tensor, num_targets: int) -> Tensor:
-    r""":math:`P_i = \sum_{e \to i} f_e \otimes w_e` as a segment sum of per-edge outer products."""
-    outer = f.unsqueeze(-1) * w.unsqueeze(-2)
-    return outer.new_zeros(num_targets, f.shape[-1], w.shape[-1]).index_add_(0, index, outer)
+    @staticmethod
+    def forward(ctx, x: Tensor, source: Tensor, w: Tensor) -> Tensor:
+        num_targets, width, channels = w.shape
+        index = source.to(torch.int32) if x.shape[0] < 2**31 else source
+        bags = index.unsqueeze(1).expand(num_targets, channels, width).reshape(num_targets * channels, width)
+        weights = w.transpose(1, 2).reshape(num_targets * channels, width)
+        ctx.save_for_backward(x, source, w)
+        return F.embedding_bag(bags, x, mode="sum", per_sample_weights=weights).view(num_targets, channels, -1)
 
-
-def _restrict_targets(edge_index: Tensor, target_index: Tensor, num_nodes: int):
-    """Keep the edges whose target is in ``target_index`` (sorted); renumber targets ``0..m-1``."""
-    relabel = torch.full((num_nodes,), -1, dtype=torch.long, device=target_index.device)
-    relabel[target_index] = torch.arange(target_index.numel(), device=target_index.device)
-    dst = relabel[edge_index[1]]
-    keep = dst >= 0
-    return torch.stack([edge_index[0, keep], dst[keep]]), keep
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, source, w = ctx.saved_tensors
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            rows = torch.bmm(w, grad)  # [T, S, c_in]
+            grad_x = x.new_zeros(x.shape).index_add(0, source.flatten(), rows.flatten(0, 1))
+        if ctx.needs_input_grad[2]:
+            grad_w = torch.bmm(x[source], grad.transpose(1, 2))  # [T, S, c_m]
+        return grad_x, None, grad_w

@@ -6,11 +6,18 @@ embeddings :math:`\text{abq}_{ij} = [\log(v_j^{-1}u_i), q_i, q_j]` (Eq. 9) and t
 from :func:`torch_cluster.radius` over the input points with a radius that provably bounds the
 group distance (:meth:`LieGroup.euclidean_radius`), or are all pairs within each graph where no
 bound is known. Each LieConv layer then keeps the edges inside its ball and samples at most
-``mc_samples`` of them per target (:func:`select_neighbourhood`).
+``mc_samples`` of them per target (:func:`select_slots`).
+
+The candidates of each target are also laid out as one row of a padded table ``slots``
+``[num_nodes, max_degree]`` (edge ids, with a validity mask), built once per graph. Every per-layer
+step (ball, random subset, k nearest, aggregation) then works on fixed-shape ``[targets, slots]``
+tensors: no loop over graphs or nodes, no host-device synchronisation, and static shapes for
+``torch.compile``. Its memory is ``num_nodes * max_degree`` ids, O(E) when degrees are even
+(the padding is the spread of the degrees, e.g. the largest molecule over the mean one).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import torch
@@ -22,29 +29,62 @@ from .lift import LiftedPoints
 
 @dataclass
 class PairGraph:
-    """Candidate pair graph of ``num_nodes`` lifted points, edges sorted by target."""
+    """Candidate pair graph of ``num_nodes`` lifted points, edges sorted by target.
+
+    ``max_degree`` (the most candidates of any target) is computed when not given (one host sync);
+    a larger value is allowed (wider padding). ``slots`` / ``slot_mask`` are derived from the edges.
+    """
 
     edge_index: Tensor  #: ``[2, E]``: row 0 the source j, row 1 the target i
     edge_attr: Tensor  #: ``[E, lie_dim + 2 q_dim]``: pair embeddings abq_ij
     dist: Tensor  #: ``[E]``: group distance d(abq_ij)
     batch: Tensor  #: ``[M]``: graph of each lifted point
     num_nodes: int
+    max_degree: Optional[int] = None
+    #: ``[M, max_degree]`` the candidate edge ids of each target (row), padded with edge 0
+    slots: Tensor = field(init=False, repr=False)
+    #: ``[M, max_degree]`` which entries of ``slots`` are real edges
+    slot_mask: Tensor = field(init=False, repr=False)
+    _graph_size: Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        target = self.edge_index[1]
+        degree = torch.bincount(target, minlength=self.num_nodes)
+        if self.max_degree is None:
+            # host sync (once per graph): the padded width of the slot table
+            self.max_degree = int(degree.max()) if degree.numel() else 0
+        self.slots, self.slot_mask = padded_segments(target, degree, self.max_degree)
+        counts = torch.bincount(self.batch)  # host sync (once per graph): the number of graphs
+        self._graph_size = counts[self.batch]
 
     @property
     def graph_size(self) -> Tensor:
         """``[M]`` the number of lifted points in the graph of each point."""
-        counts = torch.bincount(self.batch)
-        return counts[self.batch]
+        return self._graph_size
 
     def subgraph(self, index: Tensor) -> "PairGraph":
         """The graph induced on the lifted points ``index`` (sorted), relabelled ``0..len(index)-1``."""
         relabel = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.batch.device)
         relabel[index] = torch.arange(index.numel(), device=index.device)
         src, dst = relabel[self.edge_index[0]], relabel[self.edge_index[1]]
-        keep = (src >= 0) & (dst >= 0)
+        keep = (src >= 0) & (dst >= 0)  # boolean indexing below: one host sync (the new edge count)
         return PairGraph(
-            torch.stack([src[keep], dst[keep]]), self.edge_attr[keep], self.dist[keep], self.batch[index], index.numel()
+            torch.stack([src[keep], dst[keep]]), self.edge_attr[keep], self.dist[keep], self.batch[index],
+            index.numel(), self.max_degree,
         )
+
+
+def padded_segments(target: Tensor, degree: Tensor, width: int) -> Tuple[Tensor, Tensor]:
+    """Edge ids laid out as ``[num_targets, width]`` rows (``target`` sorted, ``width >= max(degree)``).
+
+    Returns the table (padding entries hold edge 0, or nothing when there are no edges) and its mask.
+    """
+    num_targets, device = degree.numel(), target.device
+    rank = segment_rank(target, num_targets, degree)
+    slots = torch.zeros(num_targets, width, dtype=torch.long, device=device)
+    slots[target, rank] = torch.arange(target.numel(), device=device)
+    mask = torch.arange(width, device=device) < degree.unsqueeze(-1)
+    return slots, mask
 
 
 def all_pairs_within_graphs(batch: Tensor) -> Tensor:
@@ -70,8 +110,10 @@ def radius_pairs(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: O
     if max_num_neighbors is None:
         max_num_neighbors = int(torch.bincount(batch).max())  # host sync: the size bound for torch_cluster
     row, col = torch_cluster.radius(pos, pos, radius, batch, batch, max_num_neighbors=max_num_neighbors)
-    order = torch.argsort(row, stable=True)
-    return torch.stack([col[order], row[order]])
+    if row.numel() > 1 and not bool((row[1:] >= row[:-1]).all()):  # host sync: skip the sort when sorted
+        order = torch.argsort(row, stable=True)
+        row, col = row[order], col[order]
+    return torch.stack([col, row])
 
 
 def build_pair_graph(
@@ -91,22 +133,72 @@ def build_pair_graph(
     """
     bound = None
     if radius is not None and lifted.num_nodes > 0:
-        max_norm = float(lifted.pos.norm(dim=-1).max())  # host sync: needed for the bound and torch_cluster
+        max_norm = float(lifted.pos.detach().norm(dim=-1).max())  # host sync: needed for the bound and torch_cluster
         bound = group.euclidean_radius(float(radius), max_norm)
     if bound is None:
         edge_index = all_pairs_within_graphs(lifted.batch)
     else:
         # widen by a relative 1e-6 so rounding never drops a pair on the boundary
         edge_index = radius_pairs(lifted.pos, lifted.batch, bound * (1 + 1e-6) + 1e-12, max_num_neighbors)
-    edge_attr = group.pair_embedding(lifted.a, lifted.q, edge_index)
-    return PairGraph(edge_index, edge_attr, group.distance(edge_attr), lifted.batch, lifted.num_nodes)
+    with torch.autocast(lifted.pos.device.type, enabled=False):  # group math stays in the input precision
+        edge_attr = group.pair_embedding(lifted.a, lifted.q, edge_index)
+        dist = group.distance(edge_attr)
+    return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes)
 
 
-def segment_rank(target: Tensor, num_nodes: int) -> Tensor:
-    """Position of each edge within its target's segment (``target`` sorted)."""
-    counts = torch.bincount(target, minlength=num_nodes)
+def segment_rank(target: Tensor, num_nodes: int, counts: Optional[Tensor] = None) -> Tensor:
+    """Position of each edge within its target's segment (``target`` sorted; ``counts`` its bincount)."""
+    if counts is None:
+        counts = torch.bincount(target, minlength=num_nodes)
     start = torch.cumsum(counts, 0) - counts
     return torch.arange(target.numel(), device=target.device) - start[target]
+
+
+def select_slots(
+    slots: Tensor,
+    slot_mask: Tensor,
+    dist: Tensor,
+    target_graph_size: Tensor,
+    radius: Optional[Tensor],
+    mc_samples: int,
+    knn: bool = False,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    r"""Each target's Monte Carlo neighbourhood, as padded rows of at most ``mc_samples`` edge ids.
+
+    Args:
+        slots: ``[T, D]`` candidate edge ids per target (see :class:`PairGraph`).
+        slot_mask: ``[T, D]`` which of them are real.
+        dist: ``[E]`` group distance of the candidate edges.
+        target_graph_size: ``[T]`` number of points in each target's graph.
+        radius: the ball radius (``None``: no ball, all candidates).
+        mc_samples: at most this many edges per target.
+        knn: take the ``mc_samples`` edges of smallest distance instead of random ones in the ball.
+
+    A uniformly random subset of size :math:`\min(\text{mc\_samples}, |\text{ball}|)` is the set of
+    the smallest i.i.d. uniform keys among the ball's edges (``topk`` along each row). When every
+    candidate fits (``mc_samples >= D``) no key is drawn. Returns ``(edge ids [T, S], mask [T, S],
+    observed fill)`` with ``S = min(mc_samples, D)``; the fill (mean over targets of points in the
+    ball over points in the graph) is ``None`` unless a radius was given. No host sync.
+    """
+    width = slots.shape[1]
+    size = min(int(mc_samples), width)
+    observed_fill, valid = None, slot_mask
+    if knn:
+        key = dist[slots].masked_fill(~slot_mask, float("inf"))
+    else:
+        if radius is not None:
+            valid = slot_mask & (dist[slots] < radius)
+            within = valid.sum(1).to(dist.dtype)
+            observed_fill = (within / target_graph_size.to(dist.dtype)).mean()
+        if size == width:
+            return slots, valid, observed_fill
+        key = torch.rand(slots.shape, dtype=dist.dtype, device=dist.device, generator=generator)
+        key = key.masked_fill(~valid, 2.0)
+    if size == width:
+        return slots, valid, observed_fill
+    pick = torch.topk(key, size, dim=1, largest=False, sorted=False).indices
+    return slots.gather(1, pick), valid.gather(1, pick), observed_fill
 
 
 def select_neighbourhood(
@@ -118,34 +210,16 @@ def select_neighbourhood(
     knn: bool = False,
     generator: Optional[torch.Generator] = None,
 ) -> Tuple[Tensor, Optional[Tensor]]:
-    """Edges of each target's Monte Carlo neighbourhood, and the observed fill.
+    """:func:`select_slots` for a flat edge list: the selected edge ids (sorted by target) and the fill.
 
     Args:
         dist: ``[E]`` group distance of the candidate edges.
         target: ``[E]`` their targets, sorted.
         target_graph_size: ``[num_targets]`` number of points in each target's graph.
-        radius: the ball radius (``None``: no ball, all candidates).
-        mc_samples: at most this many edges per target.
-        knn: take the ``mc_samples`` edges of smallest distance instead of random ones in the ball.
-
-    Returns the selected edge ids (sorted by target) and, when a radius was used, the average over
-    targets of (points within the ball) / (points in the graph).
+        radius, mc_samples, knn, generator: see :func:`select_slots`.
     """
-    device, num_targets = dist.device, target_graph_size.numel()
-    observed_fill = None
-    if knn:
-        order = torch.argsort(dist)
-        candidates = order[torch.argsort(target[order], stable=True)]
-    else:
-        if radius is None:
-            candidates = torch.arange(dist.numel(), device=device)
-        else:
-            inside = dist < radius
-            within = torch.zeros(num_targets, dtype=dist.dtype, device=device).index_add_(0, target, inside.to(dist.dtype))
-            observed_fill = (within / target_graph_size.to(dist.dtype)).mean()
-            candidates = inside.nonzero().flatten()  # data-dependent size: one host sync
-        # a uniformly random order within each target: sort by target + uniform noise in [0, 1)
-        noise = torch.rand(candidates.numel(), dtype=torch.float64, device=device, generator=generator)
-        candidates = candidates[torch.argsort(target[candidates].to(torch.float64) + noise)]
-    rank = segment_rank(target[candidates], num_targets)
-    return candidates[rank < mc_samples], observed_fill
+    degree = torch.bincount(target, minlength=target_graph_size.numel())
+    width = int(degree.max()) if degree.numel() else 0  # host sync: the padded width
+    slots, mask = padded_segments(target, degree, width)
+    chosen, valid, observed_fill = select_slots(slots, mask, dist, target_graph_size, radius, mc_samples, knn, generator)
+    return chosen[valid], observed_fill  # boolean indexing: one host sync (the edge count)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor
-from torch_scatter import scatter_max, scatter_min
+from torch_scatter import scatter_max
 
 from .graph import PairGraph
 
@@ -18,39 +18,37 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
     :math:`\min_{s \in S} d(\cdot, s)` to the chosen set is largest. Distances are the group's invariant
     ones, taken from the candidate pairs of ``graph`` (a pair that is not a candidate is farther than
     any candidate, i.e. infinitely far here), so the choice commutes with the group action. All graphs of
-    the batch advance together: one step costs O(edges of the chosen points).
+    the batch advance together, one round per kept point of the largest graph: a round reads the
+    chosen points' rows of the slot table (``num_graphs x max_degree``), with no host sync.
     """
     if not 0 < ratio <= 1:
         raise ValueError(f"ratio must lie in (0, 1], got {ratio}")
-    batch, device = graph.batch, graph.batch.device
+    batch, device, num_nodes = graph.batch, graph.batch.device, graph.num_nodes
+    if ratio == 1:
+        return torch.arange(num_nodes, device=device)
     counts = torch.bincount(batch)
     num_graphs = counts.numel()
-    if ratio == 1:
-        return torch.arange(graph.num_nodes, device=device)
-    keep = torch.ceil(counts.to(torch.float64) * ratio).long().clamp_(min=1)
+    keep = torch.ceil(counts.to(torch.float64) * ratio).long().clamp_(min=1) * (counts > 0)
     first = torch.cumsum(counts, 0) - counts
-    degree = torch.bincount(graph.edge_index[1], minlength=graph.num_nodes)
-    edge_ptr = torch.cumsum(degree, 0) - degree
+    source = graph.edge_index[0]
 
-    min_dist = torch.full((graph.num_nodes,), math.inf, dtype=graph.dist.dtype, device=device)
+    min_dist = torch.full((num_nodes,), math.inf, dtype=graph.dist.dtype, device=device)
     start = torch.rand(num_graphs, device=device, generator=generator)
-    chosen = first + (start * counts).long().clamp_(max=counts - 1)
-    selected = []
-    for step in range(int(keep.max())):  # host sync: the number of rounds
+    chosen = (first + (start * counts).long().clamp_(max=counts - 1)).clamp_(0, max(num_nodes - 1, 0))
+    chosen_per_round, active_per_round = [], []
+    for step in range(int(keep.max()) if num_graphs else 0):  # host sync: the number of rounds
         active = keep > step
-        current = chosen[active]
-        selected.append(current)
-        min_dist[current] = -1.0
-        # distances from the newly chosen points to their candidate neighbours (symmetric d)
-        lengths = degree[current]
-        edge_ids = torch.repeat_interleave(edge_ptr[current], lengths)
-        edge_ids = edge_ids + torch.arange(edge_ids.numel(), device=device) - torch.repeat_interleave(
-            torch.cumsum(lengths, 0) - lengths, lengths
-        )
-        src, dist = graph.edge_index[0, edge_ids], graph.dist[edge_ids]
-        reached = scatter_min(dist, src, dim=0, dim_size=graph.num_nodes)[0]
-        touched = torch.zeros(graph.num_nodes, dtype=torch.bool, device=device)
-        touched[src] = True
-        min_dist = torch.where(touched & (min_dist >= 0), torch.minimum(min_dist, reached), min_dist)
+        chosen_per_round.append(chosen)
+        active_per_round.append(active)
+        # mark the chosen points of the active graphs (-1), then relax distances from them
+        mark = torch.where(active, -1.0, math.inf).to(min_dist.dtype)
+        min_dist.scatter_reduce_(0, chosen, mark, "amin")
+        rows, row_mask = graph.slots[chosen], graph.slot_mask[chosen] & active.unsqueeze(-1)
+        reached = graph.dist[rows].masked_fill(~row_mask, math.inf)
+        min_dist.scatter_reduce_(0, source[rows].flatten(), reached.flatten(), "amin")
         _, chosen = scatter_max(min_dist, batch, dim=0, dim_size=num_graphs)
-    return torch.sort(torch.cat(selected)).values
+        chosen = chosen.clamp_(max=max(num_nodes - 1, 0))  # empty graphs report index num_nodes
+    if not chosen_per_round:
+        return torch.zeros(0, dtype=torch.long, device=device)
+    selected = torch.stack(chosen_per_round)[torch.stack(active_per_round)]  # host sync: the kept count
+    return torch.sort(selected).values

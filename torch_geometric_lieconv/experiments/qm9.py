@@ -46,9 +46,10 @@ GROUP_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "SE3": {"group": "SE3", "alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
     "SO3": {"group": "SO3", "alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
 }
-#: ``--preset quick``: a small model on a training subset, a few minutes on a CPU
+#: ``--preset quick``: a small model on a 5k training subset, about 3 minutes on one CPU core
+#: (qm9-real-10k, homo: test MAE 267 meV against 432 meV for the training median)
 QUICK_PRESET: Dict[str, Any] = {
-    "preset": "quick", "hidden_channels": 128, "num_layers": 3, "epochs": 6, "batch_size": 32, "train_size": 3000,
+    "preset": "quick", "hidden_channels": 128, "num_layers": 3, "epochs": 10, "batch_size": 32, "train_size": 5000,
     "valid_size": 500, "mc_samples": 32,
 }
 #: settings that do not change the result (may differ on resume / evaluate)

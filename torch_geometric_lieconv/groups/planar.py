@@ -67,10 +67,12 @@ class SO2(LieGroup):
         return self.alpha * ab[..., 0].abs() + (1 - self.alpha) * radial[..., 0]
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
-        # |x_u - x_v| <= |r_u - r_v| + min(r) |dtheta|, each bounded through d < r.
+        # |x_u - x_v| <= |r_u - r_v| + min(r) |dtheta|, each bounded through d < r: with
+        # rho = r / (1 - alpha), |dr| < rho (r_u + r_v + 1e-3) <= rho (2 max(r) - |dr| + 1e-3).
         if self.alpha in (0.0, 1.0):
             return None
-        return (2 * max_norm + 1e-3) * r / (1 - self.alpha) + max_norm * r / self.alpha
+        rho = r / (1 - self.alpha)
+        return rho * (2 * max_norm + 1e-3) / (1 + rho) + max_norm * r / self.alpha
 
 
 class RxSO2(LieGroup):
@@ -135,9 +137,10 @@ class Rx(LieGroup):
         return a_u - a_v
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
+        # |x_u - x_v| <= |r_u - r_v| + min(r) |q_u - q_v| (q unit vectors, so the chord is the orbit distance)
         if self.alpha in (0.0, 1.0):
             return None
-        return max_norm * (1 - math.exp(-r / self.alpha) + 0.5 * math.pi * r / (1 - self.alpha))
+        return max_norm * (1 - math.exp(-r / self.alpha) + r / (1 - self.alpha))
 
 
 class SE2(LieGroup):

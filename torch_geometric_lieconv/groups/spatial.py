@@ -89,8 +89,9 @@ class SO3(LieGroup):
         at_origin = (r == 0).unsqueeze(1)
         direction = (pos.to(torch.float64) / torch.where(r == 0, torch.ones_like(r), r)).unsqueeze(1)
         # the origin is a whole orbit {0} whose stabilizer is SO(3): its lift is the random frame itself
+        # (selected explicitly: rebuilding it from its first column would pick f2 or f3 by rounding noise)
         direction = torch.where(at_origin, frames[..., :, 0], direction.expand(-1, num_samples, -1))
-        u = rotation_with_first_column(direction, frames)
+        u = torch.where(at_origin.unsqueeze(-1), frames, rotation_with_first_column(direction, frames))
         return so3_log(u).to(pos.dtype), r.unsqueeze(1).expand(-1, num_samples, -1)
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:

@@ -119,9 +119,10 @@ class _AxisTranslation(LieGroup):
         return a_u - a_v
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
+        # alpha |da| + (1 - alpha) |dq| < r: the convex |(da, dq)| is largest at a vertex of that region.
         if self.alpha in (0.0, 1.0):
             return None
-        return math.hypot(r / self.alpha, r / (1 - self.alpha))
+        return max(r / self.alpha, r / (1 - self.alpha))
 
 
 class Tx(_AxisTranslation):

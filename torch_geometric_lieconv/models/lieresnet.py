@@ -145,8 +145,9 @@ class LieResNet(nn.Module):
         (or ``[N, out_channels]`` with ``pool=False``). ``frames`` fixes the stabilizer samples."""
         if x.dim() != 2 or x.shape[0] != pos.shape[0] or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_channels}], got {list(x.shape)}")
-        lifted = lift_points(self.group, pos, batch, self.lift_samples, frames)
-        graph = build_pair_graph(self.group, lifted, self.candidate_radius(), self.max_num_neighbors)
+        with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
+            lifted = lift_points(self.group, pos, batch, self.lift_samples, frames)
+            graph = build_pair_graph(self.group, lifted, self.candidate_radius(), self.max_num_neighbors)
         h = self.lin_in(x[lifted.node_index])
         for block in self.blocks:
             h, graph = block(h, graph)
