@@ -75,10 +75,12 @@ def make_molecule(g: torch.Generator) -> Dict:
         "cv": 3.0 + 2.2 * n + noise(0.1),
     }
     raw["gap"] = raw["lumo"] - raw["homo"]
-    raw["u0"] = -0.5 * counts[1] - 37.8 * counts[6] - 54.5 * counts[7] - 75.0 * counts[8] - 99.7 * counts[9] + noise(0.01)
+    raw["u0"] = (-0.5 * counts[1] - 37.8 * counts[6] - 54.5 * counts[7] - 75.0 * counts[8] - 99.7 * counts[9]
+                 + noise(0.01))
     raw["u298"], raw["h298"], raw["g298"] = raw["u0"] + 0.004, raw["u0"] + 0.005, raw["u0"] - 0.03
     raw["u0_atom"] = -90.0 * len(bonds) + noise(3)
-    raw["u298_atom"], raw["h298_atom"], raw["g298_atom"] = raw["u0_atom"] - 1.5, raw["u0_atom"] - 2.0, raw["u0_atom"] + 9
+    u0_atom = raw["u0_atom"]
+    raw["u298_atom"], raw["h298_atom"], raw["g298_atom"] = u0_atom - 1.5, u0_atom - 2.0, u0_atom + 9
     return {"z": z, "pos": torch.stack(pos).to(torch.float32), "bonds": bonds, "raw": raw}
 
 

@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 from torch_geometric.nn.conv import MessagePassing
 
 from .graph import PairGraph, select_slots
@@ -104,6 +105,10 @@ class LieConv(MessagePassing):
             backward re-gathers the sources, so it never stores per-edge source features (memory
             ``S * c_m`` per target instead of ``S * c_in``). Neither forms per-edge ``c_in x c_m``
             outer products.
+        chunk_size: process at most this many targets at a time; with autograd each block is
+            recomputed in backward (activation checkpointing), so the memory beyond the graph and the
+            features is O(chunk_size * mc_samples) instead of O(targets * mc_samples). Needs the
+            kernel's BatchNorm (if any) in eval mode. ``None``: all targets at once.
 
     Neighbourhoods are padded rows of the graph's slot table (:class:`PairGraph`), so a forward pass
     has no host-device synchronisation and fixed shapes; under autocast the kernel MLP and the
@@ -127,6 +132,7 @@ class LieConv(MessagePassing):
         aggregation: str = "bmm",
         initial_radius: float = 2.0,
         radius_step: float = 0.5,
+        chunk_size: Optional[int] = None,
     ) -> None:
         super().__init__(aggr=None)
         if aggregation not in ("bmm", "scatter"):
@@ -135,6 +141,9 @@ class LieConv(MessagePassing):
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
         if fill <= 0:
             raise ValueError(f"fill must be > 0, got {fill}")
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be None or >= 1, got {chunk_size}")
+        self.chunk_size = None if chunk_size is None else int(chunk_size)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.group: LieGroup = group_from_name(group) if isinstance(group, str) else group
         self.mc_samples, self.fill, self.knn, self.mean = int(mc_samples), float(fill), knn, mean
@@ -172,12 +181,36 @@ class LieConv(MessagePassing):
         edges, valid, observed = select_slots(slots, slot_mask, graph.dist, graph_size, radius, self.mc_samples, self.knn)
         if observed is not None:
             self._adapt_radius(observed)
+        source = graph.edge_index[0][edges]
+        if self.chunk_size is not None and edges.shape[0] > self.chunk_size:
+            return self._chunked(x, source, graph.edge_attr, edges, valid)
         if target_index is None and radius is None and self.mc_samples >= graph.max_degree:
             # every candidate edge is in the neighbourhood: one kernel row per edge, no padding rows
             w = self.kernel(graph.edge_attr)[edges]
-        else:
-            w = self.kernel(graph.edge_attr[edges].flatten(0, 1), valid.flatten()).view(*edges.shape, -1)
-        return self.aggregate_padded(x, graph.edge_index[0][edges], w, valid)
+            return self.aggregate_padded(x, source, w, valid)
+        return self._padded_rows(x, source, graph.edge_attr, edges, valid)
+
+    def _padded_rows(self, x: Tensor, source: Tensor, edge_attr: Tensor, edges: Tensor, valid: Tensor) -> Tensor:
+        """Kernel on the padded neighbourhood rows (BatchNorm statistics over the valid ones), then aggregate."""
+        w = self.kernel(edge_attr[edges].flatten(0, 1), valid.flatten()).view(*edges.shape, -1)
+        return self.aggregate_padded(x, source, w, valid)
+
+    def _chunked(self, x: Tensor, source: Tensor, edge_attr: Tensor, edges: Tensor, valid: Tensor) -> Tensor:
+        """:meth:`_padded_rows` over blocks of ``chunk_size`` targets, each recomputed in backward."""
+        if self.training and any(isinstance(layer, nn.BatchNorm1d) for layer in self.kernel):
+            raise ValueError(
+                "LieConv: chunk_size needs the kernel's BatchNorm in eval mode (its batch statistics span "
+                "all edges); call .eval() or build the layer with kernel_batch_norm=False"
+            )
+        outs = []
+        for start in range(0, edges.shape[0], self.chunk_size):
+            rows = slice(start, start + self.chunk_size)
+            args = (x, source[rows], edge_attr, edges[rows], valid[rows])
+            if torch.is_grad_enabled():
+                outs.append(checkpoint(self._padded_rows, *args, use_reentrant=False))
+            else:
+                outs.append(self._padded_rows(*args))
+        return torch.cat(outs)
 
     def aggregate_padded(self, x: Tensor, source: Tensor, w: Tensor, valid: Tensor) -> Tensor:
         r"""The layer on padded neighbourhoods: sources ``source`` ``[T, S]`` (node ids), kernel values

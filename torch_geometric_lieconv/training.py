@@ -423,7 +423,8 @@ class Trainer:
 
     def _resume(self) -> None:
         state = load_checkpoint(self.last_path, map_location=self.device)
-        check_config(state.get("config", {}), self.config, ignore=self.runtime_keys, what=f"checkpoint {self.last_path}")
+        check_config(state.get("config", {}), self.config, ignore=self.runtime_keys,
+                     what=f"checkpoint {self.last_path}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -474,7 +475,8 @@ class Trainer:
         axes[0, 0].set(xlabel="epoch", ylabel="training loss", title="training loss")
         if metrics:
             for key in metrics:
-                axes[0, 1].plot(epochs, [row.get(key, float("nan")) for row in self.history], marker="o", ms=3, label=key)
+                values = [row.get(key, float("nan")) for row in self.history]
+                axes[0, 1].plot(epochs, values, marker="o", ms=3, label=key)
             axes[0, 1].set(xlabel="epoch", title="evaluation")
             axes[0, 1].legend()
         for ax in axes.flat:

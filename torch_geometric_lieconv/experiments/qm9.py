@@ -312,7 +312,8 @@ def run_train(args: argparse.Namespace) -> int:
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.description = "Test MAE of trained QM9 runs, next to the paper's figures."
     _add_common(parser)
-    parser.add_argument("--run", dest="runs", nargs="+", required=True, help="run folder(s) written by 'lieconv train qm9'")
+    parser.add_argument("--run", dest="runs", nargs="+", required=True,
+                        help="run folder(s) written by 'lieconv train qm9'")
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--split", default="test", choices=["test", "valid", "train"])
     parser.add_argument("--target", default=None, help="refuse runs trained on another target")
@@ -321,7 +322,8 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "best", split: str = "test",
-                 device: Optional[Any] = None, batch_size: Optional[int] = None, expect: Optional[Dict[str, Any]] = None,
+                 device: Optional[Any] = None, batch_size: Optional[int] = None,
+                 expect: Optional[Dict[str, Any]] = None,
                  data: Optional[Dict[str, Any]] = None, download: bool = True) -> Dict[str, Any]:
     """MAE of a run's checkpoint on a split, in the paper's units; also written to ``RUN/results_SPLIT.json``."""
     path = os.path.join(run, f"checkpoint_{checkpoint}.pt")

@@ -254,9 +254,9 @@ def summarise(curves: Dict[str, Tensor], horizons: Sequence[int]) -> Dict[str, f
     energy error / momentum drifts at the last state, averaged over systems (model and ground truth)."""
     out: Dict[str, float] = {}
     total = curves["sq_error"].shape[1]
-    for h in horizons:
+    for h in horizons:  # horizons beyond the trajectory are clipped to its length
         h_eff = min(int(h), total)
-        out[f"mse_{h}"] = float(curves["sq_error"][:, :h_eff].mean())
+        out[f"mse_{h_eff}"] = float(curves["sq_error"][:, :h_eff].mean())
     for name in ("pred", "true"):
         prefix = "" if name == "pred" else "data_"
         for key in ("energy", "linear_momentum", "angular_momentum"):
