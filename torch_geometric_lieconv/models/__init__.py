@@ -1,5 +1,10 @@
-"""Models built from LieConv."""
+"""Models built from LieConv, and the baselines of the paper's experiments."""
+from .baselines import FCNeuralODE, GraphNetworkBlock, HamiltonianFC, HOGN, OGN
+from .hamiltonian import DynamicsModel, HamiltonianLieConv, HamiltonianModel, SeparableHamiltonian
 from .lieresnet import BottleBlock, LieResNet
 from .qm9 import QM9LieConv
 
-__all__ = ["BottleBlock", "LieResNet", "QM9LieConv"]
+__all__ = [
+    "BottleBlock", "LieResNet", "QM9LieConv", "DynamicsModel", "HamiltonianModel", "SeparableHamiltonian",
+    "HamiltonianLieConv", "FCNeuralODE", "HamiltonianFC", "OGN", "HOGN", "GraphNetworkBlock",
+]

@@ -6,11 +6,9 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ..datasets.qm9 import QM9_SPECIES, atom_features
 from ..groups import LieGroup
 from .lieresnet import LieResNet
-
-#: the atomic numbers the one-hot species encoding knows (H, C, N, O, F)
-QM9_SPECIES = (1, 6, 7, 8, 9)
 
 
 class QM9LieConv(nn.Module):
@@ -45,7 +43,6 @@ class QM9LieConv(nn.Module):
                              mc_samples=mc_samples, fill=fill, lift_samples=lift_samples, **kwargs)
         self.center = self.net.group.frame_dim is not None or self.net.group.undefined_at_origin if center is None else center
         self.pos_scale = float(pos_scale)
-        self.register_buffer("species", torch.tensor(QM9_SPECIES), persistent=False)
 
     @property
     def group(self) -> LieGroup:
@@ -55,14 +52,8 @@ class QM9LieConv(nn.Module):
         self.net.reset_parameters()
 
     def atom_features(self, z: Tensor) -> Tensor:
-        """``[N]`` atomic numbers -> ``[N, 15]`` features; unknown species raise a ``ValueError``."""
-        onehot = z.unsqueeze(-1) == self.species
-        if not bool(onehot.any(-1).all()):
-            unknown = sorted(set(z[~onehot.any(-1)].tolist()))
-            raise ValueError(f"QM9LieConv knows the species {list(QM9_SPECIES)}, got atomic numbers {unknown}")
-        scaled = (z.to(torch.get_default_dtype()) / 9).unsqueeze(-1)
-        powers = torch.cat([torch.ones_like(scaled), scaled, scaled**2], dim=-1)
-        return (onehot.unsqueeze(-1).to(powers.dtype) * powers.unsqueeze(-2)).flatten(1)
+        """``[N]`` atomic numbers -> ``[N, 15]`` features (:func:`~torch_geometric_lieconv.datasets.qm9.atom_features`)."""
+        return atom_features(z)
 
     def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None) -> Tensor:
         """Atomic numbers ``z`` ``[N]``, positions ``[N, 3]``, ``batch`` ``[N]`` -> one value per molecule ``[B]``."""
