@@ -106,7 +106,8 @@ def group_table() -> None:
         for band in bands:
             for dtype in (torch.float32, torch.float64):
                 e, lg, p32, pe, n_cut = errors(name, band, dtype)
-                print(f"| {name} | {band} | {str(dtype)[6:]} | {fmt(e)} | {fmt(lg)} | {fmt(p32)} | {fmt(pe)} | {n_cut} |")
+                cells = [name, band, str(dtype)[6:], fmt(e), fmt(lg), fmt(p32), fmt(pe), str(n_cut)]
+                print("| " + " | ".join(cells) + " |")
 
 
 def molecule_table() -> None:

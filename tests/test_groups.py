@@ -12,7 +12,7 @@ import torch
 from torch.autograd import gradcheck
 from torch.autograd.functional import jacobian
 
-from group_reference import (
+from group_reference import (  # noqa: F401  (single_thread: an autouse fixture)
     ALL,
     PLANAR_ROTATIONS,
     ROTATION_GROUPS,
@@ -20,12 +20,13 @@ from group_reference import (
     matrix_size,
     reference_exp,
     rotation_coordinates,
+    single_thread,
 )
 from torch_geometric_lieconv import group_from_name, lift_points
 from torch_geometric_lieconv.groups import SE3, SO2, LieGroup
 from torch_geometric_lieconv.groups._rotations import random_rotations
 from torch_geometric_lieconv.groups.planar import BRANCH_CUT_SHIFT
-from user_groups import AFFINE1_GENERATORS, MATRIX_SO2_GENERATORS, Affine1, MatrixSO2
+from user_groups import AFFINE1_GENERATORS, MATRIX_SO2_GENERATORS, USER_GROUPS, Affine1, MatrixSO2, make_group
 
 F64 = torch.float64
 #: stated tolerances (absolute, for unit-scale coordinates): float64 / float32
@@ -44,6 +45,7 @@ def with_angle(name, a, angle):
 
 def wrapped(theta):
     return torch.atan2(torch.sin(theta), torch.cos(theta))
+
 
 
 # ---------------------------------------------------------------------------------------------- exp
@@ -207,14 +209,10 @@ def test_gradients_finite_at_identity_pairs_and_extremely_near_pi(name, dtype):
 
 
 # ------------------------------------------------------------------------------- left invariance
-def _user(name):
-    return {"Affine1": Affine1, "MatrixSO2": MatrixSO2}[name]() if name in ("Affine1", "MatrixSO2") else group_from_name(name)
-
-
-@pytest.mark.parametrize("name", WITH_ALGEBRA + ["Affine1", "MatrixSO2"])
+@pytest.mark.parametrize("name", WITH_ALGEBRA + list(USER_GROUPS))
 def test_pair_logs_are_left_invariant(name):
     r""":math:`\log((w v)^{-1}(w u)) = \log(v^{-1} u)` for lifted u, v and a random w (via act_on_lift)."""
-    group = _user(name)
+    group = make_group(name)
     gen = torch.Generator().manual_seed(3)
     pos = torch.randn(12, group.space_dim, generator=gen, dtype=F64) * 2 + 0.3
     a, _ = group.lift(pos, 2, generator=gen)
@@ -230,10 +228,10 @@ def test_pair_logs_are_left_invariant(name):
         assert (group.pair_log(moved[i], a[j]) - before).abs().max() > 1e-2
 
 
-@pytest.mark.parametrize("name", ALL + ["Affine1", "MatrixSO2"])
+@pytest.mark.parametrize("name", ALL + list(USER_GROUPS))
 def test_pair_embedding_layout_against_explicit_inverse(name):
     """Row e of pair_embedding is [log(v_j^-1 u_i), q_i, q_j] for edge_index[:, e] = (j, i)."""
-    group = _user(name)
+    group = make_group(name)
     gen = torch.Generator().manual_seed(4)
     pos = torch.randn(7, group.space_dim, generator=gen, dtype=F64) + 0.5
     a, q = group.lift(pos, 1, generator=gen)
@@ -248,9 +246,9 @@ def test_pair_embedding_layout_against_explicit_inverse(name):
     torch.testing.assert_close(abq[:, group.lie_dim + group.q_dim :], q[src])
 
 
-@pytest.mark.parametrize("name", ALL + ["Affine1", "MatrixSO2"])
+@pytest.mark.parametrize("name", ALL + list(USER_GROUPS))
 def test_distance_is_symmetric_nonnegative_and_zero_on_self_pairs(name):
-    group = _user(name)
+    group = make_group(name)
     gen = torch.Generator().manual_seed(5)
     pos = torch.randn(20, group.space_dim, generator=gen, dtype=F64) + 0.5
     lifted = lift_points(group, pos, None, 2, generator=gen)
@@ -264,10 +262,10 @@ def test_distance_is_symmetric_nonnegative_and_zero_on_self_pairs(name):
     assert d_self.abs().max() < 1e-12
 
 
-@pytest.mark.parametrize("name", WITH_ALGEBRA + ["Affine1", "MatrixSO2"])
+@pytest.mark.parametrize("name", WITH_ALGEBRA + list(USER_GROUPS))
 def test_act_is_a_group_action(name):
     """act(g h, x) == act(g, act(h, x)), act(e, x) == x, and inv from the base class is the inverse."""
-    group = _user(name)
+    group = make_group(name)
     gen = torch.Generator().manual_seed(6)
     g, h = group.sample(2, dtype=F64, generator=gen)
     x = torch.randn(10, group.space_dim, generator=gen, dtype=F64)
@@ -382,7 +380,8 @@ def test_user_defined_group_end_to_end():
     batch = torch.tensor([0] * 6 + [1] * 8)
     lifted = lift_points(group, pos, batch, 2)
     assert lifted.a.shape == (28, 2)
-    model = LieResNet(1, 2, group, hidden_channels=16, num_layers=2, mc_samples=100, fill=1.0, lift_samples=2).double().eval()
+    model = LieResNet(1, 2, group, hidden_channels=16, num_layers=2, mc_samples=100, fill=1.0, lift_samples=2)
+    model = model.double().eval()
     x = torch.randn(14, 1, dtype=F64)
     # the lift draws random scalings; a translation leaves them as they are (same seed), so the
     # model must be exactly invariant to translations, and not to scalings

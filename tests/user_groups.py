@@ -8,7 +8,7 @@ input checks) must come from :class:`~torch_geometric_lieconv.groups.LieGroup`. 
 """
 import torch
 
-from torch_geometric_lieconv.groups import LieGroup
+from torch_geometric_lieconv.groups import LieGroup, group_from_name
 
 
 class Affine1(LieGroup):
@@ -79,3 +79,11 @@ class MatrixSO2(LieGroup):
 
 #: the algebra basis of MatrixSO2, written by hand
 MATRIX_SO2_GENERATORS = [torch.tensor([[0.0, -1.0], [1.0, 0.0]])]
+
+
+USER_GROUPS = {"Affine1": Affine1, "MatrixSO2": MatrixSO2}
+
+
+def make_group(name: str) -> LieGroup:
+    """A user group of :data:`USER_GROUPS` by class name, else ``group_from_name(name)``."""
+    return USER_GROUPS[name]() if name in USER_GROUPS else group_from_name(name)
