@@ -47,7 +47,6 @@ def wrapped(theta):
     return torch.atan2(torch.sin(theta), torch.cos(theta))
 
 
-
 # ---------------------------------------------------------------------------------------------- exp
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])

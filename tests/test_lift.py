@@ -21,7 +21,6 @@ F64 = torch.float64
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}
 
 
-
 def points(group, n, gen, dtype=F64, scale=3.0):
     """Random points including awkward ones: on the negative first axis (the atan2 cut in 2D, the
     antipode of the SO(3) orbit origin in 3D) and on the positive first axis."""
