@@ -186,7 +186,7 @@ class LieConv(MessagePassing):
             return self._chunked(x, source, graph.edge_attr, edges, valid)
         if target_index is None and radius is None and self.mc_samples >= graph.max_degree:
             # every candidate edge is in the neighbourhood: one kernel row per edge, no padding rows
-            w = self.kernel(graph.edge_attr)[edges]
+            w = _gather_rows(self.kernel(graph.edge_attr), edges)
             return self.aggregate_padded(x, source, w, valid)
         return self._padded_rows(x, source, graph.edge_attr, edges, valid)
 
@@ -226,7 +226,7 @@ class LieConv(MessagePassing):
             scale = scale / scale.sum(1, keepdim=True).clamp(min=1)
         w = (w * scale.unsqueeze(-1).to(w.dtype)).to(x.dtype)
         if self.aggregation == "bmm":
-            p = torch.bmm(w.transpose(1, 2), x[source])  # [T, c_m, c_in]
+            p = torch.bmm(w.transpose(1, 2), _gather_rows(x, source))  # [T, c_m, c_in]
         else:
             p = _WeightedSegmentSum.apply(x, source, w)
         return F.linear(p.reshape(num_targets, -1), self._lin_weight_kernel_major(), self.lin.bias)
@@ -247,6 +247,11 @@ class LieConv(MessagePassing):
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, group={self.group}, "
             f"mc_samples={self.mc_samples}, fill={self.fill:g}, knn={self.knn})"
         )
+
+
+def _gather_rows(values: Tensor, index: Tensor) -> Tensor:
+    """``values[index]`` for a 2-d ``index`` via ``index_select`` (its backward is a fast ``index_add``)."""
+    return values.index_select(0, index.flatten()).view(*index.shape, *values.shape[1:])
 
 
 class _WeightedSegmentSum(torch.autograd.Function):
@@ -277,5 +282,5 @@ class _WeightedSegmentSum(torch.autograd.Function):
             rows = torch.bmm(w, grad)  # [T, S, c_in]
             grad_x = x.new_zeros(x.shape).index_add(0, source.flatten(), rows.flatten(0, 1))
         if ctx.needs_input_grad[2]:
-            grad_w = torch.bmm(x[source], grad.transpose(1, 2))  # [T, S, c_m]
+            grad_w = torch.bmm(_gather_rows(x, source), grad.transpose(1, 2))  # [T, S, c_m]
         return grad_x, None, grad_w
