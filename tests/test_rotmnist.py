@@ -245,6 +245,28 @@ def test_se2_image_model_invariant_with_explicit_lift_samples():
     assert (model(x, moved, batch, rot @ other) - out).abs().max() > 1e-6
 
 
+def test_grid_graph_cache_reuses_identical_grids_only_and_never_a_random_lift():
+    x, pos, batch = small_point_sets()
+    model = tiny("SO2", total_ds=0.5)
+    fresh = tiny("SO2", total_ds=0.5, cache_graph=False)
+    fresh.load_state_dict(model.state_dict())
+    other_x = torch.rand_like(x)
+    for features in (x, other_x):  # same grid, other intensities: the cached graph serves, outputs as without cache
+        torch.manual_seed(1)
+        out = model(features, pos, batch)
+        torch.manual_seed(1)
+        torch.testing.assert_close(out, fresh(features, pos, batch), atol=0, rtol=0)
+    assert (model.graph_cache.hits, model.graph_cache.misses) == (1, 1)
+    model(x, pos + 0.25, batch)  # another point set: rebuilt
+    model(x, pos, torch.zeros_like(batch))  # same points grouped differently: rebuilt
+    assert (model.graph_cache.hits, model.graph_cache.misses) == (1, 3)
+    # SE(2) lifts with random stabilizer samples: never cached, each call draws new samples
+    se2 = tiny("SE2")
+    first, second = se2(x, pos, batch), se2(x, pos, batch)
+    assert se2.graph_cache.hits == se2.graph_cache.misses == 0
+    assert (first - second).abs().max() > 1e-6
+
+
 def rot90_permutation(to_points):
     """``perm`` with ``grid(rot90 image).pos[perm] == R(90 deg) grid.pos`` and ``.x[perm] == grid.x``."""
     pos = to_points.pos.double()

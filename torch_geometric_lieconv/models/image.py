@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple, Union
 
+import torch
 from torch import Tensor
 
 from ..datasets.rotmnist import ImageToPointSet
+from ..graph import PairGraph
 from ..groups import LieGroup, group_from_name
+from ..lift import LiftedPoints
 from .lieresnet import LieResNet
 
-__all__ = ["ImageLieResNet", "layer_schedule"]
+__all__ = ["ImageLieResNet", "LiftedGraphCache", "layer_schedule"]
 
 
 def layer_schedule(total_ds: float, fill: float, num_layers: int) -> Tuple[float, List[float]]:
@@ -29,6 +32,41 @@ def layer_schedule(total_ds: float, fill: float, num_layers: int) -> Tuple[float
     return ds_frac, [fill / ds_frac**i for i in range(num_layers)]
 
 
+class LiftedGraphCache:
+    """The lift and candidate pair graph of the last batch, reused while the next batch has the same points.
+
+    Images of one size cropped the same way are the same pixel grid, so with a lift that is a function
+    of the positions alone every evaluation batch has the same lifted points and candidate graph. The
+    key is compared exactly: the positions, the batch vector and the candidate radius (which changes
+    while the ball radii adapt in training). The owner must not consult the cache when the lift is
+    random (stabilizer samples): a cached lift would freeze one Monte Carlo draw for every batch.
+    """
+
+    def __init__(self) -> None:
+        self.hits = self.misses = 0
+        self._key: Optional[Tuple[Tensor, Tensor, Optional[float]]] = None
+        self._value: Optional[Tuple[LiftedPoints, PairGraph]] = None
+
+    def clear(self) -> None:
+        self._key = self._value = None
+
+    def get(self, pos: Tensor, batch: Tensor, radius: Optional[float]) -> Optional[Tuple[LiftedPoints, PairGraph]]:
+        """The cached ``(lifted, graph)`` if ``pos``, ``batch`` and ``radius`` equal the cached key, else ``None``."""
+        if self._key is not None:
+            cached_pos, cached_batch, cached_radius = self._key
+            if (cached_radius == radius and cached_pos.shape == pos.shape and cached_pos.dtype == pos.dtype
+                    and cached_pos.device == pos.device and cached_batch.shape == batch.shape
+                    and torch.equal(cached_pos, pos) and torch.equal(cached_batch, batch)):  # host sync
+                self.hits += 1
+                return self._value
+        self.misses += 1
+        return None
+
+    def put(self, pos: Tensor, batch: Tensor, radius: Optional[float], value: Tuple[LiftedPoints, PairGraph]) -> None:
+        self._key = (pos.detach().clone(), batch.clone(), radius)
+        self._value = value
+
+
 class ImageLieResNet(LieResNet):
     r"""LieResNet for images given as point sets (:class:`~torch_geometric_lieconv.datasets.RotMNIST`,
     :class:`~torch_geometric_lieconv.datasets.rotmnist.ImageToPointSet`), with the paper's RotMNIST settings.
@@ -45,7 +83,11 @@ class ImageLieResNet(LieResNet):
     The reference also widened the channels as the points thin out (:math:`k/\rho^{i/2}`);
     here the width is constant (``hidden_channels``).
 
-    The lift and the pair graph are recomputed in every forward pass (no caching of the fixed pixel grid).
+    With ``cache_graph=True`` (default) the lift and candidate graph of a batch are reused by the next
+    batch when its point sets are exactly the same (:class:`LiftedGraphCache`): the fixed pixel grid
+    of an evaluation pass is lifted and connected once. Never for a random lift (groups with a
+    stabilizer, e.g. SE(2), unless ``frames`` fix it, and then the cache is skipped too), nor for
+    positions that need gradients.
 
     Args:
         group: the group or its name (``"Trivial2"``, ``"Ty"``, ``"T2"``, ``"SO2"``, ``"RxSO2"``, ``"SE2"``...).
@@ -57,6 +99,7 @@ class ImageLieResNet(LieResNet):
         lift_samples: stabilizer samples per point (``None``: 2 for groups with a stabilizer, else 1).
         alpha: the group's distance weight (only with a group name; ``None``: the group's default).
         input_mean, input_std: the standardisation of the inputs.
+        cache_graph: reuse the lift and candidate graph of identical consecutive point sets.
         **kwargs: passed on to :class:`LieResNet`.
     """
 
@@ -77,6 +120,7 @@ class ImageLieResNet(LieResNet):
         batch_norm: bool = True,
         input_mean: float = 0.130,
         input_std: float = 0.297,
+        cache_graph: bool = True,
         **kwargs,
     ) -> None:
         if isinstance(group, str):
@@ -96,6 +140,23 @@ class ImageLieResNet(LieResNet):
         self.total_ds, self.fill, self.ds_frac, self.fills = total_ds, fill, ds_frac, fills
         self.input_mean, self.input_std = float(input_mean), float(input_std)
         self._to_point_set: Optional[ImageToPointSet] = None
+        self.cache_graph = cache_graph
+        self.graph_cache = LiftedGraphCache()
+
+    def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None,
+                         frames: Optional[Tensor] = None) -> Tuple[LiftedPoints, PairGraph]:
+        """:meth:`LieResNet.lift_and_connect`, through :attr:`graph_cache` where that is safe."""
+        random_lift = self.group.frame_dim is not None and self.group.frame_dim > 0
+        if not self.cache_graph or random_lift or frames is not None or pos.requires_grad:
+            return super().lift_and_connect(pos, batch, frames)
+        if batch is None:
+            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+        radius = self.candidate_radius()
+        cached = self.graph_cache.get(pos, batch, radius)
+        if cached is None:
+            cached = super().lift_and_connect(pos, batch, frames)
+            self.graph_cache.put(pos, batch, radius, cached)
+        return cached
 
     def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
                 num_graphs: Optional[int] = None) -> Tensor:

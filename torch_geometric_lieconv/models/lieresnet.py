@@ -11,7 +11,7 @@ from torch_scatter import scatter_mean
 from ..conv import LieConv
 from ..graph import PairGraph, build_pair_graph
 from ..groups import LieGroup, group_from_name
-from ..lift import lift_points
+from ..lift import LiftedPoints, lift_points
 from ..pool import farthest_point_subsample
 
 
@@ -139,15 +139,21 @@ class LieResNet(nn.Module):
             return None
         return max(float(conv.radius) for conv in self.convs)  # host sync: a few scalars per forward
 
+    def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None,
+                         frames: Optional[Tensor] = None) -> Tuple[LiftedPoints, PairGraph]:
+        """Lift the points (Algorithm 1) and build the candidate pair graph every block draws from."""
+        with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
+            lifted = lift_points(self.group, pos, batch, self.lift_samples, frames)
+            graph = build_pair_graph(self.group, lifted, self.candidate_radius(), self.max_num_neighbors)
+        return lifted, graph
+
     def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
                 num_graphs: Optional[int] = None) -> Tensor:
         """``x`` ``[N, in_channels]``, ``pos`` ``[N, d]``, ``batch`` ``[N]`` -> ``[num_graphs, out_channels]``
         (or ``[N, out_channels]`` with ``pool=False``). ``frames`` fixes the stabilizer samples."""
         if x.dim() != 2 or x.shape[0] != pos.shape[0] or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_channels}], got {list(x.shape)}")
-        with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
-            lifted = lift_points(self.group, pos, batch, self.lift_samples, frames)
-            graph = build_pair_graph(self.group, lifted, self.candidate_radius(), self.max_num_neighbors)
+        lifted, graph = self.lift_and_connect(pos, batch, frames)
         h = self.lin_in(x[lifted.node_index])
         for block in self.blocks:
             h, graph = block(h, graph)
