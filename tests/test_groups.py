@@ -245,6 +245,34 @@ def test_pair_embedding_layout_against_explicit_inverse(name):
     torch.testing.assert_close(abq[:, group.lie_dim + group.q_dim :], q[src])
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_se2_closed_form_pair_embedding_matches_the_matrix_path(dtype):
+    """SE(2) overrides pair_embedding with a closed form; it must equal log(exp(-a_v) exp(a_u)) through
+    3x3 matrices (the base class's path), at relative angles near 0, exactly pi (antipodal lifts) and
+    across the branch cut, and its gradients must be right."""
+    group = group_from_name("SE2")
+    gen = torch.Generator().manual_seed(7)
+    n = 64
+    theta = torch.rand(n, generator=gen, dtype=F64) * 2 * math.pi - math.pi + 2 * BRANCH_CUT_SHIFT
+    theta[:8] = math.pi / 2  # pairs (i, i + 8) differ by exactly pi, both ways
+    theta[8:16] = -math.pi / 2
+    theta[16:24] = torch.pi + BRANCH_CUT_SHIFT / 2  # the top of the branch
+    theta[24:32] = -torch.pi + 2 * BRANCH_CUT_SHIFT
+    a = torch.cat([theta.unsqueeze(-1), torch.randn(n, 2, generator=gen, dtype=F64) * 8], dim=-1).to(dtype)
+    q = a.new_zeros(n, 0)
+    src, dst = torch.randint(0, n, (2, 400), generator=gen)
+    src[:16], dst[:16] = torch.arange(16), (torch.arange(16) + 8) % 16
+    src[16:32], dst[16:32] = torch.arange(16, 32), torch.arange(31, 15, -1)
+    edge_index = torch.stack([src, dst])
+    fast = group.pair_embedding(a, q, edge_index)
+    matrices = LieGroup.pair_embedding(group, a, q, edge_index)
+    assert fast.dtype == dtype
+    torch.testing.assert_close(fast, matrices, atol=1e-12 if dtype == F64 else 2e-6, rtol=0)
+    torch.testing.assert_close(fast[:16, 0], torch.full((16,), math.pi, dtype=dtype))  # antipodes: +pi, never -pi
+    a64 = a.to(F64).clone().requires_grad_(True)
+    assert gradcheck(lambda x: group.pair_embedding(x, q.to(F64), edge_index[:, 32:60]), (a64,), fast_mode=True)
+
+
 @pytest.mark.parametrize("name", ALL + list(USER_GROUPS))
 def test_distance_is_symmetric_nonnegative_and_zero_on_self_pairs(name):
     group = make_group(name)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ._rotations import homogeneous, rotation2d, stratified_rotations2d
 from ._series import cosc, half_cot, sinc
-from .base import LieGroup, log_in_double
+from .base import LieGroup, _less_precise, log_in_double
 
 
 #: the branch cut of logged angles sits at -pi + BRANCH_CUT_SHIFT rather than at +-pi
@@ -183,6 +183,33 @@ class SE2(LieGroup):
         frames = self._frames(frames, pos, num_samples, generator)
         t = pos.unsqueeze(1).expand(-1, num_samples, -1)
         return log_in_double(self, homogeneous(frames, t)), pos.new_zeros(pos.shape[0], num_samples, 0)
+
+    def pair_embedding(self, a: Tensor, q: Tensor, edge_index: Tensor) -> Tensor:
+        r"""Closed form of :math:`\log(v_j^{-1}u_i)`, without 3x3 matrices.
+
+        With :math:`u = (R(\theta_u), t_u)`, :math:`v^{-1}u = (R(\theta_u - \theta_v), R(-\theta_v)(t_u - t_v))`,
+        whose log is :math:`(\theta, V(\theta)^{-1} R(-\theta_v)(t_u - t_v))` with
+        :math:`\theta = \theta_u - \theta_v` wrapped into the branch of :func:`wrap_angle`. The
+        translations :math:`t = V(\theta)v` and the rotations are formed once per point; each edge costs a
+        few element-wise operations in :attr:`pair_dtype` (q is empty for SE(2)).
+        """
+        out_dtype = a.dtype
+        if self.pair_dtype is not None and _less_precise(out_dtype, self.pair_dtype):
+            a = a.to(self.pair_dtype)
+        theta, v = a[:, 0], a[:, 1:]
+        t2 = theta * theta
+        s, c = sinc(t2), theta * cosc(t2)
+        t = torch.stack([s * v[:, 0] - c * v[:, 1], c * v[:, 0] + s * v[:, 1]], dim=-1)
+        src, dst = edge_index[0], edge_index[1]
+        d = theta[dst] - theta[src]  # in (-2 pi, 2 pi): both angles lie in one branch of width 2 pi
+        d = torch.where(d > torch.pi + BRANCH_CUT_SHIFT, d - 2 * torch.pi, d)
+        d = torch.where(d <= -torch.pi + BRANCH_CUT_SHIFT, d + 2 * torch.pi, d)
+        dt = t[dst] - t[src]
+        cos_v, sin_v = torch.cos(theta)[src], torch.sin(theta)[src]
+        x = cos_v * dt[:, 0] + sin_v * dt[:, 1]
+        y = cos_v * dt[:, 1] - sin_v * dt[:, 0]
+        h, b = half_cot(d * d), d / 2
+        return torch.stack([d, h * x + b * y, h * y - b * x], dim=-1).to(out_dtype)
 
     def distance(self, abq: Tensor) -> Tensor:
         return self.alpha * abq[..., 0].abs() + (1 - self.alpha) * abq[..., 1:3].norm(dim=-1)

@@ -1,0 +1,161 @@
+"""Time per RotMNIST epoch of the image LieResNet at the paper's settings, per group.
+
+    python benchmarks/rotmnist_epoch_time.py                       # T2, SO2, RxSO2, SE2, paper settings
+    python benchmarks/rotmnist_epoch_time.py --groups SE2 --steps 5 --device cuda
+
+The cost of a step depends on the pixel grid, not on the digits, so the batches are random 28 x 28
+images turned into point sets exactly as the dataset does (centred pixel grid, circular crop of
+radius 15: 648 points per image); ``--root`` uses a RotMNIST folder's first training images instead.
+
+The ball radii start at 2 pixels and adapt during training toward each layer's fill (fill 0.1 in the
+first block, growing as the points thin out), so early steps are cheaper than the rest of the run.
+Before timing, the radii are moved to the fills they converge to (a few no-grad forward passes that
+rescale each radius by sqrt(target fill / observed fill), the area law of a 2-D grid). Then
+``--steps`` training steps (forward, backward, Adam) are timed after one warm-up step, and one
+evaluation forward of a batch of ``--eval-batch-size`` images. An epoch of the paper's run is
+10,000 / batch_size training steps plus the 2,000 validation images:
+
+    epoch = (10000 / 25) x step + (2000 / eval_batch) x eval_forward
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from torch_geometric_lieconv.datasets.rotmnist import ImageToPointSet
+from torch_geometric_lieconv.experiments.rotmnist import PRESETS, paper_error
+from torch_geometric_lieconv.models.image import ImageLieResNet
+
+TRAIN_IMAGES, VALID_IMAGES = 10_000, 2_000
+
+
+def image_batch(num: int, seed: int, root: Optional[str]):
+    """A batch of ``num`` 28 x 28 images as point sets (``Batch`` with ``x``, ``pos``, ``batch``, ``y``)."""
+    if root:
+        from torch_geometric.loader import DataLoader
+
+        from torch_geometric_lieconv.datasets.rotmnist import RotMNIST
+
+        return next(iter(DataLoader(RotMNIST(root, "train"), batch_size=num)))
+    gen = torch.Generator().manual_seed(seed)
+    data = ImageToPointSet(28, 28).batch(torch.rand(num, 1, 28, 28, generator=gen))
+    data.y = torch.randint(0, 10, (num,), generator=gen)
+    return data
+
+
+def calibrate_radii(model: ImageLieResNet, batch, rounds: int = 6) -> List[float]:
+    """Move every layer's ball radius to its target fill; returns the observed fills of the last round."""
+    model.train()
+    with torch.no_grad():
+        for _ in range(rounds):
+            model(batch.x, batch.pos, batch.batch, num_graphs=int(batch.y.numel()))
+            for conv in model.convs:
+                observed = max(float(conv.observed_fill), 1e-3)
+                conv.radius.mul_(math.sqrt(conv.fill / observed))
+        model(batch.x, batch.pos, batch.batch, num_graphs=int(batch.y.numel()))
+    return [float(conv.observed_fill) for conv in model.convs]
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(group: str, args: argparse.Namespace) -> dict:
+    device = torch.device(args.device)
+    settings = PRESETS[args.preset]
+    torch.manual_seed(args.seed)
+    model = ImageLieResNet(group, hidden_channels=settings["hidden_channels"], num_layers=settings["num_layers"],
+                           mc_samples=settings["mc_samples"], fill=settings["fill"],
+                           total_ds=settings["total_ds"]).to(device)
+    batch = image_batch(settings["batch_size"], args.seed, args.root).to(device)
+    fills = calibrate_radii(model, batch)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(batch.x, batch.pos, batch.batch, num_graphs=int(batch.y.numel())), batch.y)
+        loss.backward()
+        optimizer.step()
+
+    model.train()
+    step()  # warm-up
+    times = []
+    for _ in range(args.steps):
+        synchronise(device)
+        start = time.perf_counter()
+        step()
+        synchronise(device)
+        times.append(time.perf_counter() - start)
+    eval_batch = image_batch(args.eval_batch_size, args.seed + 1, args.root).to(device)
+    model.eval()
+    with torch.no_grad():
+        model(eval_batch.x, eval_batch.pos, eval_batch.batch, num_graphs=int(eval_batch.y.numel()))  # warm-up
+        synchronise(device)
+        start = time.perf_counter()
+        model(eval_batch.x, eval_batch.pos, eval_batch.batch, num_graphs=int(eval_batch.y.numel()))
+        synchronise(device)
+        eval_s = time.perf_counter() - start
+    step_s = sum(times) / len(times)
+    steps_per_epoch = TRAIN_IMAGES / settings["batch_size"]
+    epoch_s = steps_per_epoch * step_s + VALID_IMAGES / args.eval_batch_size * eval_s
+    return {"group": group, "lift": model.lift_samples, "points": int(batch.pos.shape[0] / int(batch.y.numel())),
+            "fills": fills, "step_s": step_s, "eval_s": eval_s, "epoch_s": epoch_s,
+            "run_h": epoch_s * settings["epochs"] / 3600, "epochs": settings["epochs"]}
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--groups", default="T2,SO2,RxSO2,SE2", help="comma-separated group names")
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
+    parser.add_argument("--steps", type=int, default=3, help="timed training steps per group")
+    parser.add_argument("--eval-batch-size", type=int, default=100)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--root", default=None, help="a RotMNIST root to take the images from (default: random images)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = PRESETS[args.preset]
+    if args.device == "cuda":
+        device_name = torch.cuda.get_device_name(0)
+    else:
+        device_name = platform.processor() or platform.machine()
+        cpuinfo = Path("/proc/cpuinfo")
+        if cpuinfo.exists():
+            match = re.search(r"model name\s*:\s*(.*)", cpuinfo.read_text())
+            device_name = match.group(1) if match else device_name
+        device_name += f", {torch.get_num_threads()} threads"
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    print(f"Command: `python benchmarks/rotmnist_epoch_time.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ")
+    print(f"Device: {device_name}; torch {torch.__version__}; load average at start {load}.  ")
+    print(f"Preset {args.preset!r}: k={settings['hidden_channels']}, {settings['num_layers']} blocks, "
+          f"nbhd {settings['mc_samples']}, fill {settings['fill']}, total_ds {settings['total_ds']}, "
+          f"batch {settings['batch_size']}; epoch = {TRAIN_IMAGES:,} training + {VALID_IMAGES:,} validation images.\n")
+    print("| group | lift samples | points per image | observed fills (first / last block) | train step s "
+          "| eval forward s (batch %d) | epoch min | %d epochs h | paper Table 1 error |" % (args.eval_batch_size,
+                                                                                   settings["epochs"]))
+    print("|---|---|---|---|---|---|---|---|---|")
+    for group in args.groups.split(","):
+        r = measure(group.strip(), args)
+        label, paper = paper_error(r["group"])
+        print(f"| {label} | {r['lift']} | {r['points']} | {r['fills'][0]:.3f} / {r['fills'][-1]:.3f} | "
+              f"{r['step_s']:.2f} | {r['eval_s']:.2f} | {r['epoch_s'] / 60:.1f} | {r['run_h']:,.0f} | "
+              f"{'' if paper is None else f'{paper:.2f}%'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
