@@ -43,12 +43,17 @@ class BottleBlock(nn.Module):
                 module.reset_parameters()
 
     def forward(self, x: Tensor, graph: PairGraph) -> Tuple[Tensor, PairGraph]:
+        """The block's output at its kept points, and the candidate graph induced on them."""
+        out, kept = self.convolve(x, graph)
+        return out, (graph if kept is None else graph.subgraph(kept))
+
+    def convolve(self, x: Tensor, graph: PairGraph) -> Tuple[Tensor, Optional[Tensor]]:
+        """The block's output at its kept points, and their indices (``None``: every point is kept)."""
         kept = farthest_point_subsample(graph, self.ds_frac) if self.ds_frac < 1 else None
         out = self.post(self.conv(self.pre(x), graph, kept))
         residual = x if kept is None else x[kept]
         c = min(self.in_channels, self.out_channels)
-        out = torch.cat([out[:, :c] + residual[:, :c], out[:, c:]], dim=-1)
-        return out, (graph if kept is None else graph.subgraph(kept))
+        return torch.cat([out[:, :c] + residual[:, :c], out[:, c:]], dim=-1), kept
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, {self.conv})"
@@ -83,6 +88,13 @@ class LieResNet(nn.Module):
             lift samples; requires ``ds_frac == 1``).
         aggregation: ``"bmm"`` or ``"scatter"`` (see :class:`LieConv`).
         max_num_neighbors: cap for the candidate radius search (``None``: exact).
+        graph_per_block: build each block's candidate graph on its own points with its own ball radius
+            (``True``), or one graph at the largest radius shared by all blocks (``False``). ``None``
+            (default): per block exactly when the blocks subsample (``ds_frac < 1``), where the balls
+            grow as the points thin out and one graph at the last block's radius over all the first
+            block's points would hold several times the pairs any block uses. Farthest point
+            sampling in a block sees the distances of that block's candidate pairs (farther pairs count
+            as infinitely far, which keeps it equivariant).
     """
 
     def __init__(
@@ -105,6 +117,7 @@ class LieResNet(nn.Module):
         kernel_hidden: int = 32,
         aggregation: str = "bmm",
         max_num_neighbors: Optional[int] = None,
+        graph_per_block: Optional[bool] = None,
     ) -> None:
         super().__init__()
         self.group = group_from_name(group) if isinstance(group, str) else group
@@ -113,6 +126,7 @@ class LieResNet(nn.Module):
         self.max_num_neighbors = max_num_neighbors
         fills = _per_layer(fill, num_layers, "fill")
         ds_fracs = _per_layer(ds_frac, num_layers, "ds_frac")
+        self.graph_per_block = any(f < 1 for f in ds_fracs) if graph_per_block is None else bool(graph_per_block)
         if not pool and any(f < 1 for f in ds_fracs):
             raise ValueError("pool=False needs ds_frac == 1 (per-node outputs are undefined after subsampling)")
         self.lin_in = nn.Linear(in_channels, hidden_channels)
@@ -133,19 +147,26 @@ class LieResNet(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def candidate_radius(self) -> Optional[float]:
-        """The largest ball radius of the layers, or ``None`` when some layer needs every pair."""
-        if any(not conv.uses_ball for conv in self.convs):
+    def candidate_radius(self, first_block: int = 0) -> Optional[float]:
+        """The largest ball radius of the blocks the graph built before block ``first_block`` serves
+        (that block alone with :attr:`graph_per_block`, else it and all later ones), or ``None`` when one
+        of them needs every pair."""
+        convs = self.convs[first_block : first_block + 1] if self.graph_per_block else self.convs[first_block:]
+        if any(not conv.uses_ball for conv in convs):
             return None
-        return max(float(conv.radius) for conv in self.convs)  # host sync: a few scalars per forward
+        return max(float(conv.radius) for conv in convs)  # host sync: a few scalars per graph
+
+    def connect(self, lifted: LiftedPoints, first_block: int = 0) -> PairGraph:
+        """The candidate pair graph of ``lifted`` for block ``first_block`` (and the later ones, unless per block)."""
+        with torch.autocast(lifted.pos.device.type, enabled=False):  # group math in the input precision
+            return build_pair_graph(self.group, lifted, self.candidate_radius(first_block), self.max_num_neighbors)
 
     def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None,
                          frames: Optional[Tensor] = None) -> Tuple[LiftedPoints, PairGraph]:
-        """Lift the points (Algorithm 1) and build the candidate pair graph every block draws from."""
+        """Lift the points (Algorithm 1) and build the first block's candidate pair graph."""
         with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
             lifted = lift_points(self.group, pos, batch, self.lift_samples, frames)
-            graph = build_pair_graph(self.group, lifted, self.candidate_radius(), self.max_num_neighbors)
-        return lifted, graph
+        return lifted, self.connect(lifted)
 
     def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
                 num_graphs: Optional[int] = None) -> Tensor:
@@ -155,14 +176,22 @@ class LieResNet(nn.Module):
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_channels}], got {list(x.shape)}")
         lifted, graph = self.lift_and_connect(pos, batch, frames)
         h = self.lin_in(x[lifted.node_index])
-        for block in self.blocks:
-            h, graph = block(h, graph)
+        for i, block in enumerate(self.blocks):
+            h, kept = block.convolve(h, graph)
+            if kept is not None:
+                lifted = lifted.index_select(kept)
+            if i + 1 == self.num_layers:
+                break
+            if self.graph_per_block:
+                graph = self.connect(lifted, i + 1)
+            elif kept is not None:
+                graph = graph.subgraph(kept)
         h = self.head(h)
         if not self.pool:
             return scatter_mean(h, lifted.node_index, dim=0, dim_size=pos.shape[0])
         if num_graphs is None:
             num_graphs = int(lifted.batch.max()) + 1 if lifted.batch.numel() else 0  # host sync
-        return global_mean_pool(h, graph.batch, num_graphs)
+        return global_mean_pool(h, lifted.batch, num_graphs)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, group={self.group}, "
