@@ -267,6 +267,25 @@ def test_grid_graph_cache_reuses_identical_grids_only_and_never_a_random_lift():
     assert (first - second).abs().max() > 1e-6
 
 
+def test_per_block_graphs_compute_the_shared_graph_model_where_both_see_every_pair():
+    """With fill 1 every block uses every pair, so per-block graphs (rebuilt on the kept lifted points) and
+    one shared graph (induced subgraphs) must give the same logits for the same farthest point draws; with
+    balls, per-block graphs are what the blocks use (candidate radius of the first block only)."""
+    x, pos, batch = small_point_sets(num=2)
+    per_block = tiny("SO2", num_layers=3, total_ds=0.3)
+    shared = tiny("SO2", num_layers=3, total_ds=0.3, graph_per_block=False)
+    shared.load_state_dict(per_block.state_dict())
+    assert per_block.graph_per_block and not shared.graph_per_block
+    torch.manual_seed(3)
+    out = per_block(x, pos, batch)
+    torch.manual_seed(3)
+    torch.testing.assert_close(shared(x, pos, batch), out, atol=1e-12, rtol=0)
+    balls = tiny("SO2", num_layers=3, total_ds=0.3, fill=0.2)
+    for conv, radius in zip(balls.convs, (0.5, 1.0, 2.0)):
+        conv.radius.fill_(radius)
+    assert balls.candidate_radius(0) == 0.5 and balls.candidate_radius(2) == 2.0
+
+
 def rot90_permutation(to_points):
     """``perm`` with ``grid(rot90 image).pos[perm] == R(90 deg) grid.pos`` and ``.x[perm] == grid.x``."""
     pos = to_points.pos.double()
