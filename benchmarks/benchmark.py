@@ -501,6 +501,22 @@ def table(header: List[str], rows: List[List[str]]) -> str:
     return "\n".join(lines)
 
 
+def machine_description(device: str) -> str:
+    """The GPU's name, or the CPU model and core count."""
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(0)
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
+    except (OSError, AttributeError):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
+
+
+def load_average() -> str:
+    return ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+
 def available_memory_mb() -> float:
     match = re.search(r"MemAvailable:\s+(\d+)", Path("/proc/meminfo").read_text())
     return int(match.group(1)) / 1024 if match else float("inf")
@@ -671,13 +687,7 @@ class Benchmark:
     # ------------------------------------------------------------------ all
     def header(self) -> str:
         a = self.args
-        cpu = platform.processor() or platform.machine()
-        try:
-            cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
-        except (OSError, AttributeError):
-            pass
-        load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-        device = torch.cuda.get_device_name(0) if a.device == "cuda" else f"{cpu}, {os.cpu_count()} cores"
+        device, load = machine_description(a.device), load_average()
         return (f"Command: `python benchmarks/benchmark.py {' '.join(sys.argv[1:])}`  \n"
                 f"Device: {device}; torch {torch.__version__}; dtype {a.dtype} "
                 f"({'autocast' if a.dtype != 'float32' else 'no autocast'}); threads {a.threads or torch.get_num_threads()}; "

@@ -21,12 +21,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
-import re
 import sys
 import time
-from pathlib import Path
 from typing import List, Optional
 
 import torch
@@ -35,6 +31,8 @@ import torch.nn.functional as F
 from torch_geometric_lieconv.datasets.rotmnist import ImageToPointSet
 from torch_geometric_lieconv.experiments.rotmnist import PRESETS, paper_error
 from torch_geometric_lieconv.models.image import ImageLieResNet
+
+from benchmark import load_average, machine_description  # noqa: E402  (benchmarks/ is the script's folder)
 
 TRAIN_IMAGES, VALID_IMAGES = 10_000, 2_000
 
@@ -53,16 +51,20 @@ def image_batch(num: int, seed: int, root: Optional[str]):
     return data
 
 
+def logits(model: ImageLieResNet, batch) -> torch.Tensor:
+    return model(batch.x, batch.pos, batch.batch, num_graphs=batch.y.numel())
+
+
 def calibrate_radii(model: ImageLieResNet, batch, rounds: int = 6) -> List[float]:
     """Move every layer's ball radius to its target fill; returns the observed fills of the last round."""
     model.train()
     with torch.no_grad():
         for _ in range(rounds):
-            model(batch.x, batch.pos, batch.batch, num_graphs=int(batch.y.numel()))
+            logits(model, batch)
             for conv in model.convs:
                 observed = max(float(conv.observed_fill), 1e-3)
                 conv.radius.mul_(math.sqrt(conv.fill / observed))
-        model(batch.x, batch.pos, batch.batch, num_graphs=int(batch.y.numel()))
+        logits(model, batch)
     return [float(conv.observed_fill) for conv in model.convs]
 
 
@@ -84,7 +86,7 @@ def measure(group: str, args: argparse.Namespace) -> dict:
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(batch.x, batch.pos, batch.batch, num_graphs=int(batch.y.numel())), batch.y)
+        loss = F.cross_entropy(logits(model, batch), batch.y)
         loss.backward()
         optimizer.step()
 
@@ -100,16 +102,16 @@ def measure(group: str, args: argparse.Namespace) -> dict:
     eval_batch = image_batch(args.eval_batch_size, args.seed + 1, args.root).to(device)
     model.eval()
     with torch.no_grad():
-        model(eval_batch.x, eval_batch.pos, eval_batch.batch, num_graphs=int(eval_batch.y.numel()))  # warm-up
+        logits(model, eval_batch)  # warm-up
         synchronise(device)
         start = time.perf_counter()
-        model(eval_batch.x, eval_batch.pos, eval_batch.batch, num_graphs=int(eval_batch.y.numel()))
+        logits(model, eval_batch)
         synchronise(device)
         eval_s = time.perf_counter() - start
     step_s = sum(times) / len(times)
     steps_per_epoch = TRAIN_IMAGES / settings["batch_size"]
     epoch_s = steps_per_epoch * step_s + VALID_IMAGES / args.eval_batch_size * eval_s
-    return {"group": group, "lift": model.lift_samples, "points": int(batch.pos.shape[0] / int(batch.y.numel())),
+    return {"group": group, "lift": model.lift_samples, "points": batch.pos.shape[0] // batch.y.numel(),
             "fills": fills, "step_s": step_s, "eval_s": eval_s, "epoch_s": epoch_s,
             "run_h": epoch_s * settings["epochs"] / 3600, "epochs": settings["epochs"]}
 
@@ -130,18 +132,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = PRESETS[args.preset]
-    if args.device == "cuda":
-        device_name = torch.cuda.get_device_name(0)
-    else:
-        device_name = platform.processor() or platform.machine()
-        cpuinfo = Path("/proc/cpuinfo")
-        if cpuinfo.exists():
-            match = re.search(r"model name\s*:\s*(.*)", cpuinfo.read_text())
-            device_name = match.group(1) if match else device_name
-        device_name += f", {torch.get_num_threads()} threads"
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     print(f"Command: `python benchmarks/rotmnist_epoch_time.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ")
-    print(f"Device: {device_name}; torch {torch.__version__}; load average at start {load}.  ")
+    print(f"Device: {machine_description(args.device)}; threads {torch.get_num_threads()}; torch {torch.__version__}; "
+          f"load average at start {load_average()}.  ")
     print(f"Preset {args.preset!r}: k={settings['hidden_channels']}, {settings['num_layers']} blocks, "
           f"nbhd {settings['mc_samples']}, fill {settings['fill']}, total_ds {settings['total_ds']}, "
           f"batch {settings['batch_size']}; epoch = {TRAIN_IMAGES:,} training + {VALID_IMAGES:,} validation images.\n")

@@ -143,6 +143,19 @@ class Rx(LieGroup):
         return max_norm * (1 - math.exp(-r / self.alpha) + r / (1 - self.alpha))
 
 
+def _left_jacobian(theta: Tensor, v: Tensor) -> Tensor:
+    r""":math:`V(\theta)\,v`: the translation of :math:`\exp(\theta, v)` in SE(2)."""
+    t2 = theta * theta
+    s, c = sinc(t2), theta * cosc(t2)
+    return torch.stack([s * v[..., 0] - c * v[..., 1], c * v[..., 0] + s * v[..., 1]], dim=-1)
+
+
+def _inverse_left_jacobian(theta: Tensor, t: Tensor) -> Tensor:
+    r""":math:`V(\theta)^{-1} t`: the algebra translation of the SE(2) element with angle :math:`\theta`, translation :math:`t`."""
+    h, b = half_cot(theta * theta), theta / 2
+    return torch.stack([h * t[..., 0] + b * t[..., 1], h * t[..., 1] - b * t[..., 0]], dim=-1)
+
+
 class SE2(LieGroup):
     r"""Rigid motions of the plane, as 3x3 homogeneous matrices; :math:`a = (\theta, v_1, v_2)`.
 
@@ -158,10 +171,8 @@ class SE2(LieGroup):
     frame_dim = 2
 
     def exp(self, a: Tensor) -> Tensor:
-        theta, v = a[..., 0], a[..., 1:]
-        t2 = theta * theta
-        s, c = sinc(t2), theta * cosc(t2)
-        t = torch.stack([s * v[..., 0] - c * v[..., 1], c * v[..., 0] + s * v[..., 1]], dim=-1)
+        theta = a[..., 0]
+        t = _left_jacobian(theta, a[..., 1:])
         g = torch.zeros(*a.shape[:-1], 3, 3, dtype=a.dtype, device=a.device)
         g[..., :2, :2] = rotation2d(theta)
         g[..., :2, 2] = t
@@ -170,10 +181,7 @@ class SE2(LieGroup):
 
     def log(self, g: Tensor) -> Tensor:
         theta = _angle_of(g[..., :2, :2])
-        t = g[..., :2, 2]
-        a, b = half_cot(theta * theta), theta / 2
-        v = torch.stack([a * t[..., 0] + b * t[..., 1], -b * t[..., 0] + a * t[..., 1]], dim=-1)
-        return torch.cat([theta.unsqueeze(-1), v], dim=-1)
+        return torch.cat([theta.unsqueeze(-1), _inverse_left_jacobian(theta, g[..., :2, 2])], dim=-1)
 
     def lift(self, pos, num_samples=1, frames=None, generator=None) -> Tuple[Tensor, Tensor]:
         if frames is None:
@@ -196,20 +204,16 @@ class SE2(LieGroup):
         out_dtype = a.dtype
         if self.pair_dtype is not None and _less_precise(out_dtype, self.pair_dtype):
             a = a.to(self.pair_dtype)
-        theta, v = a[:, 0], a[:, 1:]
-        t2 = theta * theta
-        s, c = sinc(t2), theta * cosc(t2)
-        t = torch.stack([s * v[:, 0] - c * v[:, 1], c * v[:, 0] + s * v[:, 1]], dim=-1)
+        theta = a[:, 0]
+        t = _left_jacobian(theta, a[:, 1:])
         src, dst = edge_index[0], edge_index[1]
         d = theta[dst] - theta[src]  # in (-2 pi, 2 pi): both angles lie in one branch of width 2 pi
         d = torch.where(d > torch.pi + BRANCH_CUT_SHIFT, d - 2 * torch.pi, d)
         d = torch.where(d <= -torch.pi + BRANCH_CUT_SHIFT, d + 2 * torch.pi, d)
         dt = t[dst] - t[src]
         cos_v, sin_v = torch.cos(theta)[src], torch.sin(theta)[src]
-        x = cos_v * dt[:, 0] + sin_v * dt[:, 1]
-        y = cos_v * dt[:, 1] - sin_v * dt[:, 0]
-        h, b = half_cot(d * d), d / 2
-        return torch.stack([d, h * x + b * y, h * y - b * x], dim=-1).to(out_dtype)
+        rotated = torch.stack([cos_v * dt[:, 0] + sin_v * dt[:, 1], cos_v * dt[:, 1] - sin_v * dt[:, 0]], dim=-1)
+        return torch.cat([d.unsqueeze(-1), _inverse_left_jacobian(d, rotated)], dim=-1).to(out_dtype)
 
     def distance(self, abq: Tensor) -> Tensor:
         return self.alpha * abq[..., 0].abs() + (1 - self.alpha) * abq[..., 1:3].norm(dim=-1)

@@ -54,8 +54,7 @@ class LiftedGraphCache:
         """The cached ``(lifted, graph)`` if ``pos``, ``batch`` and ``radius`` equal the cached key, else ``None``."""
         if self._key is not None:
             cached_pos, cached_batch, cached_radius = self._key
-            if (cached_radius == radius and cached_pos.shape == pos.shape and cached_pos.dtype == pos.dtype
-                    and cached_pos.device == pos.device and cached_batch.shape == batch.shape
+            if (cached_radius == radius and cached_pos.dtype == pos.dtype and cached_pos.device == pos.device
                     and torch.equal(cached_pos, pos) and torch.equal(cached_batch, batch)):  # host sync
                 self.hits += 1
                 return self._value
@@ -146,7 +145,7 @@ class ImageLieResNet(LieResNet):
     def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None,
                          frames: Optional[Tensor] = None) -> Tuple[LiftedPoints, PairGraph]:
         """:meth:`LieResNet.lift_and_connect`, through :attr:`graph_cache` where that is safe."""
-        random_lift = self.group.frame_dim is not None and self.group.frame_dim > 0
+        random_lift = bool(self.group.frame_dim)  # stabilizer samples
         if not self.cache_graph or random_lift or frames is not None or pos.requires_grad:
             return super().lift_and_connect(pos, batch, frames)
         if batch is None:
