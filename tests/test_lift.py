@@ -12,7 +12,7 @@ from torch.autograd import gradcheck
 from torch_geometric.data import Data
 
 from group_reference import ALL, orbit_origin, single_thread  # noqa: F401  (autouse fixture)
-from torch_geometric_lieconv import LiftTransform, group_from_name, lift_points
+from torch_geometric_lieconv import group_from_name, lift_points
 from torch_geometric_lieconv.groups import SE2, SE3, SO3
 from torch_geometric_lieconv.groups._rotations import random_rotations
 from user_groups import USER_GROUPS, Affine1, make_group
@@ -242,16 +242,6 @@ def test_lift_points_is_point_major_and_keeps_dtype(name):
     assert torch.equal(sub.node_index, torch.tensor([1, 0])) and torch.equal(sub.a, lifted.a[[5, 0]])
     default_batch = lift_points(group, pos, None, 1)
     assert torch.equal(default_batch.batch, torch.zeros(7, dtype=torch.long))
-
-
-def test_lift_transform_stores_the_deterministic_lift():
-    data = Data(pos=torch.randn(6, 2) + 3.0)
-    out = LiftTransform("SO2", num_samples=2)(data.clone())
-    lifted = lift_points(group_from_name("SO2"), data.pos, None, 2)
-    torch.testing.assert_close(out.lie_a, lifted.a)
-    torch.testing.assert_close(out.lie_q, lifted.q)
-    assert torch.equal(out.lie_node_index, lifted.node_index)
-    assert "SO2" in repr(LiftTransform("SO2"))
 
 
 # -------------------------------------------------------------------------------------- errors

@@ -38,7 +38,7 @@ def output_and_grads(conv: LieConv, x: torch.Tensor, graph, seed: int = 0, **kwa
     """Output, and gradients of a fixed random loss w.r.t. x and every parameter (same neighbourhood draws via the seed)."""
     x = x.detach().clone().requires_grad_(True)
     torch.manual_seed(seed)
-    out = conv(x, graph, **kwargs)
+    out = conv(x, graph.edge_index, graph.edge_attr, graph.batch, **kwargs)
     probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
     grads = torch.autograd.grad((out * probe).sum(), [x] + list(conv.parameters()))
     return out, grads
@@ -67,8 +67,9 @@ def test_bmm_and_scatter_aggregations_agree_with_gradients(setting):
     assert_same(output_and_grads(conv, x, graph), output_and_grads(scatter, x, graph), atol=1e-10, rtol=1e-10)
     # restricted targets (the path of equivariant subsampling)
     targets = torch.arange(0, graph.num_nodes, 3)
-    assert_same(output_and_grads(conv, x, graph, target_index=targets),
-                output_and_grads(scatter, x, graph, target_index=targets), atol=1e-10, rtol=1e-10)
+    rows = graph.table.rows(targets)
+    assert_same(output_and_grads(conv, x, graph, table=rows),
+                output_and_grads(scatter, x, graph, table=rows), atol=1e-10, rtol=1e-10)
 
 
 def test_scatter_aggregation_is_twice_differentiable_like_bmm():
@@ -80,27 +81,29 @@ def test_scatter_aggregation_is_twice_differentiable_like_bmm():
 
     def second_order(module):
         xg = x.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(module(xg, graph).square().sum(), xg, create_graph=True)
+        (g,) = torch.autograd.grad(module(xg, graph.edge_index, graph.edge_attr, graph.batch).square().sum(), xg, create_graph=True)
         return torch.autograd.grad(g.sin().sum(), [xg, module.lin.weight])
 
     for a, b in zip(second_order(conv), second_order(scatter)):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
-    assert torch.autograd.gradcheck(lambda xx: scatter(xx, graph), (x.clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(lambda xx: scatter(xx, graph.edge_index, graph.edge_attr, graph.batch), (x.clone().requires_grad_(True),))
 
 
-def test_unpadded_kernel_path_equals_padded_masked_batchnorm_path():
-    """fill=1, every candidate: the kernel runs once per edge with plain BatchNorm; forcing the padded path
-    (target_index = all points) runs it on padded rows with masked statistics. Same outputs, same running stats."""
+def test_every_edge_path_equals_the_selected_subset_path():
+    """fill=1, every candidate: the layer propagates over the input edges as they are; a table of the same
+    rows that is not marked complete forces the general path (the selected edges gathered into a new
+    edge list, kernel BatchNorm over exactly them). Same outputs, gradients and running statistics."""
     group, graph, _, _ = molecule_graph("T3", sizes=(3, 17, 1, 8))
     assert bool((~graph.slot_mask).any())  # there is padding to ignore
     conv = LieConv(6, 4, group, mc_samples=100, fill=1.0, kernel_batch_norm=True).to(torch.float64).train()
-    padded = twin(conv)
+    general = twin(conv)
     x = torch.randn(graph.num_nodes, 6, dtype=torch.float64)
-    every = torch.arange(graph.num_nodes)
-    assert_same(output_and_grads(conv, x, graph), output_and_grads(padded, x, graph, target_index=every),
+    every = graph.table.rows(torch.arange(graph.num_nodes))
+    assert not every.complete
+    assert_same(output_and_grads(conv, x, graph), output_and_grads(general, x, graph, table=every),
                 atol=1e-10, rtol=1e-10)
     for name, buffer in conv.kernel.state_dict().items():
-        torch.testing.assert_close(buffer, padded.kernel.state_dict()[name], atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(buffer, general.kernel.state_dict()[name], atol=1e-12, rtol=1e-12)
 
 
 def test_masked_batchnorm_equals_batchnorm_on_the_valid_rows():
@@ -167,9 +170,9 @@ def test_chunking_refuses_batchnorm_statistics():
     group, graph, _, _ = molecule_graph("T3", dtype=torch.float32)
     conv = LieConv(4, 4, group, mc_samples=100, fill=1.0, kernel_batch_norm=True, chunk_size=5).train()
     with pytest.raises(ValueError, match="chunk_size"):
-        conv(torch.randn(graph.num_nodes, 4), graph)
+        conv(torch.randn(graph.num_nodes, 4), graph.edge_index, graph.edge_attr, graph.batch)
     conv.eval()
-    assert torch.isfinite(conv(torch.randn(graph.num_nodes, 4), graph)).all()
+    assert torch.isfinite(conv(torch.randn(graph.num_nodes, 4), graph.edge_index, graph.edge_attr, graph.batch)).all()
 
 
 # ---------------------------------------------------------------------------------------------- autocast
@@ -211,14 +214,27 @@ def test_bfloat16_autocast_model_matches_float32():
 
 
 # ---------------------------------------------------------------------------------------------- torch.compile
-def test_layer_traces_without_graph_breaks_and_dynamo_graph_matches():
-    """torch._dynamo captures the whole layer (ball, random subset, masked BatchNorm, radius update) in
-    one graph; running that graph (aot_eager: traced forward and backward, no inductor) matches eager."""
+def test_layer_traces_in_one_graph_when_every_edge_is_used():
+    """fill=1 with a shared neighbour table (the models' path): torch._dynamo captures propagate, kernel
+    BatchNorm and aggregation in one graph, with no break."""
+    group, graph, _, _ = molecule_graph("T3", dtype=torch.float32)
+    conv = LieConv(6, 5, group, mc_samples=100, fill=1.0, kernel_batch_norm=True).train()
+    x = torch.randn(graph.num_nodes, 6)
+    explanation = torch._dynamo.explain(twin(conv))(x, graph.edge_index, graph.edge_attr, table=graph.table)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    torch._dynamo.reset()
+
+
+def test_ball_layer_breaks_only_at_the_selected_edge_count_and_compiled_graph_matches():
+    """Ball + random subset: the one data-dependent shape is the number of selected edges (a single
+    ``nonzero``); the traced graphs (aot_eager: forward and backward, no inductor) match eager."""
     group, graph, _, _ = molecule_graph("SE3", lift_samples=2, dtype=torch.float32)
     conv = LieConv(6, 5, group, mc_samples=6, fill=0.5, kernel_batch_norm=True).train()
     x = torch.randn(graph.num_nodes, 6)
-    explanation = torch._dynamo.explain(twin(conv))(x, graph)
-    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+    explanation = torch._dynamo.explain(twin(conv))(x, graph.edge_index, graph.edge_attr, table=graph.table)
+    assert explanation.graph_break_count >= 1
+    for reason in explanation.break_reasons:
+        assert "nonzero" in str(reason.reason)
     torch._dynamo.reset()
     traced = twin(conv)
     compiled = torch.compile(traced, backend="aot_eager")

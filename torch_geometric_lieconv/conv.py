@@ -1,15 +1,16 @@
 r"""LieConv as a PyG :class:`~torch_geometric.nn.conv.MessagePassing` layer."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.typing import PairTensor
 
-from .graph import PairGraph, select_slots
+from .graph import NeighbourTable, graph_sizes, neighbour_table, select_slots
 from .groups import LieGroup, group_from_name
 
 
@@ -72,55 +73,73 @@ class KernelMLP(nn.Sequential):
 class LieConv(MessagePassing):
     r"""The LieConv layer (Finzi et al., 2020, Algorithm 2 with the PointConv trick of Eq. 9).
 
-    For lifted points :math:`(u_i, q_i)` with features :math:`f_j`,
+    A message passing layer on a graph of lifted points :math:`(u_i, q_i)`: an edge :math:`j \to i`
+    carries the pair embedding :math:`\text{abq}_{ij} = [\log(v_j^{-1}u_i), q_i, q_j]` as its
+    ``edge_attr`` (see :func:`~torch_geometric_lieconv.lift_graph`), and
 
     .. math::
-        h_i = \frac{1}{|\mathcal{N}_i|} \sum_{j \in \mathcal{N}_i} k_\theta(\log(v_j^{-1}u_i), q_i, q_j)\, f_j ,
+        \mathbf{h}_i = L\,\mathrm{vec}\Big(\frac{1}{|\mathcal{N}_i|} \sum_{j \in \mathcal{N}_i}
+        \mathbf{f}_j \otimes W_\theta(\text{abq}_{ij})\Big),
 
-    where :math:`\mathcal{N}_i` holds at most ``mc_samples`` points drawn uniformly from the ball
-    :math:`d(u_i, v_j) < r` (or the ``mc_samples`` nearest, ``knn=True``). The kernel is factorised as
-    :math:`k_\theta(\cdot) f = L\,\mathrm{vec}(f\, W(\cdot)^\top)` with a small MLP
-    :math:`W: \mathbb{R}^{D} \to \mathbb{R}^{c_m}` and one Linear :math:`L: \mathbb{R}^{c_{in} c_m} \to \mathbb{R}^{c_{out}}`,
-    so per target only :math:`P_i = \sum_j f_j \otimes W_{ij}` (``[c_in, c_m]``) is formed.
+    where :math:`\mathcal{N}_i` holds at most ``mc_samples`` of :math:`i`'s edges drawn uniformly from
+    the ball :math:`d(\text{abq}_{ij}) < r` (or the ``mc_samples`` nearest, ``knn=True``), the kernel
+    MLP :math:`W_\theta: \mathbb{R}^{D} \to \mathbb{R}^{c_m}` and one Linear
+    :math:`L: \mathbb{R}^{c_{in} c_m} \to \mathbb{R}^{c_{out}}` factorise the kernel
+    :math:`k_\theta(\cdot)\,\mathbf{f} = L\,\mathrm{vec}(\mathbf{f} \otimes W_\theta(\cdot))`.
+
+    Aggregation runs through :meth:`propagate` over the selected edges: :meth:`message` computes
+    the kernel values :math:`W_\theta(\text{abq}_{ij}) / |\mathcal{N}_i|` (``[E, c_m]``, the tensor
+    an explainer's edge mask scales) and :meth:`aggregate` forms
+    :math:`P_i = \sum_j \mathbf{f}_j \otimes W_{ij}` as one batched contraction over padded
+    neighbourhoods, never a per-edge :math:`c_{in} \times c_m` outer product.
 
     The radius :math:`r` is a buffer: in training mode it moves by
     :math:`0.5\,(\text{fill} - \text{observed fill})` each step so that on average a fraction ``fill``
-    of each graph lies in the ball; ``fill >= 1`` means the whole graph (no radius).
+    of each graph lies in the ball; ``fill >= 1`` means every edge (no radius).
 
     Args:
-        in_channels: :math:`c_{in}`.
-        out_channels: :math:`c_{out}`.
-        group: the group, or its name.
-        mc_samples: neighbourhood size (Monte Carlo samples of Eq. 7).
-        fill: target fraction of each graph inside the ball.
-        knn: use the ``mc_samples`` nearest points under :math:`d` instead of random samples in the ball.
-        mean: divide by the number of sampled neighbours.
-        kernel_channels: :math:`c_m`.
-        kernel_hidden: width of the kernel MLP.
-        kernel_batch_norm: BatchNorm inside the kernel MLP.
-        aggregation: how :math:`P_i` is formed; both compute the same thing. ``"bmm"`` (default): gather
-            the sources of each target into ``[T, S, c_in]`` and one batched matmul with the kernel
-            values ``[T, S, c_m]``. ``"scatter"``: a weighted segment sum per (target, kernel channel),
-            :math:`P_i[:, m] = \sum_j W_{ijm} f_j` (``torch.nn.functional.embedding_bag``), whose
-            backward re-gathers the sources, so it never stores per-edge source features (memory
-            ``S * c_m`` per target instead of ``S * c_in``). Neither forms per-edge ``c_in x c_m``
-            outer products.
-        chunk_size: process at most this many targets at a time; with autograd each block is
-            recomputed in backward (activation checkpointing), so the memory beyond the graph and the
-            features is O(chunk_size * mc_samples) instead of O(targets * mc_samples). Needs the
-            kernel's BatchNorm (if any) in eval mode. ``None``: all targets at once.
+        in_channels (int): :math:`c_{in}`.
+        out_channels (int): :math:`c_{out}`.
+        group (LieGroup or str): the group, or its name.
+        mc_samples (int, optional): neighbourhood size (Monte Carlo samples of Eq. 7).
+            (default: :obj:`32`)
+        fill (float, optional): target fraction of each graph inside the ball. (default: :obj:`1/3`)
+        knn (bool, optional): use the ``mc_samples`` nearest points under :math:`d` instead of
+            random samples in the ball. (default: :obj:`False`)
+        mean (bool, optional): divide by the number of sampled neighbours. (default: :obj:`True`)
+        kernel_channels (int, optional): :math:`c_m`. (default: :obj:`16`)
+        kernel_hidden (int, optional): width of the kernel MLP. (default: :obj:`32`)
+        kernel_batch_norm (bool, optional): BatchNorm inside the kernel MLP (statistics over the
+            selected edges). (default: :obj:`False`)
+        aggregation (str, optional): how :math:`P_i` is formed; both compute the same thing.
+            ``"bmm"``: gather the sources of each target into ``[T, S, c_in]`` and one batched
+            matmul with the kernel values ``[T, S, c_m]``. ``"scatter"``: a weighted segment sum
+            per (target, kernel channel) (:func:`torch.nn.functional.embedding_bag`) whose backward
+            re-gathers the sources, so per-edge source features are never stored.
+            (default: :obj:`"bmm"`)
+        initial_radius (float, optional): the ball radius before adaptation. (default: :obj:`2.0`)
+        radius_step (float, optional): step of the radius adaptation. (default: :obj:`0.5`)
+        chunk_size (int, optional): propagate at most this many targets at a time; with autograd
+            each block is recomputed in backward (activation checkpointing), so the memory beyond
+            the graph and the features is O(chunk_size * mc_samples). Needs the kernel's BatchNorm
+            (if any) in eval mode. (default: :obj:`None`, all targets at once)
 
-    Neighbourhoods are padded rows of the graph's slot table (:class:`PairGraph`), so a forward pass
-    has no host-device synchronisation and fixed shapes; under autocast the kernel MLP and the
-    matmuls run in low precision, while the pair embeddings and distances (group math) come from
-    the graph in its own precision.
+    Shapes:
+        - **input:**
+          node features :math:`(|\mathcal{V}_s|, c_{in})`,
+          edge indices :math:`(2, |\mathcal{E}|)`,
+          edge features (abq) :math:`(|\mathcal{E}|, D)` with :math:`D` the group's
+          ``embedding_dim``,
+          batch vector :math:`(|\mathcal{V}_s|)` or a pair for the sources and the targets
+          *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}_t|, c_{out})`
     """
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        group,
+        group: Union[LieGroup, str],
         *,
         mc_samples: int = 32,
         fill: float = 1 / 3,
@@ -139,7 +158,7 @@ class LieConv(MessagePassing):
             raise ValueError(f"aggregation must be 'bmm' or 'scatter', got {aggregation!r}")
         if mc_samples < 1:
             raise ValueError(f"mc_samples must be >= 1, got {mc_samples}")
-        if fill <= 0:
+        if not fill > 0:
             raise ValueError(f"fill must be > 0, got {fill}")
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be None or >= 1, got {chunk_size}")
@@ -166,70 +185,153 @@ class LieConv(MessagePassing):
         self.radius.fill_(self.initial_radius)
         self.observed_fill.fill_(float("nan"))
 
-    def forward(self, x: Tensor, graph: PairGraph, target_index: Optional[Tensor] = None) -> Tensor:
-        """Convolve features ``x`` ``[M, c_in]`` of the lifted points of ``graph``.
+    def forward(
+        self,
+        x: Union[Tensor, PairTensor],
+        edge_index: Tensor,
+        edge_attr: Tensor,
+        batch: Optional[Union[Tensor, PairTensor]] = None,
+        size: Optional[Tuple[int, int]] = None,
+        *,
+        candidate_radius: Optional[Union[float, Tensor]] = None,
+        table: Optional[NeighbourTable] = None,
+    ) -> Tensor:
+        r"""Runs the forward pass of the module.
 
-        ``target_index`` (sorted) restricts the outputs to those points (equivariant subsampling);
-        the sources are always all points. Returns ``[M_out, c_out]``.
+        Args:
+            x (torch.Tensor or (torch.Tensor, torch.Tensor)): features of the lifted source points
+                (a pair: sources and targets; the targets' features are not used).
+            edge_index (torch.Tensor): candidate edges :math:`j \to i` (source row 0, target row 1).
+            edge_attr (torch.Tensor): their pair embeddings :math:`\text{abq}_{ij}`.
+            batch (torch.Tensor or (torch.Tensor, torch.Tensor), optional): graph of each source
+                (and target) point; it sets each graph's size for the fill. (default: :obj:`None`,
+                one graph)
+            size ((int, int), optional): the number of sources and targets for a bipartite graph.
+                (default: :obj:`None`, the same points)
+            candidate_radius (float or torch.Tensor, optional): the group radius the candidate
+                edges were built for (e.g. the ``candidate_radius`` of
+                :func:`~torch_geometric_lieconv.lift_graph`); a ball wider than it raises instead
+                of silently missing pairs. (default: :obj:`None`, not checked)
+            table (NeighbourTable, optional): the targets' candidate rows, laid out once and shared
+                by the layers of a model (:func:`~torch_geometric_lieconv.graph.neighbour_table`);
+                with rows of a subset of the targets the outputs are those targets'.
+                (default: :obj:`None`, laid out here)
         """
-        if x.shape != (graph.num_nodes, self.in_channels):
-            raise ValueError(f"LieConv: x must have shape [{graph.num_nodes}, {self.in_channels}], got {list(x.shape)}")
-        slots, slot_mask, graph_size = graph.slots, graph.slot_mask, graph.graph_size
-        if target_index is not None:
-            slots, slot_mask, graph_size = slots[target_index], slot_mask[target_index], graph_size[target_index]
+        x_src, x_dst = (x[0], x[1]) if isinstance(x, (tuple, list)) else (x, None)
+        num_sources = x_src.shape[0]
+        self._check_inputs(x_src, edge_index, edge_attr)
+        if table is None:
+            num_targets = size[1] if size is not None else (x_dst.shape[0] if x_dst is not None else num_sources)
+            batch_src, batch_dst = batch if isinstance(batch, (tuple, list)) else (batch, None)
+            table = neighbour_table(
+                edge_index, num_targets, graph_sizes(batch_src, batch_dst, num_sources, num_targets, x_src.device)
+            )
         radius = self.radius if self.uses_ball else None
-        edges, valid, observed = select_slots(slots, slot_mask, graph.dist, graph_size, radius, self.mc_samples, self.knn)
+        if radius is not None and candidate_radius is not None:
+            self._check_radius(candidate_radius)
+        selects = radius is not None or self.knn or self.mc_samples < table.width
+        dist = self.group.distance(edge_attr) if selects else edge_attr.new_empty(0)
+        chosen, valid, observed = select_slots(
+            table.slots, table.mask, dist, table.graph_size, radius, self.mc_samples, self.knn
+        )
         if observed is not None:
             self._adapt_radius(observed)
-        source = graph.edge_index[0][edges]
-        if self.chunk_size is not None and edges.shape[0] > self.chunk_size:
-            return self._chunked(x, source, graph.edge_attr, edges, valid)
-        if target_index is None and radius is None and self.mc_samples >= graph.max_degree:
-            # every candidate edge is in the neighbourhood: one kernel row per edge, no padding rows
-            w = _gather_rows(self.kernel(graph.edge_attr), edges)
-            return self.aggregate_padded(x, source, w, valid)
-        return self._padded_rows(x, source, graph.edge_attr, edges, valid)
+        uses_every_edge = table.complete and not selects
+        if self.chunk_size is not None and chosen.shape[0] > self.chunk_size:
+            return self._chunked(x_src, edge_index, edge_attr, chosen, valid)
+        return self._neighbourhood_pass(x_src, edge_index, edge_attr, chosen, valid, uses_every_edge)
 
-    def _padded_rows(self, x: Tensor, source: Tensor, edge_attr: Tensor, edges: Tensor, valid: Tensor) -> Tensor:
-        """Kernel on the padded neighbourhood rows (BatchNorm statistics over the valid ones), then aggregate."""
-        w = self.kernel(edge_attr[edges].flatten(0, 1), valid.flatten()).view(*edges.shape, -1)
-        return self.aggregate_padded(x, source, w, valid)
+    def _check_inputs(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != self.in_channels:
+            raise ValueError(f"LieConv: x must have shape [num_nodes, {self.in_channels}], got {list(x.shape)}")
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"LieConv: edge_index must have shape [2, E], got {list(edge_index.shape)}")
+        if edge_attr.shape != (edge_index.shape[1], self.group.embedding_dim):
+            raise ValueError(
+                f"LieConv: edge_attr must hold the {self.group} pair embeddings, shape "
+                f"[{edge_index.shape[1]}, {self.group.embedding_dim}], got {list(edge_attr.shape)}"
+            )
 
-    def _chunked(self, x: Tensor, source: Tensor, edge_attr: Tensor, edges: Tensor, valid: Tensor) -> Tensor:
-        """:meth:`_padded_rows` over blocks of ``chunk_size`` targets, each recomputed in backward."""
+    def _check_radius(self, candidate_radius: Union[float, Tensor]) -> None:
+        bound = float(torch.as_tensor(candidate_radius).min())  # host sync: one scalar per layer
+        if float(self.radius) > bound * (1 + 1e-6):
+            raise ValueError(
+                f"LieConv: the ball radius {float(self.radius):.4g} exceeds the radius {bound:.4g} the "
+                f"candidate edges were built for, so pairs inside the ball are missing; rebuild the "
+                f"graph with a larger radius (lift_graph(..., radius=...)), or use fill=1 or knn"
+            )
+
+    def _neighbourhood_pass(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor,
+                            valid: Tensor, uses_every_edge: bool = False) -> Tensor:
+        """Propagate over the selected edges ``chosen[valid]`` (rows = outputs), then the Linear."""
+        num_targets, width = chosen.shape
+        norm = None
+        if self.mean:
+            norm = 1.0 / valid.sum(1, dtype=edge_attr.dtype).clamp(min=1)
+        if uses_every_edge:
+            # every candidate edge is in its neighbourhood: propagate over the input edges as they are
+            edge_id, slots = None, chosen
+        else:
+            flat = valid.flatten()
+            picked = flat.nonzero().squeeze(1)  # one host sync (the number of selected edges)
+            edge_id = chosen.flatten().index_select(0, picked)
+            rows = torch.div(picked, width, rounding_mode="floor")
+            edge_index = torch.stack([edge_index[0].index_select(0, edge_id), rows])
+            edge_attr = edge_attr.index_select(0, edge_id)
+            slots = (torch.cumsum(flat, 0) - 1).clamp_(min=0).view(num_targets, width)
+        p = self.propagate(edge_index, size=(x.shape[0], num_targets), x=x, edge_attr=edge_attr, norm=norm,
+                           slots=slots, slot_mask=valid, edge_id=edge_id)
+        return F.linear(p, self._lin_weight_kernel_major(), self.lin.bias)
+
+    def _chunked(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor, valid: Tensor) -> Tensor:
+        """:meth:`_neighbourhood_pass` over blocks of ``chunk_size`` targets, each recomputed in backward."""
         if self.training and any(isinstance(layer, nn.BatchNorm1d) for layer in self.kernel):
             raise ValueError(
                 "LieConv: chunk_size needs the kernel's BatchNorm in eval mode (its batch statistics span "
                 "all edges); call .eval() or build the layer with kernel_batch_norm=False"
             )
         outs = []
-        for start in range(0, edges.shape[0], self.chunk_size):
+        for start in range(0, chosen.shape[0], self.chunk_size):
             rows = slice(start, start + self.chunk_size)
-            args = (x, source[rows], edge_attr, edges[rows], valid[rows])
+            args = (x, edge_index, edge_attr, chosen[rows], valid[rows])
             if torch.is_grad_enabled():
-                outs.append(checkpoint(self._padded_rows, *args, use_reentrant=False))
+                outs.append(checkpoint(self._neighbourhood_pass, *args, use_reentrant=False))
             else:
-                outs.append(self._padded_rows(*args))
+                outs.append(self._neighbourhood_pass(*args))
         return torch.cat(outs)
 
-    def aggregate_padded(self, x: Tensor, source: Tensor, w: Tensor, valid: Tensor) -> Tensor:
-        r"""The layer on padded neighbourhoods: sources ``source`` ``[T, S]`` (node ids), kernel values
-        ``w`` ``[T, S, c_m]``, ``valid`` ``[T, S]`` -> ``[T, c_out]``.
+    def message(self, edge_attr: Tensor, index: Tensor, norm: Optional[Tensor]) -> Tensor:
+        r"""The kernel values :math:`W_\theta(\text{abq}_{ij})/|\mathcal{N}_i|`, ``[E, c_m]``."""
+        w = self.kernel(edge_attr)
+        if norm is not None:
+            w = w * norm.index_select(0, index).unsqueeze(-1).to(w.dtype)
+        return w
 
-        :math:`h_i = L\,\mathrm{vec}(P_i)/|\mathcal N_i|` with :math:`P_i = \sum_j f_j \otimes W_{ij}`;
-        the mean's :math:`1/|\mathcal N_i|` and the padding mask are folded into :math:`W`, the smallest
-        per-edge tensor.
-        """
-        num_targets = source.shape[0]
-        scale = valid.to(torch.promote_types(w.dtype, torch.float32))
-        if self.mean:
-            scale = scale / scale.sum(1, keepdim=True).clamp(min=1)
-        w = (w * scale.unsqueeze(-1).to(w.dtype)).to(x.dtype)
+    def explain_message(self, inputs: Tensor, dim_size: Optional[int], edge_id: Optional[Tensor]) -> Tensor:
+        """Scale each message by the explainer's mask of its edge in the layer's input ``edge_index``."""
+        if edge_id is None:
+            return super().explain_message(inputs, dim_size)
+        if self._edge_mask is None:
+            raise ValueError("LieConv: no edge mask to explain; did you forget to initialise it?")
+        mask = self._edge_mask.sigmoid() if self._apply_sigmoid else self._edge_mask
+        return inputs * mask.index_select(0, edge_id).unsqueeze(-1)
+
+    def aggregate(self, inputs: Tensor, x: Tensor, edge_index_j: Tensor, slots: Tensor,
+                  slot_mask: Tensor) -> Tensor:
+        r""":math:`\mathrm{vec}(P_i)`, ``[T, c_m c_in]``, with :math:`P_i = \sum_j W_{ij} \otimes f_j`
+        over each target's row of ``slots`` (ids of the propagated edges; ``slot_mask`` marks the real
+        ones): one batched matmul over the padded rows (or a weighted segment sum)."""
+        num_targets = slots.shape[0]
+        if inputs.shape[0] == 0 or slots.shape[1] == 0:
+            return x.new_zeros(num_targets, self.kernel_channels * self.in_channels)
+        w = _gather_rows(inputs, slots) * slot_mask.unsqueeze(-1).to(inputs.dtype)
+        w = w.to(x.dtype)
+        source = edge_index_j[slots]
         if self.aggregation == "bmm":
             p = torch.bmm(w.transpose(1, 2), _gather_rows(x, source))  # [T, c_m, c_in]
         else:
             p = _WeightedSegmentSum.apply(x, source, w)
-        return F.linear(p.reshape(num_targets, -1), self._lin_weight_kernel_major(), self.lin.bias)
+        return p.reshape(num_targets, -1)
 
     def _lin_weight_kernel_major(self) -> Tensor:
         """``lin.weight`` with its input index reordered from (c_in, c_m) to (c_m, c_in), matching ``P_i^T``."""

@@ -18,7 +18,7 @@ tensors: no loop over graphs or nodes, no host-device synchronisation, and stati
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -27,12 +27,75 @@ from .groups import LieGroup
 from .lift import LiftedPoints
 
 
+class NeighbourTable(NamedTuple):
+    r"""The candidate edges of each target as one padded row: ``[T, D]`` edge ids and a mask.
+
+    Row ``t`` lists the ids (positions in an ``edge_index``) of the candidate edges of output
+    ``t``; entries outside :attr:`mask` are padding (edge 0). A table can hold the rows of a subset
+    of the targets (:meth:`rows`), which is how a layer computes outputs at subsampled points only.
+    Built by :func:`neighbour_table`.
+    """
+
+    slots: Tensor  #: ``[T, D]`` candidate edge ids of each target, padded with 0
+    mask: Tensor  #: ``[T, D]`` which entries of :attr:`slots` are real edges
+    graph_size: Tensor  #: ``[T]`` number of source points in the graph of each target
+    complete: bool  #: rows are the targets ``0..T-1`` of the edges, and hold every edge
+
+    @property
+    def width(self) -> int:
+        return self.slots.shape[1]
+
+    def rows(self, index: Tensor) -> "NeighbourTable":
+        """The table restricted to the targets ``index`` (output ``t`` is target ``index[t]``)."""
+        return NeighbourTable(self.slots[index], self.mask[index], self.graph_size[index], False)
+
+
+def neighbour_table(
+    edge_index: Tensor,
+    num_targets: int,
+    graph_size: Tensor,
+    max_degree: Optional[int] = None,
+) -> NeighbourTable:
+    r"""Lay out the edges of ``edge_index`` (any order) as one padded row per target.
+
+    Args:
+        edge_index (torch.Tensor): ``[2, E]`` edges ``j -> i`` (row 1 the targets).
+        num_targets (int): number of targets :math:`T`.
+        graph_size (torch.Tensor): ``[T]`` number of source points in each target's graph.
+        max_degree (int, optional): padded width, at least the largest degree (``None``: computed,
+            one host sync).
+    """
+    target = edge_index[1]
+    order = None
+    if target.numel() > 1 and not bool((target[1:] >= target[:-1]).all()):  # host sync
+        order = torch.argsort(target, stable=True)
+        target = target[order]
+    degree = torch.bincount(target, minlength=num_targets)
+    if max_degree is None:
+        max_degree = int(degree.max()) if degree.numel() else 0  # host sync: the padded width
+    slots, mask = padded_segments(target, degree, max_degree)
+    if order is not None and order.numel():
+        slots = order[slots]
+    return NeighbourTable(slots, mask, graph_size, True)
+
+
+def graph_sizes(batch: Optional[Tensor], target_batch: Optional[Tensor], num_sources: int,
+                num_targets: int, device: torch.device) -> Tensor:
+    """``[num_targets]`` number of source points in the graph of each target (one graph if no batch)."""
+    if batch is None:
+        return torch.full((num_targets,), num_sources, dtype=torch.long, device=device)
+    counts = torch.bincount(batch)
+    return counts[batch if target_batch is None else target_batch]
+
+
 @dataclass
 class PairGraph:
     """Candidate pair graph of ``num_nodes`` lifted points, edges sorted by target.
 
-    ``max_degree`` (the most candidates of any target) is computed when not given (one host sync);
-    a larger value is allowed (wider padding). ``slots`` / ``slot_mask`` are derived from the edges.
+    The models' internal view of a lifted graph: the edges, their pair embeddings and distances,
+    and the :class:`NeighbourTable` of every target, laid out once and shared by every layer.
+    ``radius`` is the group radius the candidates were built for (``None``: all pairs of each graph).
+    ``max_degree`` (the most candidates of any target) is computed when not given (one host sync).
     """
 
     edge_index: Tensor  #: ``[2, E]``: row 0 the source j, row 1 the target i
@@ -41,26 +104,28 @@ class PairGraph:
     batch: Tensor  #: ``[M]``: graph of each lifted point
     num_nodes: int
     max_degree: Optional[int] = None
-    #: ``[M, max_degree]`` the candidate edge ids of each target (row), padded with edge 0
-    slots: Tensor = field(init=False, repr=False)
-    #: ``[M, max_degree]`` which entries of ``slots`` are real edges
-    slot_mask: Tensor = field(init=False, repr=False)
-    _graph_size: Tensor = field(init=False, repr=False)
+    radius: Optional[float] = None  #: the group radius every ball of the graph's layers must stay within
+    table: NeighbourTable = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        target = self.edge_index[1]
-        degree = torch.bincount(target, minlength=self.num_nodes)
-        if self.max_degree is None:
-            # host sync (once per graph): the padded width of the slot table
-            self.max_degree = int(degree.max()) if degree.numel() else 0
-        self.slots, self.slot_mask = padded_segments(target, degree, self.max_degree)
         counts = torch.bincount(self.batch)  # host sync (once per graph): the number of graphs
-        self._graph_size = counts[self.batch]
+        self.table = neighbour_table(self.edge_index, self.num_nodes, counts[self.batch], self.max_degree)
+        self.max_degree = self.table.width
+
+    @property
+    def slots(self) -> Tensor:
+        """``[M, max_degree]`` the candidate edge ids of each target (row), padded with edge 0."""
+        return self.table.slots
+
+    @property
+    def slot_mask(self) -> Tensor:
+        """``[M, max_degree]`` which entries of :attr:`slots` are real edges."""
+        return self.table.mask
 
     @property
     def graph_size(self) -> Tensor:
         """``[M]`` the number of lifted points in the graph of each point."""
-        return self._graph_size
+        return self.table.graph_size
 
     def subgraph(self, index: Tensor) -> "PairGraph":
         """The graph induced on the lifted points ``index`` (sorted), relabelled ``0..len(index)-1``."""
@@ -70,7 +135,7 @@ class PairGraph:
         keep = (src >= 0) & (dst >= 0)  # boolean indexing below: one host sync (the new edge count)
         return PairGraph(
             torch.stack([src[keep], dst[keep]]), self.edge_attr[keep], self.dist[keep], self.batch[index],
-            index.numel(), self.max_degree,
+            index.numel(), self.max_degree, self.radius,
         )
 
 
@@ -143,7 +208,7 @@ def build_pair_graph(
     with torch.autocast(lifted.pos.device.type, enabled=False):  # group math stays in the input precision
         edge_attr = group.pair_embedding(lifted.a, lifted.q, edge_index)
         dist = group.distance(edge_attr)
-    return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes)
+    return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes, radius=radius)
 
 
 def segment_rank(target: Tensor, num_nodes: int, counts: Optional[Tensor] = None) -> Tensor:

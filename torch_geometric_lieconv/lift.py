@@ -7,12 +7,11 @@ so that features are gathered with ``x[lifted.node_index]`` and everything stays
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.transforms import BaseTransform
 
 from .groups import LieGroup, group_from_name
 
@@ -80,22 +79,82 @@ def lift_points(
     )
 
 
-class LiftTransform(BaseTransform):
-    """A PyG transform storing the lift of ``data.pos`` on the data object.
+class LiftedGraph(Data):
+    r"""A graph of lifted points :math:`(u, q)` as a PyG :class:`~torch_geometric.data.Data`
+    (made by :func:`lift_graph` and :class:`~torch_geometric_lieconv.transforms.LiftGraph`).
 
-    Adds ``lie_a`` ``[N*K, lie_dim]``, ``lie_q`` ``[N*K, q_dim]`` and ``lie_node_index`` ``[N*K]``.
-    Only deterministic lifts (no stabilizer, e.g. T(d), SO(2)) should be cached this way; a random
-    lift must be drawn anew for every forward pass.
+    Its nodes are the lifted elements (``num_nodes`` :math:`= N K`), its edges the candidate pairs
+    :math:`j \to i` with ``edge_attr`` :math:`\text{abq}_{ij}`; ``node_index`` maps each lifted node
+    back to its input point. Batching with :class:`~torch_geometric.loader.DataLoader` offsets
+    ``edge_index`` by the lifted nodes and ``node_index`` by the input points (``num_points``) of
+    the graphs before it, so a batch is the lifted graph of the batched points.
     """
 
-    def __init__(self, group, num_samples: int = 1) -> None:
-        self.group = group_from_name(group) if isinstance(group, str) else group
-        self.num_samples = num_samples
+    def __inc__(self, key: str, value, *args, **kwargs):
+        if key == "node_index":
+            return self.num_points
+        return super().__inc__(key, value, *args, **kwargs)
 
-    def forward(self, data: Data) -> Data:
-        lifted = lift_points(self.group, data.pos, None, self.num_samples)
-        data.lie_a, data.lie_q, data.lie_node_index = lifted.a, lifted.q, lifted.node_index
-        return data
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.group}, num_samples={self.num_samples})"
+def lift_graph(
+    group: Union[LieGroup, str],
+    pos: Tensor,
+    batch: Optional[Tensor] = None,
+    num_samples: int = 1,
+    radius: Optional[float] = None,
+    frames: Optional[Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    max_num_neighbors: Optional[int] = None,
+) -> LiftedGraph:
+    r"""Lift points (Algorithm 1) and connect the lifted elements by their candidate pairs.
+
+    Every point becomes ``num_samples`` lifted elements :math:`(u, q)`; the edges are the pairs
+    :math:`j \to i` of one graph that can lie within group distance ``radius``
+    (:func:`torch_cluster.radius` under the group's Euclidean bound, then every pair it returns),
+    each with :math:`\text{abq}_{ij} = [\log(v_j^{-1}u_i), q_i, q_j]` as ``edge_attr``. Pass the
+    result's ``x``-free fields to :class:`~torch_geometric_lieconv.LieConv` as
+    ``conv(x[graph.node_index], graph.edge_index, graph.edge_attr, graph.batch)``.
+
+    Args:
+        group (LieGroup or str): the group, or its name.
+        pos (torch.Tensor): point coordinates.
+        batch (torch.Tensor, optional): graph of each point, sorted. (default: :obj:`None`, one
+            graph; the result then has no ``batch`` attribute, as a single PyG graph)
+        num_samples (int, optional): lifted elements per point :math:`K` (stabilizer samples).
+            (default: :obj:`1`)
+        radius (float, optional): the largest group radius of any ball the graph must serve.
+            (default: :obj:`None`, every pair of each graph)
+        frames (torch.Tensor, optional): explicit stabilizer frames ``[N, K, m, m]``.
+            (default: :obj:`None`, random)
+        generator (torch.Generator, optional): random generator of the stabilizer samples.
+        max_num_neighbors (int, optional): cap on candidates per point for the radius search.
+            (default: :obj:`None`, exact)
+
+    Returns a :class:`LiftedGraph` with ``pos`` ``[M, d]`` (the input point of each lifted node),
+    ``u`` ``[M, lie_dim]`` (Lie algebra coordinates of :math:`u`), ``q`` ``[M, q_dim]``,
+    ``node_index`` ``[M]``, ``edge_index`` ``[2, E]`` (sorted by target), ``edge_attr``
+    ``[E, lie_dim + 2 q_dim]``, ``candidate_radius`` (``inf`` for all pairs), ``num_points``
+    :math:`N`, ``lift_samples`` :math:`K` and ``batch`` ``[M]`` when ``batch`` was given.
+    """
+    from .graph import build_pair_graph
+
+    group = group_from_name(group) if isinstance(group, str) else group
+    if radius is not None and not float(radius) >= 0:
+        raise ValueError(f"radius must be None or a non-negative number, got {radius}")
+    with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
+        lifted = lift_points(group, pos, batch, num_samples, frames, generator)
+        graph = build_pair_graph(group, lifted, radius, max_num_neighbors)
+    return lifted_data(lifted, graph, has_batch=batch is not None)
+
+
+def lifted_data(lifted: LiftedPoints, graph, has_batch: bool = True) -> LiftedGraph:
+    """The :class:`LiftedGraph` of lifted points and their :class:`~torch_geometric_lieconv.graph.PairGraph`."""
+    data = LiftedGraph(
+        pos=lifted.pos, u=lifted.a, q=lifted.q, node_index=lifted.node_index, edge_index=graph.edge_index,
+        edge_attr=graph.edge_attr, num_nodes=lifted.num_nodes,
+        candidate_radius=float("inf") if graph.radius is None else float(graph.radius),
+        num_points=lifted.num_nodes // lifted.num_samples, lift_samples=lifted.num_samples,
+    )
+    if has_batch:
+        data.batch = lifted.batch
+    return data

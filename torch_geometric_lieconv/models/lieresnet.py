@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.data import Data
 from torch_geometric.nn import global_mean_pool
 from torch_scatter import scatter_mean
 
@@ -50,7 +51,9 @@ class BottleBlock(nn.Module):
     def convolve(self, x: Tensor, graph: PairGraph) -> Tuple[Tensor, Optional[Tensor]]:
         """The block's output at its kept points, and their indices (``None``: every point is kept)."""
         kept = farthest_point_subsample(graph, self.ds_frac) if self.ds_frac < 1 else None
-        out = self.post(self.conv(self.pre(x), graph, kept))
+        table = graph.table if kept is None else graph.table.rows(kept)
+        out = self.post(self.conv(self.pre(x), graph.edge_index, graph.edge_attr, table=table,
+                                  candidate_radius=graph.radius))
         residual = x if kept is None else x[kept]
         c = min(self.in_channels, self.out_channels)
         return torch.cat([out[:, :c] + residual[:, :c], out[:, c:]], dim=-1), kept
@@ -171,11 +174,45 @@ class LieResNet(nn.Module):
     def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
                 num_graphs: Optional[int] = None) -> Tensor:
         """``x`` ``[N, in_channels]``, ``pos`` ``[N, d]``, ``batch`` ``[N]`` -> ``[num_graphs, out_channels]``
-        (or ``[N, out_channels]`` with ``pool=False``). ``frames`` fixes the stabilizer samples."""
+        (or ``[N, out_channels]`` with ``pool=False``). ``frames`` fixes the stabilizer samples.
+
+        The same as :meth:`forward_lifted` on :func:`~torch_geometric_lieconv.lift_graph` of the points
+        with this model's lift samples and :meth:`candidate_radius`."""
         if x.dim() != 2 or x.shape[0] != pos.shape[0] or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_channels}], got {list(x.shape)}")
         lifted, graph = self.lift_and_connect(pos, batch, frames)
-        h = self.lin_in(x[lifted.node_index])
+        return self._forward_graph(x[lifted.node_index], lifted, graph, pos.shape[0], num_graphs)
+
+    def forward_lifted(self, x: Tensor, data: Data, num_graphs: Optional[int] = None) -> Tensor:
+        r"""The model on a lifted graph (:func:`~torch_geometric_lieconv.lift_graph`,
+        :class:`~torch_geometric_lieconv.transforms.LiftGraph`, or a batch of them).
+
+        Args:
+            x (torch.Tensor): ``[M, in_channels]`` features of the lifted nodes.
+            data (LiftedGraph): the lifted graph; ``data.candidate_radius`` must cover every ball
+                of the model (else its LieConv layers raise).
+            num_graphs (int, optional): number of graphs (default: from ``data.batch``).
+
+        Returns ``[num_graphs, out_channels]`` (or one row per input point with ``pool=False``).
+        """
+        num_nodes = data.num_nodes
+        if x.dim() != 2 or x.shape[0] != num_nodes or x.shape[1] != self.in_channels:
+            raise ValueError(f"x must have shape [{num_nodes}, {self.in_channels}], got {list(x.shape)}")
+        batch = getattr(data, "batch", None)
+        if batch is None:
+            batch = torch.zeros(num_nodes, dtype=torch.long, device=x.device)
+        lifted = LiftedPoints(data.u, data.q, data.pos, batch, data.node_index, int(data.lift_samples.max())
+                              if isinstance(data.lift_samples, Tensor) else int(data.lift_samples))
+        radius = float(torch.as_tensor(data.candidate_radius).min())  # host sync: one scalar per graph
+        graph = PairGraph(data.edge_index, data.edge_attr, self.group.distance(data.edge_attr), batch, num_nodes,
+                          radius=None if radius == float("inf") else radius)
+        num_points = int(torch.as_tensor(data.num_points).sum())
+        return self._forward_graph(x, lifted, graph, num_points, num_graphs)
+
+    def _forward_graph(self, x: Tensor, lifted: LiftedPoints, graph: PairGraph, num_points: int,
+                       num_graphs: Optional[int]) -> Tensor:
+        """The blocks, head and pooling on lifted features ``x`` ``[M, in_channels]``."""
+        h = self.lin_in(x)
         for i, block in enumerate(self.blocks):
             h, kept = block.convolve(h, graph)
             if kept is not None:
@@ -188,7 +225,7 @@ class LieResNet(nn.Module):
                 graph = graph.subgraph(kept)
         h = self.head(h)
         if not self.pool:
-            return scatter_mean(h, lifted.node_index, dim=0, dim_size=pos.shape[0])
+            return scatter_mean(h, lifted.node_index, dim=0, dim_size=num_points)
         if num_graphs is None:
             num_graphs = int(lifted.batch.max()) + 1 if lifted.batch.numel() else 0  # host sync
         return global_mean_pool(h, lifted.batch, num_graphs)
