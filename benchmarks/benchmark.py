@@ -323,7 +323,8 @@ def build_layer_inputs(spec: dict, device: torch.device):
 
 
 def graph_nbytes(graph) -> int:
-    tensors = [graph.edge_index, graph.edge_attr, graph.dist, graph.batch, graph.slots, graph.slot_mask, graph.graph_size]
+    tensors = [graph.edge_index, graph.edge_attr, graph.dist, graph.batch, graph.slots, graph.slot_mask,
+               graph.graph_size]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -336,7 +337,7 @@ def worker_layer(spec: dict, meter: Meter, device: torch.device) -> dict:
 
     def forward():
         with torch.no_grad(), amp():
-            return conv(x, graph)
+            return conv(x, graph.edge_index, graph.edge_attr, table=graph.table)
 
     xg = x.clone().requires_grad_(True)
 
@@ -344,7 +345,7 @@ def worker_layer(spec: dict, meter: Meter, device: torch.device) -> dict:
         conv.zero_grad(set_to_none=True)
         xg.grad = None
         with amp():
-            out = conv(xg, graph)
+            out = conv(xg, graph.edge_index, graph.edge_attr, table=graph.table)
         out.float().square().mean().backward()
 
     fns = {"graph": build, "fwd": forward} if spec.get("forward_only") else {"graph": build, "fwd": forward, "fwdbwd": step}
@@ -389,7 +390,7 @@ def worker_flops(spec: dict, meter: Meter, device: torch.device) -> dict:
         x = torch.randn(targets, channels, device=device)
         flops = layer_flops(kernel_rows, targets, width, channels, channels, 3)
         with torch.no_grad(), autocast_context(device, spec["dtype"]):
-            layer = meter.time(lambda: conv(x, graph), reps)
+            layer = meter.time(lambda: conv(x, graph.edge_index, graph.edge_attr, table=graph.table), reps)
             a = torch.randn(targets, 16, width, device=device)
             b = torch.randn(targets, width, channels, device=device)
             bmm = meter.time(lambda: torch.bmm(a, b), reps)
@@ -424,14 +425,14 @@ def worker_compile(spec: dict, meter: Meter, device: torch.device) -> dict:
     conv = LieConv(channels, channels, group, mc_samples=100, fill=1.0, kernel_batch_norm=True,
                    aggregation=spec.get("aggregation", "bmm")).to(device).train()
     x = torch.randn(graph.num_nodes, channels, device=device, requires_grad=True)
-    explanation = torch._dynamo.explain(conv)(x, graph)
+    explanation = torch._dynamo.explain(conv)(x, graph.edge_index, graph.edge_attr, table=graph.table)
     torch._dynamo.reset()
     compiled = torch.compile(conv)
 
     def step(module):
         def run():
             conv.zero_grad(set_to_none=True)
-            module(x, graph).square().mean().backward()
+            module(x, graph.edge_index, graph.edge_attr, table=graph.table).square().mean().backward()
         return run
 
     start = time.perf_counter()
@@ -441,9 +442,9 @@ def worker_compile(spec: dict, meter: Meter, device: torch.device) -> dict:
     fast = meter.time(step(compiled), spec["reps"])
     conv.eval()
     with torch.no_grad():
-        eager_fwd = meter.time(lambda: conv(x, graph), spec["reps"])
-        compiled(x, graph)  # compile the inference graph
-        fast_fwd = meter.time(lambda: compiled(x, graph), spec["reps"])
+        eager_fwd = meter.time(lambda: conv(x, graph.edge_index, graph.edge_attr, table=graph.table), spec["reps"])
+        compiled(x, graph.edge_index, graph.edge_attr, table=graph.table)  # compile the inference graph
+        fast_fwd = meter.time(lambda: compiled(x, graph.edge_index, graph.edge_attr, table=graph.table), spec["reps"])
     reasons = sorted({str(getattr(b, "reason", b)).splitlines()[0][:120] for b in explanation.break_reasons})
     return {"graphs": explanation.graph_count, "breaks": explanation.graph_break_count, "reasons": reasons,
             "compile_s": compile_s, "eager": eager, "compiled": fast, "eager_fwd": eager_fwd, "compiled_fwd": fast_fwd,

@@ -265,20 +265,21 @@ class LieConv(MessagePassing):
                             valid: Tensor, uses_every_edge: bool = False) -> Tensor:
         """Propagate over the selected edges ``chosen[valid]`` (rows = outputs), then the Linear."""
         num_targets, width = chosen.shape
-        norm = None
-        if self.mean:
-            norm = 1.0 / valid.sum(1, dtype=edge_attr.dtype).clamp(min=1)
-        if uses_every_edge:
-            # every candidate edge is in its neighbourhood: propagate over the input edges as they are
-            edge_id, slots = None, chosen
-        else:
+        norm = 1.0 / valid.sum(1, dtype=edge_attr.dtype).clamp(min=1) if self.mean else None
+        edge_id, slots = None, chosen
+        if not uses_every_edge:
             flat = valid.flatten()
             picked = flat.nonzero().squeeze(1)  # one host sync (the number of selected edges)
-            edge_id = chosen.flatten().index_select(0, picked)
-            rows = torch.div(picked, width, rounding_mode="floor")
+            if picked.numel() == flat.numel():
+                # every row is full: the selected edges, row by row, are the padded table itself
+                edge_id, slots = chosen.flatten(), None
+                rows = torch.arange(num_targets, device=chosen.device).repeat_interleave(width)
+            else:
+                edge_id = chosen.flatten().index_select(0, picked)
+                rows = torch.div(picked, width, rounding_mode="floor")
+                slots = (torch.cumsum(flat, 0) - 1).clamp_(min=0).view(num_targets, width)
             edge_index = torch.stack([edge_index[0].index_select(0, edge_id), rows])
             edge_attr = edge_attr.index_select(0, edge_id)
-            slots = (torch.cumsum(flat, 0) - 1).clamp_(min=0).view(num_targets, width)
         p = self.propagate(edge_index, size=(x.shape[0], num_targets), x=x, edge_attr=edge_attr, norm=norm,
                            slots=slots, slot_mask=valid, edge_id=edge_id)
         return F.linear(p, self._lin_weight_kernel_major(), self.lin.bias)
@@ -300,12 +301,9 @@ class LieConv(MessagePassing):
                 outs.append(self._neighbourhood_pass(*args))
         return torch.cat(outs)
 
-    def message(self, edge_attr: Tensor, index: Tensor, norm: Optional[Tensor]) -> Tensor:
-        r"""The kernel values :math:`W_\theta(\text{abq}_{ij})/|\mathcal{N}_i|`, ``[E, c_m]``."""
-        w = self.kernel(edge_attr)
-        if norm is not None:
-            w = w * norm.index_select(0, index).unsqueeze(-1).to(w.dtype)
-        return w
+    def message(self, edge_attr: Tensor) -> Tensor:
+        r"""The kernel values :math:`W_\theta(\text{abq}_{ij})` of the edges, ``[E, c_m]``."""
+        return self.kernel(edge_attr)
 
     def explain_message(self, inputs: Tensor, dim_size: Optional[int], edge_id: Optional[Tensor]) -> Tensor:
         """Scale each message by the explainer's mask of its edge in the layer's input ``edge_index``."""
@@ -316,17 +314,27 @@ class LieConv(MessagePassing):
         mask = self._edge_mask.sigmoid() if self._apply_sigmoid else self._edge_mask
         return inputs * mask.index_select(0, edge_id).unsqueeze(-1)
 
-    def aggregate(self, inputs: Tensor, x: Tensor, edge_index_j: Tensor, slots: Tensor,
-                  slot_mask: Tensor) -> Tensor:
-        r""":math:`\mathrm{vec}(P_i)`, ``[T, c_m c_in]``, with :math:`P_i = \sum_j W_{ij} \otimes f_j`
-        over each target's row of ``slots`` (ids of the propagated edges; ``slot_mask`` marks the real
-        ones): one batched matmul over the padded rows (or a weighted segment sum)."""
-        num_targets = slots.shape[0]
-        if inputs.shape[0] == 0 or slots.shape[1] == 0:
+    def aggregate(self, inputs: Tensor, x: Tensor, edge_index_j: Tensor, slots: Optional[Tensor],
+                  slot_mask: Tensor, norm: Optional[Tensor]) -> Tensor:
+        r""":math:`\mathrm{vec}(P_i)`, ``[T, c_m c_in]``, with
+        :math:`P_i = \frac{1}{|\mathcal{N}_i|}\sum_j W_{ij} \otimes f_j` over each target's row of
+        ``slots`` (ids of the propagated edges; ``slot_mask`` marks the real ones; ``None``: the edges
+        are ``[T, S]`` full rows in order): one batched matmul over the padded rows (or a weighted
+        segment sum). The mean's :math:`1/|\mathcal{N}_i|` (``norm``) and the padding mask are
+        folded into :math:`W`, the smallest per-edge tensor."""
+        num_targets, width = slot_mask.shape
+        if inputs.shape[0] == 0 or width == 0:
             return x.new_zeros(num_targets, self.kernel_channels * self.in_channels)
-        w = _gather_rows(inputs, slots) * slot_mask.unsqueeze(-1).to(inputs.dtype)
+        if slots is None:
+            w, source = inputs.view(num_targets, width, -1), edge_index_j.view(num_targets, width)
+            scale = None if norm is None else norm.unsqueeze(-1)
+        else:
+            w, source = _gather_rows(inputs, slots), edge_index_j[slots]
+            scale = slot_mask.to(norm.dtype if norm is not None else inputs.dtype)
+            scale = scale if norm is None else scale * norm.unsqueeze(-1)
+        if scale is not None:
+            w = w * scale.unsqueeze(-1).to(w.dtype)
         w = w.to(x.dtype)
-        source = edge_index_j[slots]
         if self.aggregation == "bmm":
             p = torch.bmm(w.transpose(1, 2), _gather_rows(x, source))  # [T, c_m, c_in]
         else:

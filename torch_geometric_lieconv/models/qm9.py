@@ -5,6 +5,7 @@ from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.data import Data
 
 from ..datasets.qm9 import QM9_SPECIES, atom_features
 from ..groups import LieGroup
@@ -65,6 +66,19 @@ class QM9LieConv(nn.Module):
             pos = pos - scatter_mean(pos, batch, dim=0)[batch]
         x = self.atom_features(z).to(pos.dtype)
         return self.net(x, pos * self.pos_scale, batch, frames).squeeze(-1)
+
+    def forward_lifted(self, data: Data) -> Tensor:
+        r"""One value per molecule ``[B]`` of a lifted graph (or a batch of them) that carries ``z``
+        per lifted node, e.g. a :class:`~torch_geometric.datasets.QM9` item through
+        :class:`~torch_geometric_lieconv.transforms.LiftGraph` and a
+        :class:`~torch_geometric.loader.DataLoader`.
+
+        The graph is used as lifted: centring and ``pos_scale`` (which :meth:`forward` applies
+        before its lift) are the transform's job here, e.g.
+        ``Compose([Center(), LiftGraph("SO3", radius=...)])``.
+        """
+        x = self.atom_features(data.z).to(data.edge_attr.dtype)
+        return self.net.forward_lifted(x, data).squeeze(-1)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(group={self.group}, hidden_channels={self.net.hidden_channels}, num_layers={self.net.num_layers})"

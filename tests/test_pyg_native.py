@@ -1,0 +1,344 @@
+"""LieConv as a PyG layer: edge_index in, propagate inside, lifted graphs as Data, PyG tooling on top."""
+import pytest
+import torch
+from torch import nn
+from torch_geometric.data import Batch, Data
+from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
+from torch_geometric.loader import DataLoader
+from torch_geometric.nn import GATConv, Sequential, TransformerConv, global_mean_pool
+
+from dense_reference import dense_model_forward
+from torch_geometric_lieconv import LieConv, LieResNet, QM9LieConv, group_from_name, lift_graph
+from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.transforms import LiftGraph
+
+F64 = torch.float64
+
+
+def direct_lieconv(conv: LieConv, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor,
+                   num_targets: int) -> torch.Tensor:
+    """The layer written out per target: mean over its edges of f_j (x) k(abq_ij), then the Linear."""
+    w = conv.kernel(edge_attr)
+    rows = []
+    for i in range(num_targets):
+        mine = edge_index[1] == i
+        outer = torch.einsum("ec,em->ecm", x[edge_index[0, mine]], w[mine]).sum(0)
+        if conv.mean:
+            outer = outer / max(int(mine.sum()), 1)
+        rows.append(outer.flatten())
+    return conv.lin(torch.stack(rows))
+
+
+def geometric(module: nn.Module, scale: float = 3.0) -> nn.Module:
+    """Scale every weight so that an untrained module's output depends strongly on geometry."""
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "weight" in name:
+                p.mul_(scale)
+    return module
+
+
+# ---------------------------------------------------------------------------------------------- the layer
+@pytest.mark.parametrize("name", ["T3", "SE3", "SO2", "RxSO2", "Trivial2"])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (F64, 1e-10)])
+def test_layer_on_edge_index_equals_direct_computation(name, dtype, tol):
+    gen = torch.Generator().manual_seed(0)
+    group = group_from_name(name)
+    pos = (torch.randn(9, group.space_dim, generator=gen) + 0.3).to(dtype)
+    graph = lift_graph(group, pos, num_samples=2, generator=gen)
+    conv = LieConv(5, 4, group, mc_samples=1000, fill=1.0).to(dtype)
+    x = torch.randn(graph.num_nodes, 5, generator=gen, dtype=dtype)
+    # any edge order: PyG graphs are not sorted by target in general
+    perm = torch.randperm(graph.num_edges, generator=gen)
+    edge_index, edge_attr = graph.edge_index[:, perm], graph.edge_attr[perm]
+    out = conv(x, edge_index, edge_attr)
+    ref = direct_lieconv(conv, x, edge_index, edge_attr, graph.num_nodes)
+    torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
+    assert (out - ref).abs().max() < tol * ref.abs().max()
+
+
+@pytest.mark.parametrize("fill", [1.0, 0.6])
+def test_sampled_neighbourhoods_equal_direct_computation_over_the_propagated_edges(fill):
+    """mc_samples below the degree: the layer equals the direct mean over exactly the edges it propagated
+    (random subsets of the ball; with fill 1 every row is full, the layer's no-padding path)."""
+    gen = torch.Generator().manual_seed(7)
+    group = group_from_name("SE2")
+    graph = lift_graph(group, torch.randn(20, 2, generator=gen, dtype=F64), num_samples=2, generator=gen)
+    conv = LieConv(3, 4, group, mc_samples=5, fill=fill).to(F64).eval()
+    conv.radius.fill_(1.0)
+    x = torch.randn(graph.num_nodes, 3, generator=gen, dtype=F64)
+    propagated = {}
+    conv.register_propagate_forward_pre_hook(lambda m, inp: propagated.update(edge_index=inp[0], kw=inp[2]))
+    out = conv(x, graph.edge_index, graph.edge_attr)
+    edge_index, edge_attr = propagated["edge_index"], propagated["kw"]["edge_attr"]
+    degree = torch.bincount(edge_index[1], minlength=graph.num_nodes)
+    assert int(degree.max()) == 5 and (fill < 1) == bool((degree < 5).any())
+    ref = direct_lieconv(conv, x, edge_index, edge_attr, graph.num_nodes)
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
+
+
+def test_bipartite_targets_equal_the_rows_of_the_full_layer():
+    """``size=(M, T)`` with targets 0..T-1: the outputs of those targets in the full graph."""
+    gen = torch.Generator().manual_seed(1)
+    group = group_from_name("SE3")
+    graph = lift_graph(group, torch.randn(12, 3, generator=gen, dtype=F64), num_samples=2, generator=gen)
+    conv = LieConv(3, 4, group, mc_samples=1000, fill=1.0).to(F64)
+    x = torch.randn(graph.num_nodes, 3, generator=gen, dtype=F64)
+    full = conv(x, graph.edge_index, graph.edge_attr)
+    targets = torch.tensor([2, 5, 6, 17])
+    relabel = torch.full((graph.num_nodes,), -1)
+    relabel[targets] = torch.arange(targets.numel())
+    keep = relabel[graph.edge_index[1]] >= 0
+    bipartite = torch.stack([graph.edge_index[0, keep], relabel[graph.edge_index[1, keep]]])
+    out = conv((x, None), bipartite, graph.edge_attr[keep], size=(graph.num_nodes, targets.numel()))
+    torch.testing.assert_close(out, full[targets], atol=1e-12, rtol=1e-12)
+
+
+def test_model_forward_equals_forward_lifted_and_the_dense_reference():
+    """Points in (lift inside the model) == the model on lift_graph's Data == all-pairs reference."""
+    gen = torch.Generator().manual_seed(2)
+    model = geometric(LieResNet(4, 2, "SE3", hidden_channels=16, num_layers=2, mc_samples=1000, fill=1.0,
+                                lift_samples=2)).to(F64).eval()
+    pos = torch.randn(14, 3, generator=gen, dtype=F64) * 2
+    batch = torch.tensor([0] * 6 + [1] * 8)
+    x = torch.randn(14, 4, generator=gen, dtype=F64)
+    frames = random_rotations((14, 2), 3, generator=gen, dtype=F64)
+    points_in = model(x, pos, batch, frames)
+    graph = lift_graph("SE3", pos, batch, num_samples=2, frames=frames)
+    lifted_in = model.forward_lifted(x[graph.node_index], graph)
+    dense = dense_model_forward(model, x, pos, batch, frames)
+    torch.testing.assert_close(points_in, lifted_in, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(points_in, dense, atol=1e-10, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------- PyG tooling
+def small_graph(name="T3", n=10, seed=3, samples=1):
+    gen = torch.Generator().manual_seed(seed)
+    group = group_from_name(name)
+    graph = lift_graph(group, torch.randn(n, group.space_dim, generator=gen, dtype=F64) * 1.5, num_samples=samples,
+                       generator=gen)
+    x = torch.randn(graph.num_nodes, 4, generator=gen, dtype=F64)
+    return group, graph, x
+
+
+@pytest.mark.parametrize("fill", [1.0, 0.4])
+def test_message_and_aggregate_hooks_fire_and_can_change_the_output(fill):
+    group, graph, x = small_graph("SE3", samples=2)
+    conv = LieConv(4, 3, group, mc_samples=6, fill=fill).to(F64).eval()
+    conv.radius.fill_(1.2)
+    seen = {}
+
+    def record(key, value):
+        seen[key] = value  # returns None: the hook observes, it does not replace
+
+    handles = [
+        conv.register_propagate_forward_pre_hook(lambda m, inp: record("propagate", inp[0].shape[1])),
+        conv.register_message_forward_hook(lambda m, inp, out: record("message", out.shape)),
+        conv.register_aggregate_forward_hook(lambda m, inp, out: record("aggregate", out.shape)),
+    ]
+    out = conv(x, graph.edge_index, graph.edge_attr)
+    num_messages = seen["propagate"]
+    assert seen["message"] == (num_messages, conv.kernel_channels)
+    assert seen["aggregate"] == (graph.num_nodes, conv.kernel_channels * conv.in_channels)
+    assert num_messages <= min(graph.num_edges, 6 * graph.num_nodes)
+    for handle in handles:
+        handle.remove()
+    # a message hook that silences every edge leaves only the bias
+    conv.register_message_forward_hook(lambda m, inp, msg: torch.zeros_like(msg))
+    silenced = conv(x, graph.edge_index, graph.edge_attr)
+    torch.testing.assert_close(silenced, conv.lin.bias.expand_as(silenced))
+    assert (out - silenced).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("fill", [1.0, 0.4])
+def test_explain_edge_mask_receives_gradient_on_the_used_edges(fill):
+    group, graph, x = small_graph("SE3", samples=2)
+    conv = LieConv(4, 3, group, mc_samples=1000, fill=fill).to(F64).eval()
+    conv.radius.fill_(1.2)
+    mask = torch.zeros(graph.num_edges, dtype=F64, requires_grad=True)
+    set_masks(conv, mask, graph.edge_index, apply_sigmoid=True)
+    out = conv(x, graph.edge_index, graph.edge_attr)
+    out.square().sum().backward()
+    clear_masks(conv)
+    used = torch.ones(graph.num_edges, dtype=torch.bool)
+    if fill < 1:
+        used = group.distance(graph.edge_attr) < 1.2
+        assert 0 < int(used.sum()) < graph.num_edges
+    assert (mask.grad[used] != 0).float().mean() > 0.9
+    assert bool((mask.grad[~used] == 0).all())
+    # the masked layer at sigmoid(0) = 1/2 on every edge is the plain layer at half the messages
+    set_masks(conv, torch.zeros(graph.num_edges, dtype=F64), graph.edge_index, apply_sigmoid=True)
+    half = conv(x, graph.edge_index, graph.edge_attr)
+    clear_masks(conv)
+    plain = conv(x, graph.edge_index, graph.edge_attr)
+    torch.testing.assert_close(half - conv.lin.bias, (plain - conv.lin.bias) / 2)
+
+
+def test_explainer_runs_on_a_lieconv_model():
+    from torch_geometric.explain import Explainer, GNNExplainer
+
+    group, graph, x = small_graph("T3")
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = LieConv(4, 8, group, fill=1.0, mc_samples=100)
+            self.out = nn.Linear(8, 1)
+
+        def forward(self, x, edge_index, edge_attr):
+            return self.out(self.conv(x, edge_index, edge_attr).tanh()).mean(0, keepdim=True)
+
+    model = Model().to(F64)
+    explainer = Explainer(model, algorithm=GNNExplainer(epochs=3), explanation_type="model", edge_mask_type="object",
+                          model_config=dict(mode="regression", task_level="graph", return_type="raw"))
+    explanation = explainer(x, graph.edge_index, edge_attr=graph.edge_attr)
+    assert explanation.edge_mask.shape == (graph.num_edges,)
+    assert explanation.edge_mask.std() > 0  # the mask was trained, not left at its initial value
+
+
+def pyg_sequential(group, channels=8):
+    return Sequential("x, edge_index, edge_attr, batch", [
+        (LieConv(4, channels, group, mc_samples=1000, fill=1.0), "x, edge_index, edge_attr, batch -> x"),
+        nn.SiLU(),
+        (GATConv(channels, channels, heads=2, concat=False, edge_dim=group.embedding_dim),
+         "x, edge_index, edge_attr -> x"),
+        nn.SiLU(),
+        (TransformerConv(channels, channels, edge_dim=group.embedding_dim), "x, edge_index, edge_attr -> x"),
+        (global_mean_pool, "x, batch -> x"),
+        nn.Linear(channels, 1),
+    ])
+
+
+@pytest.mark.parametrize("name", ["T3", "SE3"])
+def test_pyg_sequential_with_gat_is_invariant(name):
+    """LieConv + GATConv(edge_dim) + TransformerConv + pooling on one lifted graph: exactly invariant
+    (T(3): translations; SE(3): rotations + translations with the frames moved along), error far below
+    the output's change under new positions."""
+    gen = torch.Generator().manual_seed(4)
+    group = group_from_name(name)
+    model = geometric(pyg_sequential(group)).to(F64).eval()
+    n, k = 16, 2 if name == "SE3" else 1
+    pos = torch.randn(n, 3, generator=gen, dtype=F64) * 2
+    batch = torch.tensor([0] * 7 + [1] * 9)
+    x = torch.randn(n, 4, generator=gen, dtype=F64)
+    frames = random_rotations((n, k), 3, generator=gen, dtype=F64) if name == "SE3" else None
+
+    def run(p, f):
+        graph = lift_graph(group, p, batch, num_samples=k, frames=f)
+        return model(x[graph.node_index], graph.edge_index, graph.edge_attr, graph.batch)
+
+    base = run(pos, frames)
+    shift = torch.randn(3, generator=gen, dtype=F64) * 5
+    if name == "SE3":
+        rot = random_rotations((), 3, generator=gen, dtype=F64)
+        moved = run(pos @ rot.T + shift, rot @ frames)
+    else:
+        moved = run(pos + shift, None)
+    other = run(torch.randn(n, 3, generator=gen, dtype=F64) * 2, frames)
+    signal = (other - base).abs().max()
+    assert signal > 1e-2
+    assert (moved - base).abs().max() < 1e-9 * signal
+
+
+# ---------------------------------------------------------------------------------------------- Data and transform
+def point_clouds(num=5, seed=5):
+    gen = torch.Generator().manual_seed(seed)
+    return [Data(x=torch.randn(n, 4, generator=gen, dtype=F64), pos=torch.randn(n, 3, generator=gen, dtype=F64) * 2,
+                 y=torch.randn(1, generator=gen)) for n in (3, 8, 1, 6, 11)[:num]]
+
+
+def test_lift_graph_transform_gathers_node_attributes_and_keeps_graph_ones():
+    data = point_clouds(2)[1]
+    data.z = torch.arange(8)
+    data.edge_index = torch.tensor([[0, 1], [1, 0]])  # the input's own edges are replaced
+    lifted = LiftGraph("SE3", num_samples=3)(data)
+    assert lifted.num_nodes == 24 and lifted.num_points == 8
+    assert torch.equal(lifted.node_index, torch.arange(8).repeat_interleave(3))
+    torch.testing.assert_close(lifted.x, data.x[lifted.node_index])
+    assert torch.equal(lifted.z, data.z[lifted.node_index])
+    torch.testing.assert_close(lifted.y, data.y)
+    assert lifted.edge_index.shape[1] == 24 * 24  # all pairs of the one graph
+    assert "SE3" in repr(LiftGraph("SE3", 3))
+
+
+def test_random_lift_is_redrawn_on_every_call():
+    data = point_clouds(2)[1]
+    transform = LiftGraph("SE3", num_samples=2)
+    a, b = transform(data), transform(data)
+    assert not torch.allclose(a.edge_attr, b.edge_attr)
+    c, d = LiftGraph("T3")(data), LiftGraph("T3")(data)  # a deterministic lift is the same
+    assert torch.equal(c.edge_attr, d.edge_attr)
+
+
+@pytest.mark.parametrize("name,fill", [("T3", 1.0), ("SO3", 1.0), ("T3", 0.5)])
+def test_dataloader_batches_give_the_outputs_of_the_graphs_one_by_one(name, fill):
+    torch.manual_seed(0)
+    model = geometric(LieResNet(4, 3, name, hidden_channels=16, num_layers=2, mc_samples=1000, fill=fill,
+                                pool=True)).to(F64).eval()
+    for conv in model.convs:
+        conv.radius.fill_(1.5)
+    radius = None if fill >= 1 else 1.5
+    frames = torch.Generator().manual_seed(9)
+    clouds = point_clouds()
+    transform = LiftGraph(name, radius=radius)
+    lifted = []
+    for data in clouds:  # SO(3) lifts draw a random frame: fix them once, then batch the same graphs
+        torch.manual_seed(int(torch.randint(0, 1000, (1,), generator=frames)))
+        lifted.append(transform(data))
+    one_by_one = torch.cat([model.forward_lifted(g.x, g) for g in lifted])
+    loader = DataLoader(lifted, batch_size=5)
+    (batch,) = list(loader)
+    batched = model.forward_lifted(batch.x, batch)
+    torch.testing.assert_close(batched, one_by_one, atol=1e-12, rtol=1e-12)
+    # node_index is offset by the input points of the graphs before
+    offsets = torch.tensor([0, 3, 11, 12, 18]).repeat_interleave(torch.tensor([g.num_nodes for g in lifted]))
+    assert torch.equal(batch.node_index, torch.cat([g.node_index for g in lifted]) + offsets)
+    # per-point outputs come back to the batched input points
+    per_point = LieResNet(4, 3, name, hidden_channels=16, num_layers=1, fill=1.0, mc_samples=1000, pool=False)
+    assert per_point.to(F64).eval().forward_lifted(batch.x, batch).shape == (29, 3)
+
+
+def test_batched_node_index_points_to_the_batched_input_points():
+    clouds = point_clouds()
+    lifted = Batch.from_data_list([LiftGraph("SE3", num_samples=2)(d) for d in clouds])
+    plain = Batch.from_data_list(clouds)
+    assert torch.equal(lifted.pos, plain.pos[lifted.node_index])
+    assert torch.equal(lifted.batch, plain.batch[lifted.node_index])
+
+
+def test_qm9_model_on_lifted_graphs_equals_its_point_forward():
+    """QM9LieConv.forward_lifted on a LiftGraph-transformed batch == QM9LieConv(z, pos, batch) (T(3))."""
+    torch.manual_seed(0)
+    model = QM9LieConv("T3", hidden_channels=16, num_layers=2).to(F64).eval()
+    gen = torch.Generator().manual_seed(6)
+    mols = [Data(z=torch.tensor([6, 1, 1, 8][:n]), pos=torch.randn(n, 3, generator=gen, dtype=F64) * 1.4)
+            for n in (4, 2, 3)]
+    batch = Batch.from_data_list([LiftGraph("T3")(m) for m in mols])
+    plain = Batch.from_data_list(mols)
+    torch.testing.assert_close(model.forward_lifted(batch), model(plain.z, plain.pos, plain.batch),
+                               atol=1e-12, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- the radius guard
+def test_a_ball_wider_than_the_candidate_radius_raises():
+    group, graph, x = small_graph("T3")
+    narrow = lift_graph(group, graph.pos, radius=0.5)
+    assert narrow.candidate_radius == 0.5
+    conv = LieConv(4, 3, group, fill=0.3).to(F64)  # initial radius 2
+    with pytest.raises(ValueError, match="ball radius 2 exceeds the radius 0.5"):
+        conv(x, narrow.edge_index, narrow.edge_attr, candidate_radius=narrow.candidate_radius)
+    conv(x, narrow.edge_index, narrow.edge_attr, candidate_radius=2.5)  # a wide enough graph is fine
+    model = LieResNet(4, 1, group, hidden_channels=8, num_layers=1, fill=0.3).to(F64)
+    with pytest.raises(ValueError, match="exceeds the radius 0.5"):
+        model.forward_lifted(x, narrow)
+
+
+def test_bad_edge_inputs_raise_clear_errors():
+    group, graph, x = small_graph("SE3")
+    conv = LieConv(4, 3, group).to(F64)
+    with pytest.raises(ValueError, match="edge_attr must hold the SE3"):
+        conv(x, graph.edge_index, graph.edge_attr[:, :3])
+    with pytest.raises(ValueError, match=r"edge_index must have shape \[2, E\]"):
+        conv(x, graph.edge_index.T, graph.edge_attr)
+    with pytest.raises(ValueError, match="x must have shape"):
+        conv(x[:, :2], graph.edge_index, graph.edge_attr)
