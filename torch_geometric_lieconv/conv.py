@@ -236,10 +236,11 @@ class LieConv(MessagePassing):
         )
         if observed is not None:
             self._adapt_radius(observed)
-        uses_every_edge = table.complete and not selects
         if self.chunk_size is not None and chosen.shape[0] > self.chunk_size:
             return self._chunked(x_src, edge_index, edge_attr, chosen, valid)
-        return self._neighbourhood_pass(x_src, edge_index, edge_attr, chosen, valid, uses_every_edge)
+        # a complete table with no selection: propagate over the input edges as they are
+        position = table.position if table.complete and not selects else None
+        return self._neighbourhood_pass(x_src, edge_index, edge_attr, chosen, valid, position)
 
     def _check_inputs(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> None:
         if x.dim() != 2 or x.shape[1] != self.in_channels:
@@ -262,26 +263,25 @@ class LieConv(MessagePassing):
             )
 
     def _neighbourhood_pass(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor,
-                            valid: Tensor, uses_every_edge: bool = False) -> Tensor:
-        """Propagate over the selected edges ``chosen[valid]`` (rows = outputs), then the Linear."""
+                            valid: Tensor, position: Optional[Tensor] = None) -> Tensor:
+        """Propagate over the selected edges ``chosen[valid]`` (rows = outputs), then the Linear.
+
+        ``position``: every input edge is selected, at these flat positions of the ``[T, S]`` rows
+        (a complete table with no selection); ``None``: gather the selected edges."""
         num_targets, width = chosen.shape
         norm = 1.0 / valid.sum(1, dtype=edge_attr.dtype).clamp(min=1) if self.mean else None
-        edge_id, slots = None, chosen
-        if not uses_every_edge:
+        edge_id = None
+        if position is None:
             flat = valid.flatten()
-            picked = flat.nonzero().squeeze(1)  # one host sync (the number of selected edges)
-            if picked.numel() == flat.numel():
-                # every row is full: the selected edges, row by row, are the padded table itself
-                edge_id, slots = chosen.flatten(), None
-                rows = torch.arange(num_targets, device=chosen.device).repeat_interleave(width)
-            else:
-                edge_id = chosen.flatten().index_select(0, picked)
-                rows = torch.div(picked, width, rounding_mode="floor")
-                slots = (torch.cumsum(flat, 0) - 1).clamp_(min=0).view(num_targets, width)
+            position = flat.nonzero().squeeze(1)  # one host sync (the number of selected edges)
+            edge_id = chosen.flatten().index_select(0, position)
+            rows = torch.div(position, width, rounding_mode="floor")
+            if position.numel() == flat.numel():
+                position = None  # every row is full: the selected edges, in order, are the rows themselves
             edge_index = torch.stack([edge_index[0].index_select(0, edge_id), rows])
             edge_attr = edge_attr.index_select(0, edge_id)
         p = self.propagate(edge_index, size=(x.shape[0], num_targets), x=x, edge_attr=edge_attr, norm=norm,
-                           slots=slots, slot_mask=valid, edge_id=edge_id)
+                           position=position, slot_mask=valid, edge_id=edge_id)
         return F.linear(p, self._lin_weight_kernel_major(), self.lin.bias)
 
     def _chunked(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor, valid: Tensor) -> Tensor:
@@ -314,26 +314,26 @@ class LieConv(MessagePassing):
         mask = self._edge_mask.sigmoid() if self._apply_sigmoid else self._edge_mask
         return inputs * mask.index_select(0, edge_id).unsqueeze(-1)
 
-    def aggregate(self, inputs: Tensor, x: Tensor, edge_index_j: Tensor, slots: Optional[Tensor],
+    def aggregate(self, inputs: Tensor, x: Tensor, edge_index_j: Tensor, position: Optional[Tensor],
                   slot_mask: Tensor, norm: Optional[Tensor]) -> Tensor:
         r""":math:`\mathrm{vec}(P_i)`, ``[T, c_m c_in]``, with
-        :math:`P_i = \frac{1}{|\mathcal{N}_i|}\sum_j W_{ij} \otimes f_j` over each target's row of
-        ``slots`` (ids of the propagated edges; ``slot_mask`` marks the real ones; ``None``: the edges
-        are ``[T, S]`` full rows in order): one batched matmul over the padded rows (or a weighted
-        segment sum). The mean's :math:`1/|\mathcal{N}_i|` (``norm``) and the padding mask are
-        folded into :math:`W`, the smallest per-edge tensor."""
+        :math:`P_i = \frac{1}{|\mathcal{N}_i|}\sum_j W_{ij} \otimes f_j`.
+
+        The messages are laid out as ``[T, S]`` rows (``slot_mask.shape``): edge ``e`` at flat
+        position ``position[e]`` (``None``: the edges are the full rows in order), padding slots
+        weigh zero. Then one batched matmul per row (or a weighted segment sum); the mean's
+        :math:`1/|\mathcal{N}_i|` (``norm``) is folded into :math:`W`, the smallest per-edge tensor."""
         num_targets, width = slot_mask.shape
         if inputs.shape[0] == 0 or width == 0:
             return x.new_zeros(num_targets, self.kernel_channels * self.in_channels)
-        if slots is None:
-            w, source = inputs.view(num_targets, width, -1), edge_index_j.view(num_targets, width)
-            scale = None if norm is None else norm.unsqueeze(-1)
+        if position is None:
+            w, source = inputs, edge_index_j
         else:
-            w, source = _gather_rows(inputs, slots), edge_index_j[slots]
-            scale = slot_mask.to(norm.dtype if norm is not None else inputs.dtype)
-            scale = scale if norm is None else scale * norm.unsqueeze(-1)
-        if scale is not None:
-            w = w * scale.unsqueeze(-1).to(w.dtype)
+            w = inputs.new_zeros(num_targets * width, inputs.shape[1]).index_copy(0, position, inputs)
+            source = edge_index_j.new_zeros(num_targets * width).index_copy_(0, position, edge_index_j)
+        w, source = w.view(num_targets, width, -1), source.view(num_targets, width)
+        if norm is not None:
+            w = w * norm.view(-1, 1, 1).to(w.dtype)
         w = w.to(x.dtype)
         if self.aggregation == "bmm":
             p = torch.bmm(w.transpose(1, 2), _gather_rows(x, source))  # [T, c_m, c_in]

@@ -40,6 +40,8 @@ class NeighbourTable(NamedTuple):
     mask: Tensor  #: ``[T, D]`` which entries of :attr:`slots` are real edges
     graph_size: Tensor  #: ``[T]`` number of source points in the graph of each target
     complete: bool  #: rows are the targets ``0..T-1`` of the edges, and hold every edge
+    #: ``[E]`` flat position (``row * width + slot``) of every edge in a complete table, else ``None``
+    position: Optional[Tensor] = None
 
     @property
     def width(self) -> int:
@@ -47,7 +49,7 @@ class NeighbourTable(NamedTuple):
 
     def rows(self, index: Tensor) -> "NeighbourTable":
         """The table restricted to the targets ``index`` (output ``t`` is target ``index[t]``)."""
-        return NeighbourTable(self.slots[index], self.mask[index], self.graph_size[index], False)
+        return NeighbourTable(self.slots[index], self.mask[index], self.graph_size[index], False, None)
 
 
 def neighbour_table(
@@ -74,9 +76,11 @@ def neighbour_table(
     if max_degree is None:
         max_degree = int(degree.max()) if degree.numel() else 0  # host sync: the padded width
     slots, mask = padded_segments(target, degree, max_degree)
+    position = target * max_degree + segment_rank(target, num_targets, degree)
     if order is not None and order.numel():
         slots = order[slots]
-    return NeighbourTable(slots, mask, graph_size, True)
+        position = torch.empty_like(position).index_copy_(0, order, position)
+    return NeighbourTable(slots, mask, graph_size, True, position)
 
 
 def graph_sizes(batch: Optional[Tensor], target_batch: Optional[Tensor], num_sources: int,
