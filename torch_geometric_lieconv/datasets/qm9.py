@@ -1,5 +1,5 @@
 r"""QM9 helpers on top of :class:`torch_geometric.datasets.QM9`: targets and units, splits,
-normalisation, featurisation and rotation augmentation (the paper's protocol, DESIGN.md §4).
+normalisation, featurisation and rotation augmentation (the paper's protocol).
 
 PyG stores 19 targets per molecule in ``data.y`` ``[1, 19]``; energies in eV (converted from
 Hartree with :math:`1\,E_h = 27.211386246` eV), the atomization energies (columns 12-15) converted

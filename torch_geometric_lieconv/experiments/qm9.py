@@ -1,7 +1,7 @@
 r"""``lieconv train qm9`` and ``lieconv evaluate qm9``: the paper's QM9 experiment (Tables 2 and 3).
 
 Settings are resolved in this order (later wins): the reference settings of the group
-(:data:`GROUP_DEFAULTS`, DESIGN.md §4), ``--preset quick`` (:data:`QUICK_PRESET`), ``--config file.json``,
+(:data:`GROUP_DEFAULTS`, the paper's), ``--preset quick`` (:data:`QUICK_PRESET`), ``--config file.json``,
 then explicit flags. The resolved settings, the split indices and the target statistics are saved
 in the run folder and in every checkpoint, so ``lieconv evaluate qm9 --run DIR`` needs nothing else.
 
@@ -30,7 +30,7 @@ from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, Rando
 from ..training import (Trainer, cleanup_distributed, init_distributed, is_main_process,
                         load_checkpoint, seed_everything)
 
-#: the reference settings shared by every group (DESIGN.md §4)
+#: the reference settings shared by every group (the paper's)
 BASE_CONFIG: Dict[str, Any] = {
     "task": "qm9", "target": "homo", "group": "T3", "alpha": None, "model": "lieconv",
     "hidden_channels": 1536, "num_layers": 6, "mc_samples": 100, "fill": 1.0, "lift_samples": 1,

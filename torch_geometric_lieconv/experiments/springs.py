@@ -11,7 +11,7 @@ r"""``lieconv train|evaluate|study springs``: learning Hamiltonian dynamics (the
   MSE against training set size for FC, HFC, OGN, HOGN and HLieConv, bands over seeds) and Figure 6
   (predicted against true particle paths) at a CPU scale; ``--full`` uses the paper's sizes.
 
-Settings resolve as: reference settings of the model (:data:`MODEL_DEFAULTS`, DESIGN.md §4) <
+Settings resolve as: reference settings of the model (:data:`MODEL_DEFAULTS`, the paper's) <
 ``--preset quick`` (:data:`QUICK_PRESET`) < ``--config file.json`` < explicit flags; they are saved in
 the run folder and in every checkpoint. The data are generated on first use and cached under ``--root``
 (default ``data/springs``), one file per generation setting.

@@ -98,6 +98,13 @@ class LieResNet(nn.Module):
             block's points would hold several times the pairs any block uses. Farthest point
             sampling in a block sees the distances of that block's candidate pairs (farther pairs count
             as infinitely far, which keeps it equivariant).
+
+    Shapes:
+        - **input** of :meth:`forward`: node features :math:`(N, C_{in})`, positions :math:`(N, d)`,
+          batch vector :math:`(N)` *(optional)*, frames :math:`(N, K, m, m)` *(optional)*
+        - **input** of :meth:`forward_lifted`: lifted node features :math:`(NK, C_{in})` and a
+          :class:`~torch_geometric_lieconv.LiftedGraph` (or a batch of them)
+        - **output:** graph features :math:`(B, C_{out})`, or :math:`(N, C_{out})` with ``pool=False``
     """
 
     def __init__(

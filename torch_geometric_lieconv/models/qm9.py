@@ -13,7 +13,7 @@ from .lieresnet import LieResNet
 
 
 class QM9LieConv(nn.Module):
-    r"""LieResNet regressor of one molecular property (the paper's QM9 model, DESIGN.md §4).
+    r"""LieResNet regressor of one molecular property (the paper's QM9 model and settings).
 
     Atoms are featurised as the one-hot species (H, C, N, O, F) times :math:`[1, z/9, (z/9)^2]`
     (15 channels). For groups containing rotations (SE(3), SO(3)) the positions are centred per
@@ -25,6 +25,12 @@ class QM9LieConv(nn.Module):
         center: centre each molecule at its centroid before lifting (default: when the group has
             rotations; T(3) and Trivial(3) don't need it).
         pos_scale: multiply positions by this (after centring).
+
+    Shapes:
+        - **input** of :meth:`forward`: atomic numbers :math:`(N)`, positions :math:`(N, 3)`, batch
+          vector :math:`(N)` *(optional)*
+        - **input** of :meth:`forward_lifted`: a lifted graph with ``z`` per lifted node
+        - **output:** one value per molecule :math:`(B)`
     """
 
     def __init__(
