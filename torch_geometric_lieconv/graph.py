@@ -193,22 +193,33 @@ def build_pair_graph(
 ) -> PairGraph:
     """Candidate pairs covering every ball of group radius ``radius`` (``None``: all pairs in each graph).
 
+    The candidates are the pairs within :meth:`LieGroup.search_radius` in the group's
+    :meth:`LieGroup.search_embedding` (a superset of the ball, proved per group), found with
+    :func:`torch_cluster.radius`; for a group without an embedding, the pairs within
+    :meth:`LieGroup.euclidean_radius` of the points; all pairs of each graph where neither bounds.
+
     Args:
-        group: the group (its distance and Euclidean bound).
+        group: the group (its search embedding, distance and bounds).
         lifted: the lifted points.
         radius: the largest ball radius any layer will use.
         max_num_neighbors: cap on candidates per point for :func:`torch_cluster.radius`
             (``None``: exact; set it for very large point clouds).
     """
-    bound = None
+    points, bound = lifted.pos, None
     if radius is not None and lifted.num_nodes > 0:
-        max_norm = float(lifted.pos.detach().norm(dim=-1).max())  # host sync: needed for the bound and torch_cluster
-        bound = group.euclidean_radius(float(radius), max_norm)
+        with torch.autocast(lifted.pos.device.type, enabled=False):
+            work = torch.float64  # the embedding in double, so rounding never drops a pair on the boundary
+            phi = group.search_embedding(lifted.a.to(work), lifted.q.to(work), lifted.pos.to(work))
+        if phi is not None:
+            points, bound = phi, group.search_radius(float(radius))
+        else:
+            max_norm = float(lifted.pos.detach().norm(dim=-1).max())  # host sync: the bound needs it
+            bound = group.euclidean_radius(float(radius), max_norm)
     if bound is None:
         edge_index = all_pairs_within_graphs(lifted.batch)
     else:
         # widen by a relative 1e-6 so rounding never drops a pair on the boundary
-        edge_index = radius_pairs(lifted.pos, lifted.batch, bound * (1 + 1e-6) + 1e-12, max_num_neighbors)
+        edge_index = radius_pairs(points.detach(), lifted.batch, bound * (1 + 1e-6) + 1e-9, max_num_neighbors)
     with torch.autocast(lifted.pos.device.type, enabled=False):  # group math stays in the input precision
         edge_attr = group.pair_embedding(lifted.a, lifted.q, edge_index)
         dist = group.distance(edge_attr)

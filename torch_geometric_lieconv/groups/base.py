@@ -153,6 +153,24 @@ class LieGroup(abc.ABC):
         a = torch.randn(num, self.lie_dim, dtype=dtype, device=device, generator=generator) * scale
         return self.exp(a)
 
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Optional[Tensor]:
+        r"""A search embedding :math:`\phi(u, q) \in \mathbb{R}^m` of lifted elements, ``[M, m]``.
+
+        Candidate pairs of a ball :math:`d < r` are the pairs with
+        :math:`\|\phi_i - \phi_j\| < \rho(r)` (:meth:`search_radius`), found by
+        :func:`torch_cluster.radius` in :math:`\mathbb{R}^m`. A subclass proves
+        :math:`d(\text{abq}_{ij}) < r \Rightarrow \|\phi_i - \phi_j\| < \rho(r)` in its docstring;
+        the built-in groups make :math:`\phi` 1-Lipschitz (:math:`\rho(r) = r`) by weighting
+        its parts with :math:`\alpha` and :math:`1 - \alpha` as the distance does. ``a``, ``q``:
+        the lifted elements' coordinates; ``pos``: their points :math:`x = u\,o_q`. ``None`` (the
+        default): no embedding is known; candidates then come from :meth:`euclidean_radius`.
+        """
+        return None
+
+    def search_radius(self, r: float) -> Optional[float]:
+        r""":math:`\rho(r)` of :meth:`search_embedding` (``None``: no bound at this radius, all pairs)."""
+        return float(r)
+
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         r"""A bound :math:`\rho` with :math:`d(\text{abq}_{ij}) < r \Rightarrow \|x_i - x_j\| < \rho`.
 
@@ -203,6 +221,17 @@ class LieGroup(abc.ABC):
 
     def __hash__(self) -> int:
         return hash((type(self), tuple(sorted(vars(self).items()))))
+
+
+def weighted_parts(*parts: Tuple[float, Tensor]) -> Tensor:
+    """``[w_1 t_1, w_2 t_2, ...]`` concatenated along the last dimension (a search embedding's blocks)."""
+    return torch.cat([weight * part for weight, part in parts], dim=-1)
+
+
+def unit_circle(theta: Tensor) -> Tensor:
+    r"""Angles ``[...]`` as points :math:`(\cos\theta, \sin\theta)` ``[..., 2]``: the chord between two
+    of them is at most the wrapped angle between them."""
+    return torch.stack([torch.cos(theta), torch.sin(theta)], dim=-1)
 
 
 def _less_precise(dtype: torch.dtype, than: torch.dtype) -> bool:

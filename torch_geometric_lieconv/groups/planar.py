@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ._rotations import homogeneous, rotation2d, stratified_rotations2d
 from ._series import cosc, half_cot, sinc
-from .base import LieGroup, _less_precise, log_in_double
+from .base import LieGroup, _less_precise, log_in_double, unit_circle, weighted_parts
 
 
 #: the branch cut of logged angles sits at -pi + BRANCH_CUT_SHIFT rather than at +-pi
@@ -66,6 +66,26 @@ class SO2(LieGroup):
         radial = (r_u - r_v).abs() / (r_u + r_v + 1e-3)
         return self.alpha * ab[..., 0].abs() + (1 - self.alpha) * radial[..., 0]
 
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        r""":math:`\phi = (\alpha\cos\theta, \alpha\sin\theta, \tfrac{1-\alpha}{2}\log(r + c))`,
+        :math:`c = 5\cdot 10^{-4}`.
+
+        Proof of :math:`d < r_b \Rightarrow \|\Delta\phi\| < \rho(r_b)`: the chord between the angles
+        is at most :math:`|\Delta\theta|`. With :math:`R = r + c` the radial term of :math:`d` is
+        :math:`\delta = |\Delta R|/(R_u + R_v) = \tanh(|\Delta\log R|/2)`, so the last part of
+        :math:`\Delta\phi` is :math:`(1-\alpha)\,\mathrm{artanh}\,\delta`. As :math:`d < r_b` gives
+        :math:`\delta < s = r_b/(1-\alpha)` and :math:`\mathrm{artanh}(x)/x` increases,
+        :math:`\mathrm{artanh}\,\delta \le k\,\delta` with :math:`k = \mathrm{artanh}(s)/s \ge 1`.
+        Hence :math:`\|\Delta\phi\|_2 \le \|\Delta\phi\|_1 \le k\,d < k\,r_b = \rho(r_b)`;
+        for :math:`s \ge 1` there is no bound (all pairs)."""
+        return weighted_parts((self.alpha, unit_circle(a[..., 0])), ((1 - self.alpha) / 2, torch.log(q + 5e-4)))
+
+    def search_radius(self, r: float) -> Optional[float]:
+        s = r / (1 - self.alpha) if self.alpha < 1 else 0.0
+        if s >= 1:
+            return None
+        return r * (math.atanh(s) / s if s > 0 else 1.0)
+
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         # |x_u - x_v| <= |r_u - r_v| + min(r) |dtheta|, each bounded through d < r: with
         # rho = r / (1 - alpha), |dr| < rho (r_u + r_v + 1e-3) <= rho (2 max(r) - |dr| + 1e-3).
@@ -106,6 +126,11 @@ class RxSO2(LieGroup):
     def distance(self, abq: Tensor) -> Tensor:
         return self.alpha * abq[..., 1].abs() + (1 - self.alpha) * abq[..., 0].abs()
 
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        r""":math:`((1-\alpha)\log r, \alpha\cos\theta, \alpha\sin\theta)`: the chord is at most
+        :math:`|\Delta\theta|`, so :math:`\|\Delta\phi\|_2 \le \|\Delta\phi\|_1 \le d` (:math:`\rho(r) = r`)."""
+        return weighted_parts((1 - self.alpha, a[..., :1]), (self.alpha, unit_circle(a[..., 1])))
+
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         if self.alpha in (0.0, 1.0):
             return None
@@ -135,6 +160,10 @@ class Rx(LieGroup):
 
     def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
         return a_u - a_v
+
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        r""":math:`(\alpha\log r, (1-\alpha) q)`: its L1 distance is :math:`d` (:math:`\rho(r) = r`)."""
+        return weighted_parts((self.alpha, a), (1 - self.alpha, q))
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         # |x_u - x_v| <= |r_u - r_v| + min(r) |q_u - q_v| (q unit vectors, so the chord is the orbit distance)
@@ -217,6 +246,13 @@ class SE2(LieGroup):
 
     def distance(self, abq: Tensor) -> Tensor:
         return self.alpha * abq[..., 0].abs() + (1 - self.alpha) * abq[..., 1:3].norm(dim=-1)
+
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        r""":math:`((1-\alpha) x, \alpha\cos\theta, \alpha\sin\theta)`. The translation part of
+        :math:`\log(v^{-1}u)` is :math:`V(\theta)^{-1}R(-\theta_v)(x_u - x_v)` and :math:`\|V\| \le 1`, so
+        :math:`\|\Delta x\| \le \|v\|`; the chord is at most :math:`|\theta|`: hence
+        :math:`\|\Delta\phi\|_2 \le \|\Delta\phi\|_1 \le d` (:math:`\rho(r) = r`)."""
+        return weighted_parts((1 - self.alpha, pos), (self.alpha, unit_circle(a[..., 0])))
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         # The translation part of log(v^-1 u) is V^-1 (x_u - x_v) rotated, and ||V|| <= 1.

@@ -1,6 +1,7 @@
 r"""Groups acting on :math:`\mathbb{R}^3`: rotations :math:`SO(3)` and rigid motions :math:`SE(3)`."""
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -8,7 +9,7 @@ from torch import Tensor
 
 from ._rotations import hat3, homogeneous, rotation_with_first_column, vee3
 from ._series import cosc, se3_left_jacobian_inverse_coefficient, sinc, sincc
-from .base import LieGroup, log_in_double
+from .base import LieGroup, log_in_double, weighted_parts
 
 #: below this sin^2(theta) (and with cos(theta) > 0) the SO(3) log uses its Taylor series
 _SMALL_SIN2 = 1e-8
@@ -94,6 +95,12 @@ class SO3(LieGroup):
         u = torch.where(at_origin.unsqueeze(-1), frames, rotation_with_first_column(direction, frames))
         return so3_log(u).to(pos.dtype), r.unsqueeze(1).expand(-1, num_samples, -1)
 
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        r""":math:`(\tfrac{\alpha}{\sqrt 2}\mathrm{vec}(R_u), (1-\alpha) q)`. For rotations at angle
+        :math:`\varphi = \|\log(R_v^\top R_u)\|` apart, :math:`\|R_u - R_v\|_F = 2\sqrt 2\sin(\varphi/2)
+        \le \sqrt 2\,\varphi`, so :math:`\|\Delta\phi\|_2 \le \|\Delta\phi\|_1 \le d` (:math:`\rho(r) = r`)."""
+        return weighted_parts((self.alpha / math.sqrt(2), so3_exp(a).flatten(-2)), (1 - self.alpha, q))
+
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         # |x_u - x_v| <= |r_u - r_v| + min(r) * angle(x_u, x_v), and that angle is at most |w|.
         if self.alpha in (0.0, 1.0):
@@ -136,6 +143,13 @@ class SE3(LieGroup):
 
     def distance(self, abq: Tensor) -> Tensor:
         return self.alpha * abq[..., :3].norm(dim=-1) + (1 - self.alpha) * abq[..., 3:6].norm(dim=-1)
+
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        r""":math:`((1-\alpha) x, \tfrac{\alpha}{\sqrt 2}\mathrm{vec}(R_u))`. :math:`\|v\| =
+        \|V^{-1}R_v^\top(x_u - x_v)\| \ge \|x_u - x_v\|` because :math:`\|V\| \le 1`, and
+        :math:`\|R_u - R_v\|_F \le \sqrt 2\,\|w\|` (see :class:`SO3`): hence
+        :math:`\|\Delta\phi\|_2 \le \|\Delta\phi\|_1 \le d` (:math:`\rho(r) = r`)."""
+        return weighted_parts((1 - self.alpha, pos), (self.alpha / math.sqrt(2), so3_exp(a[..., :3]).flatten(-2)))
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         # ||v|| = ||V^-1 (R_v^T (x_u - x_v))|| >= ||x_u - x_v|| because ||V|| <= 1.

@@ -7,7 +7,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .base import LieGroup
+from .base import LieGroup, weighted_parts
 
 
 def _homogeneous_translation(t: Tensor) -> Tensor:
@@ -51,6 +51,10 @@ class Trivial(LieGroup):
     def act(self, g: Tensor, pos: Tensor) -> Tensor:
         return pos
 
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        """The point itself: :math:`d = \|q_u - q_v\|` exactly."""
+        return q
+
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         return r
 
@@ -88,6 +92,10 @@ class T(LieGroup):
     def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
         return a_u - a_v
 
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        """The translation itself: :math:`d = \|a_u - a_v\|` exactly."""
+        return a
+
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         return r
 
@@ -117,6 +125,10 @@ class _AxisTranslation(LieGroup):
 
     def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
         return a_u - a_v
+
+    def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
+        r""":math:`(\alpha a, (1-\alpha) q)`: its L1 distance is :math:`d`, so the L2 one is below it."""
+        return weighted_parts((self.alpha, a), (1 - self.alpha, q))
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
         # alpha |da| + (1 - alpha) |dq| < r: the convex |(da, dq)| is largest at a vertex of that region.
