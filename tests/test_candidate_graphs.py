@@ -27,6 +27,7 @@ def awkward_cloud(group, sizes=(30, 25, 1, 40), seed=0):
             pos[3, 0] = -1.3  # angle pi
             pos[4] = pos[5]  # duplicate
             pos[6] *= 8  # far out
+            pos[7:9] = pos[0] * torch.tensor([[1.8], [2.5]], dtype=F64)  # same direction, near the origin
         parts.append(pos)
     batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
     return torch.cat(parts), batch
