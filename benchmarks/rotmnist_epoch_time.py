@@ -82,6 +82,10 @@ def measure(group: str, args: argparse.Namespace) -> dict:
                            total_ds=settings["total_ds"]).to(device)
     batch = image_batch(settings["batch_size"], args.seed, args.root).to(device)
     fills = calibrate_radii(model, batch)
+    with torch.no_grad():  # the first block's candidate graph at its calibrated radius
+        _, graph = model.lift_and_connect(batch.pos, batch.batch)
+        in_ball = int((graph.dist < model.convs[0].radius).sum())
+        candidates_per_image = graph.edge_index.shape[1] / batch.y.numel()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
 
     def step() -> None:
@@ -112,7 +116,8 @@ def measure(group: str, args: argparse.Namespace) -> dict:
     steps_per_epoch = TRAIN_IMAGES / settings["batch_size"]
     epoch_s = steps_per_epoch * step_s + VALID_IMAGES / args.eval_batch_size * eval_s
     return {"group": group, "lift": model.lift_samples, "points": batch.pos.shape[0] // batch.y.numel(),
-            "fills": fills, "step_s": step_s, "eval_s": eval_s, "epoch_s": epoch_s,
+            "fills": fills, "candidates": candidates_per_image, "ratio": graph.edge_index.shape[1] / max(in_ball, 1),
+            "step_s": step_s, "eval_s": eval_s, "epoch_s": epoch_s,
             "run_h": epoch_s * settings["epochs"] / 3600, "epochs": settings["epochs"]}
 
 
@@ -138,14 +143,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"Preset {args.preset!r}: k={settings['hidden_channels']}, {settings['num_layers']} blocks, "
           f"nbhd {settings['mc_samples']}, fill {settings['fill']}, total_ds {settings['total_ds']}, "
           f"batch {settings['batch_size']}; epoch = {TRAIN_IMAGES:,} training + {VALID_IMAGES:,} validation images.\n")
-    print("| group | lift samples | points per image | observed fills (first / last block) | train step s "
+    print("| group | lift samples | points per image | observed fills (first / last block) "
+          "| block-1 candidate pairs per image | candidates / in ball | train step s "
           "| eval forward s (batch %d) | epoch min | %d epochs h | paper Table 1 error |" % (args.eval_batch_size,
                                                                                    settings["epochs"]))
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for group in args.groups.split(","):
         r = measure(group.strip(), args)
         label, paper = paper_error(r["group"])
         print(f"| {label} | {r['lift']} | {r['points']} | {r['fills'][0]:.3f} / {r['fills'][-1]:.3f} | "
+              f"{r['candidates']:,.0f} | {r['ratio']:.2f} | "
               f"{r['step_s']:.2f} | {r['eval_s']:.2f} | {r['epoch_s'] / 60:.1f} | {r['run_h']:,.0f} | "
               f"{'' if paper is None else f'{paper:.2f}%'} |", flush=True)
 

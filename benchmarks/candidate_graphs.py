@@ -1,0 +1,168 @@
+"""Candidate pair graphs in each group's search embedding: candidates per used pair, and linear growth.
+
+    python benchmarks/candidate_graphs.py                  # all sections, ~5 minutes on one core
+    python benchmarks/candidate_graphs.py --sizes 10000,30000
+
+Sections:
+
+* ``planar``: 25 RotMNIST-sized images (the 648-pixel disc of radius 15 around the image centre),
+  SO(2) / RxSO(2) / Rx / SE(2) (2 lift samples) at the ball radius that holds a fraction 0.1 of each
+  image (the paper's first-block fill): candidate pairs per image from the search embedding, against
+  the old Euclidean bound (``LieGroup.euclidean_radius`` over the points) and all pairs.
+* ``qm9``: 75 QM9-sized molecules (``benchmark.qm9_like_batch``), SO(3) and SE(3) (4 lift samples) at
+  the radius of fill 0.5, positions centred per molecule.
+* ``scaling``: SO(3) on uniform clouds of 1e4 ... 1e5 points at unit density (a ball around the origin),
+  the radius set so that a ball holds ~48 lifted points: graph build time, one LieConv forward
+  (32 -> 32 channels, 32 samples), candidates per point. Constant candidates per point and time per
+  point mean linear growth.
+
+Times are process CPU seconds with one thread (the minimum of ``--reps``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark import load_average, machine_description, qm9_like_batch  # noqa: E402
+
+from torch_geometric_lieconv import LieConv, group_from_name, lift_points  # noqa: E402
+from torch_geometric_lieconv.datasets.rotmnist import ImageToPointSet  # noqa: E402
+from torch_geometric_lieconv.graph import all_pairs_within_graphs, build_pair_graph, radius_pairs  # noqa: E402
+
+
+def cpu_time(fn: Callable[[], object], reps: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def radius_for_fill(group, lifted, fill: float) -> float:
+    """The ball radius whose mean fraction of each graph inside the ball is ``fill`` (bisection)."""
+    everything = build_pair_graph(group, lifted, radius=None)
+    sizes = torch.bincount(lifted.batch)[lifted.batch[everything.edge_index[1]]].to(everything.dist.dtype)
+    low, high = 0.0, float(everything.dist.max()) + 1.0
+    for _ in range(40):
+        mid = (low + high) / 2
+        observed = float(((everything.dist < mid).to(sizes.dtype) / sizes).sum()) / lifted.num_nodes
+        low, high = (mid, high) if observed < fill else (low, mid)
+    return high
+
+
+def radius_for_count(group, lifted, count: float) -> float:
+    """The ball radius holding ``count`` lifted points on average (bisection over candidate graphs)."""
+    low, high = 1e-3, 4.0
+    for _ in range(14):
+        mid = (low + high) / 2
+        graph = build_pair_graph(group, lifted, radius=mid)
+        inside = int((graph.dist < mid).sum()) / lifted.num_nodes
+        low, high = (mid, high) if inside < count else (low, mid)
+    return high
+
+
+def old_candidates(group, lifted, radius: float) -> int:
+    """Candidate pairs under the Euclidean bound over the points (the behaviour before search embeddings)."""
+    bound = group.euclidean_radius(radius, float(lifted.pos.norm(dim=-1).max()))
+    if bound is None:
+        return all_pairs_within_graphs(lifted.batch).shape[1]
+    return radius_pairs(lifted.pos, lifted.batch, bound * (1 + 1e-6) + 1e-12).shape[1]
+
+
+def row(name: str, group, lifted, radius: float, num_graphs: int, reps: int) -> List[str]:
+    graph = build_pair_graph(group, lifted, radius=radius)
+    used = int((graph.dist < radius).sum())
+    build = cpu_time(lambda: build_pair_graph(group, lifted, radius=radius), reps)
+    old = old_candidates(group, lifted, radius)
+    pairs = all_pairs_within_graphs(lifted.batch).shape[1]
+    return [name, f"{radius:.3f}", f"{used / num_graphs:,.0f}", f"{graph.edge_index.shape[1] / num_graphs:,.0f}",
+            f"{graph.edge_index.shape[1] / used:.2f}", f"{old / num_graphs:,.0f}", f"{old / used:.2f}",
+            f"{pairs / num_graphs:,.0f}", f"{build * 1e3:.0f}"]
+
+
+HEADER = ["group", "ball radius", "pairs in ball / graph", "candidates / graph", "candidates / in ball",
+          "old bound candidates / graph", "old / in ball", "all pairs / graph", "graph build ms"]
+
+
+def table(header: List[str], rows: List[List[str]]) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def section_planar(reps: int) -> str:
+    gen = torch.Generator().manual_seed(0)
+    images = ImageToPointSet(28, 28).batch(torch.rand(25, 1, 28, 28, generator=gen))
+    rows = []
+    for name, samples in [("T2", 1), ("SO2", 1), ("RxSO2", 1), ("Rx", 1), ("SE2", 2)]:
+        group = group_from_name(name)
+        lifted = lift_points(group, images.pos, images.batch, samples, generator=gen)
+        rows.append(row(name, group, lifted, radius_for_fill(group, lifted, 0.1), 25, reps))
+    return "#### RotMNIST-sized images (25 images x 648 pixels, fill 0.1)\n\n" + table(HEADER, rows)
+
+
+def section_qm9(reps: int) -> str:
+    from torch_scatter import scatter_mean
+
+    gen = torch.Generator().manual_seed(0)
+    _, pos, batch = qm9_like_batch(75, 0)
+    pos = (pos - scatter_mean(pos, batch, dim=0)[batch]).double()
+    rows = []
+    for name, samples in [("SO3", 1), ("SE3", 4)]:
+        group = group_from_name(name)
+        lifted = lift_points(group, pos, batch, samples, generator=gen)
+        rows.append(row(name, group, lifted, radius_for_fill(group, lifted, 0.5), 75, reps))
+    return "#### QM9-sized molecules (75 molecules, fill 0.5)\n\n" + table(HEADER, rows)
+
+
+def section_scaling(sizes: List[int], reps: int) -> str:
+    group = group_from_name("SO3")
+    rows = []
+    for n in sizes:
+        gen = torch.Generator().manual_seed(n)
+        direction = torch.randn(n, 3, generator=gen)
+        pos = direction / direction.norm(dim=-1, keepdim=True) * torch.rand(n, 1, generator=gen) ** (1 / 3)
+        pos = pos * (3 * n / (4 * torch.pi)) ** (1 / 3)  # unit density
+        lifted = lift_points(group, pos, None, 1, generator=gen)
+        radius = radius_for_count(group, lifted, 48)
+        graph = build_pair_graph(group, lifted, radius=radius)
+        used = int((graph.dist < radius).sum())
+        conv = LieConv(32, 32, group, mc_samples=32, fill=0.5).eval()
+        conv.radius.fill_(radius)
+        x = torch.randn(n, 32, generator=gen)
+        build = cpu_time(lambda: build_pair_graph(group, lifted, radius=radius), reps)
+        with torch.no_grad():
+            forward = cpu_time(lambda: conv(x, graph.edge_index, graph.edge_attr, table=graph.table), reps)
+        rows.append([f"{n:,}", f"{radius:.3f}", f"{used / n:.1f}", f"{graph.edge_index.shape[1] / n:.1f}",
+                     f"{graph.edge_index.shape[1] / used:.2f}", f"{build * 1e6 / n:.1f}", f"{forward * 1e6 / n:.1f}"])
+    header = ["points", "ball radius", "in ball / point", "candidates / point", "candidates / in ball",
+              "graph build us / point", "layer fwd us / point"]
+    return "#### SO(3) on uniform clouds (unit density, ~48 lifted points per ball)\n\n" + table(header, rows)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="planar,qm9,scaling")
+    parser.add_argument("--sizes", default="10000,30000,100000", help="cloud sizes of the scaling section")
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    print(f"Command: `python benchmarks/candidate_graphs.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ")
+    print(f"Device: {machine_description('cpu')}; 1 thread; torch {torch.__version__}; "
+          f"load average at start {load_average()}.\n")
+    sections = {"planar": lambda: section_planar(args.reps), "qm9": lambda: section_qm9(args.reps),
+                "scaling": lambda: section_scaling([int(n) for n in args.sizes.split(",")], args.reps)}
+    for name in args.sections.split(","):
+        print(sections[name.strip()]() + "\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
