@@ -205,6 +205,8 @@ def build_pair_graph(
         max_num_neighbors: cap on candidates per point for :func:`torch_cluster.radius`
             (``None``: exact; set it for very large point clouds).
     """
+    if radius is not None and not float(radius) >= 0:
+        raise ValueError(f"radius must be None or a non-negative number, got {radius}")
     points, bound = lifted.pos, None
     if radius is not None and lifted.num_nodes > 0:
         with torch.autocast(lifted.pos.device.type, enabled=False):

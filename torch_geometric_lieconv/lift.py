@@ -66,6 +66,11 @@ def lift_points(
         batch = torch.zeros(n, dtype=torch.long, device=pos.device)
     elif batch.shape != (n,):
         raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
+    elif n > 1 and bool((batch[1:] < batch[:-1]).any()):  # host sync: graphs must be contiguous
+        raise ValueError(
+            "batch must be sorted (each graph's points contiguous, as PyG's DataLoader makes them); an "
+            "unsorted batch vector would connect points of different graphs"
+        )
     k = int(num_samples)
     a, q = group.lift(pos, k, frames=frames, generator=generator)
     node_index = torch.arange(n, device=pos.device).repeat_interleave(k)

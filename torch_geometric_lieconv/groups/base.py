@@ -211,7 +211,16 @@ class LieGroup(abc.ABC):
             return random_rotations((n, num_samples), m, dtype=pos.dtype, device=pos.device, generator=generator)
         if frames.shape != (n, num_samples, m, m):
             raise ValueError(f"{self.name}: frames must have shape {[n, num_samples, m, m]}, got {list(frames.shape)}")
-        return frames.to(pos.dtype)
+        frames = frames.to(pos.dtype)
+        if frames.numel():
+            eye = torch.eye(m, dtype=frames.dtype, device=frames.device)
+            tol = 1e3 * torch.finfo(frames.dtype).eps
+            with torch.autocast(frames.device.type, enabled=False):
+                orthogonal = (frames.transpose(-1, -2) @ frames - eye).abs().amax() <= tol
+                proper = (torch.linalg.det(frames) > 0).all()
+            if not bool(orthogonal & proper):  # host sync, once per lift
+                raise ValueError(f"{self.name}: frames must be rotation matrices (orthonormal, det +1)")
+        return frames
 
     def __repr__(self) -> str:
         return f"{self.name}(alpha={self.alpha:g})"

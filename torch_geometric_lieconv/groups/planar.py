@@ -37,7 +37,8 @@ def _polar(pos: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 def _expand(t: Tensor, k: int) -> Tensor:
-    return t.reshape(t.shape[0], 1, -1).expand(-1, k, -1)
+    """Per-point values ``[N]`` or ``[N, c]`` repeated for ``k`` lift samples: ``[N, k, c]``."""
+    return (t.unsqueeze(-1) if t.dim() == 1 else t).unsqueeze(1).expand(-1, k, -1)
 
 
 class SO2(LieGroup):

@@ -64,8 +64,13 @@ class QM9LieConv(nn.Module):
 
     def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None) -> Tensor:
         """Atomic numbers ``z`` ``[N]``, positions ``[N, 3]``, ``batch`` ``[N]`` -> one value per molecule ``[B]``."""
+        if z.dim() != 1 or pos.dim() != 2 or pos.shape[0] != z.shape[0]:
+            raise ValueError(f"z [N] and pos [N, 3] must describe the same atoms, got {list(z.shape)} and "
+                             f"{list(pos.shape)}")
         if batch is None:
             batch = torch.zeros_like(z)
+        elif batch.shape != z.shape:
+            raise ValueError(f"batch must have one entry per atom ({z.shape[0]}), got {list(batch.shape)}")
         if self.center:
             from torch_scatter import scatter_mean
 
