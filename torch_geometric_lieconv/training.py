@@ -25,6 +25,7 @@ the sampler pads with repeated samples (PyTorch's convention), which is the only
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -36,6 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
+
+from .runs import atomic_write, run_folder
 
 __all__ = [
     "seed_everything",
@@ -236,7 +239,8 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # corrupt or foreign file
-        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {str(error).splitlines()[0]})")
+        first_line = (str(error).strip().splitlines() or ["no details"])[0]
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {first_line})") from None
 
 
 # ----------------------------------------------------------------------------------------------- trainer
@@ -417,9 +421,7 @@ class Trainer:
         }
 
     def _save(self, path: str, state: Dict[str, Any]) -> None:
-        tmp = path + ".tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(state, f))
 
     def _resume(self) -> None:
         state = load_checkpoint(self.last_path, map_location=self.device)
@@ -433,16 +435,24 @@ class Trainer:
         self.best = state.get("best")
         rng = state["rng"]
         _set_rng_state(rng[self.rank] if self.rank < len(rng) else rng[0])
+        if self.rank == 0 and self.history:
+            self._write_csv()  # a crash after the checkpoint but before metrics.csv lost no row
 
     # ------------------------------------------------------------------ logging
-    def _write_metrics(self) -> None:
+    def _write_csv(self) -> None:
         keys: List[str] = []
         for row in self.history:
             keys += [k for k in row if k not in keys]
-        with open(self.metrics_path, "w", newline="") as f:
+
+        def write(f) -> None:
             writer = csv.DictWriter(f, fieldnames=keys)
             writer.writeheader()
             writer.writerows(self.history)
+
+        atomic_write(self.metrics_path, write, binary=False)
+
+    def _write_metrics(self) -> None:
+        self._write_csv()
         if self._tensorboard is not False and self._writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -539,8 +549,10 @@ class Trainer:
         ``resume=False`` refuses to overwrite an existing ``checkpoint_last.pt``. ``max_epochs`` stops
         after that many epochs in this call (for time-limited jobs: resume later to finish the schedule).
         """
-        if self.rank == 0:
-            os.makedirs(self.out_dir, exist_ok=True)
+        with run_folder(self.out_dir) if self.rank == 0 else contextlib.nullcontext():
+            return self._fit(resume, max_epochs)
+
+    def _fit(self, resume: bool, max_epochs: Optional[int]) -> List[Dict[str, float]]:
         if resume and os.path.isfile(self.last_path):
             self._resume()
         else:
@@ -585,9 +597,9 @@ class Trainer:
         if improved:
             self.best = {"epoch": self.epoch, "value": value, "metric": monitor}
         state = self.state_dict(rng)
-        self._save(self.last_path, state)
-        if improved:
+        if improved:  # best first: a crash between the two never leaves "best" pointing at another epoch
             self._save(self.best_path, state)
+        self._save(self.last_path, state)
         self._write_metrics()
         print(f"epoch {self.epoch}/{self.epochs}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in row.items() if k != "epoch") + (" *" if improved else ""), flush=True)

@@ -147,8 +147,9 @@ def qm9_splits(num_molecules: int, seed: int = 0, **sizes: Optional[int]) -> Dic
 
 def save_splits(path: str, splits: Dict[str, Tensor]) -> None:
     """Write the split indices as JSON ``{"train": [...], "valid": [...], "test": [...]}``."""
-    with open(path, "w") as f:
-        json.dump({k: v.tolist() for k, v in splits.items()}, f)
+    from ..runs import write_json
+
+    write_json(path, {k: v.tolist() for k, v in splits.items()}, indent=None)
 
 
 def load_splits(path: str) -> Dict[str, Tensor]:

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -27,7 +28,8 @@ from torch import Tensor, nn
 
 from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
                             qm9_splits, save_splits, target_statistics, target_values)
-from ..training import (Trainer, cleanup_distributed, init_distributed, is_main_process,
+from ..runs import refuse_early, run_folder, write_json
+from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distributed, is_main_process,
                         load_checkpoint, seed_everything)
 
 #: the reference settings shared by every group (the paper's)
@@ -271,38 +273,39 @@ def run_train(args: argparse.Namespace) -> int:
         torch.distributed.barrier()
     full_config = _stats_config(config, data)
     full_config["root"] = os.path.abspath(args.root)
-    if rank0:
-        os.makedirs(out, exist_ok=True)
-        with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump(full_config, f, indent=2)
-        save_splits(os.path.join(out, "splits.json"), data["splits"])
-        print(f"QM9 {config['target']} ({data['target'].unit}), group {config['group']}: "
-              f"{', '.join(f'{k} {len(v)}' for k, v in data['splits'].items())} molecules; "
-              f"train median {data['median']:.4g}, MAD {data['mad']:.4g}; out {out}", flush=True)
-    seed_everything(config["seed"])
-    model = build_model(config, data["pos_scale"])
-    objective = QM9Objective(data["target"], data["median"], data["mad"])
-    dtype = _dtype(config)
-    eval_batch = 2 * config["batch_size"]
+    with contextlib.ExitStack() as folder:
+        if rank0:
+            folder.enter_context(run_folder(out))  # refused while another run writes to it
+            refuse_early(out, args.resume, full_config, RUNTIME_KEYS | set(RUNTIME))
+            write_json(os.path.join(out, "config.json"), full_config)
+            save_splits(os.path.join(out, "splits.json"), data["splits"])
+            print(f"QM9 {config['target']} ({data['target'].unit}), group {config['group']}: "
+                  f"{', '.join(f'{k} {len(v)}' for k, v in data['splits'].items())} molecules; "
+                  f"train median {data['median']:.4g}, MAD {data['mad']:.4g}; out {out}", flush=True)
+        seed_everything(config["seed"])
+        model = build_model(config, data["pos_scale"])
+        objective = QM9Objective(data["target"], data["median"], data["mad"])
+        dtype = _dtype(config)
+        eval_batch = 2 * config["batch_size"]
 
-    def evaluate(m: nn.Module) -> Dict[str, float]:
-        return {"valid_mae": objective.mae(m, data["parts"]["valid"], eval_batch, trainer.device, dtype)}
+        def evaluate(m: nn.Module) -> Dict[str, float]:
+            return {"valid_mae": objective.mae(m, data["parts"]["valid"], eval_batch, trainer.device, dtype)}
 
-    trainer = Trainer(model, data["parts"]["train"], batch_size=config["batch_size"], loss_fn=objective.loss,
-                      out_dir=out, epochs=config["epochs"], lr=config["lr"], weight_decay=config["weight_decay"],
-                      warmup_frac=config["warmup_frac"], evaluate_fn=evaluate, monitor="valid_mae", device=device,
-                      dtype=dtype, grad_clip=config["grad_clip"], seed=config["seed"], config=full_config,
-                      runtime_keys=RUNTIME, num_workers=args.num_workers, progress=args.progress)
-    start = time.perf_counter()
-    history = trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
-    if rank0 and history:
-        per_epoch = sum(row["time_s"] for row in history) / len(history)
-        print(f"trained {len(history)} epochs ({time.perf_counter() - start:.1f} s this call, "
-              f"{per_epoch:.1f} s/epoch); best valid MAE {trainer.best['value']:.4g} {data['target'].unit} "
-              f"at epoch {trainer.best['epoch']}", flush=True)
-        if trainer.epoch >= trainer.epochs:
-            rows = [evaluate_run(out, root=args.root, device=trainer.device, data=data)]
-            print(format_results(rows))
+        trainer = Trainer(model, data["parts"]["train"], batch_size=config["batch_size"], loss_fn=objective.loss,
+                          out_dir=out, epochs=config["epochs"], lr=config["lr"], weight_decay=config["weight_decay"],
+                          warmup_frac=config["warmup_frac"], evaluate_fn=evaluate, monitor="valid_mae", device=device,
+                          dtype=dtype, grad_clip=config["grad_clip"], seed=config["seed"], config=full_config,
+                          runtime_keys=RUNTIME, num_workers=args.num_workers, progress=args.progress)
+        start = time.perf_counter()
+        history = trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
+        if rank0 and history:
+            per_epoch = sum(row["time_s"] for row in history) / len(history)
+            print(f"trained {len(history)} epochs ({time.perf_counter() - start:.1f} s this call, "
+                  f"{per_epoch:.1f} s/epoch); best valid MAE {trainer.best['value']:.4g} {data['target'].unit} "
+                  f"at epoch {trainer.best['epoch']}", flush=True)
+            if trainer.epoch >= trainer.epochs:
+                rows = [evaluate_run(out, root=args.root, device=trainer.device, data=data)]
+                print(format_results(rows))
     if distributed:
         cleanup_distributed()
     return 0

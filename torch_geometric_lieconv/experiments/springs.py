@@ -39,7 +39,8 @@ from torch import Tensor, nn
 from ..datasets.springs import ParticleDynamics, system_from_name, system_params
 from ..dynamics import conservation_metrics, rollout, rollout_mse
 from ..groups import group_from_name
-from ..training import Trainer, load_checkpoint, move_to, seed_everything
+from ..runs import refuse_early, run_folder, write_json
+from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, move_to, seed_everything
 
 MODELS = ("HLieConv", "FC", "HFC", "OGN", "HOGN")
 #: the reference's tuned settings (``examples/spring_dynamics_study.py``: best_hypers)
@@ -313,29 +314,29 @@ def default_run_name(config: Dict[str, Any]) -> str:
 def train_run(config: Dict[str, Any], out: str, root: str, *, device=None, resume: bool = False,
               validate: bool = True, progress: bool = True, max_epochs: Optional[int] = None) -> Trainer:
     """Train one run of ``config`` into ``out`` (config.json, checkpoints, metrics.csv, learning_curve.png)."""
-    os.makedirs(out, exist_ok=True)
     full = {**config, "root": os.path.abspath(root)}
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(full, f, indent=2)
-    train = load_split(config, root, "train", chunked=True)
-    val = load_split(config, root, "val", chunked=True) if validate else None
-    system = system_from_name(config["system"])
-    objective = RolloutObjective(system.param_keys, config["integrator"])
-    seed_everything(config["seed"])
-    model = build_model(config)
-    dtype = _dtype(config["precision"])
-    batch_size = min(config["batch_size"], len(train))
+    with run_folder(out):  # refused while another run writes to it
+        refuse_early(out, resume, full, RUNTIME_KEYS | set(RUNTIME))
+        write_json(os.path.join(out, "config.json"), full)
+        train = load_split(config, root, "train", chunked=True)
+        val = load_split(config, root, "val", chunked=True) if validate else None
+        system = system_from_name(config["system"])
+        objective = RolloutObjective(system.param_keys, config["integrator"])
+        seed_everything(config["seed"])
+        model = build_model(config)
+        dtype = _dtype(config["precision"])
+        batch_size = min(config["batch_size"], len(train))
 
-    def evaluate(m: nn.Module) -> Dict[str, float]:
-        return {"val_mse": objective.mse(m, val, 2 * batch_size, trainer.device, dtype)}
+        def evaluate(m: nn.Module) -> Dict[str, float]:
+            return {"val_mse": objective.mse(m, val, 2 * batch_size, trainer.device, dtype)}
 
-    trainer = Trainer(model, train, batch_size=batch_size, loss_fn=objective.loss, out_dir=out,
-                      epochs=config["epochs"], lr=config["lr"], weight_decay=config["weight_decay"],
-                      warmup_frac=config["warmup_frac"], evaluate_fn=evaluate if validate else None,
-                      monitor="val_mse" if validate else "train_loss", device=device, dtype=dtype,
-                      grad_clip=config["grad_clip"], seed=config["seed"], config=full, runtime_keys=RUNTIME,
-                      progress=progress)
-    trainer.fit(resume=resume, max_epochs=max_epochs)
+        trainer = Trainer(model, train, batch_size=batch_size, loss_fn=objective.loss, out_dir=out,
+                          epochs=config["epochs"], lr=config["lr"], weight_decay=config["weight_decay"],
+                          warmup_frac=config["warmup_frac"], evaluate_fn=evaluate if validate else None,
+                          monitor="val_mse" if validate else "train_loss", device=device, dtype=dtype,
+                          grad_clip=config["grad_clip"], seed=config["seed"], config=full, runtime_keys=RUNTIME,
+                          progress=progress)
+        trainer.fit(resume=resume, max_epochs=max_epochs)
     return trainer
 
 

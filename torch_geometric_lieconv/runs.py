@@ -1,0 +1,124 @@
+r"""Run folders: one training run per folder, locked while it runs, files replaced atomically.
+
+* :func:`run_folder` creates the folder (a clear error when it cannot) and holds an exclusive lock on
+  ``.lock`` inside it while the block runs, so a second run into the same folder is refused instead of
+  interleaving checkpoints; the lock is re-entrant within one process (an experiment and its
+  :class:`~torch_geometric_lieconv.training.Trainer` both take it) and released when the process dies.
+* :func:`refuse_early` runs the refusals (an existing checkpoint without ``--resume``; a resume with
+  other settings than the folder's ``config.json``) before any file of the run is written.
+* :func:`atomic_write` writes a file through a unique temporary file in the same folder, ``fsync`` and
+  ``os.replace``: a reader or a crash sees the old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock, everything else works
+    fcntl = None
+
+__all__ = ["run_folder", "refuse_early", "atomic_write", "write_json", "RunFolderBusy"]
+
+#: locks this process holds: real path -> [file descriptor, nesting depth]
+_HELD: Dict[str, List[int]] = {}
+
+
+class RunFolderBusy(ValueError):
+    """Another process is running in the folder."""
+
+
+def make_folder(path: str) -> str:
+    """Create ``path`` (and its parents); a ``ValueError`` naming the problem when it cannot."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
+        probe.close()
+    except (NotADirectoryError, FileExistsError) as error:
+        raise ValueError(f"cannot use {path!r} as the run folder: a file is in the way ({error})") from None
+    except OSError as error:
+        raise ValueError(f"cannot write to the run folder {path!r}: {error.strerror or error}") from None
+    return path
+
+
+@contextlib.contextmanager
+def run_folder(path: str) -> Iterator[str]:
+    """Create ``path`` and hold its lock for the block; :class:`RunFolderBusy` if another process does."""
+    make_folder(path)
+    key = os.path.realpath(path)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield path
+        finally:
+            _HELD[key][1] -= 1
+        return
+    fd = os.open(os.path.join(path, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunFolderBusy(f"another run is writing to {path}; wait for it to finish or choose another --out")
+    _HELD[key] = [fd, 1]
+    try:
+        yield path
+    finally:
+        _HELD[key][1] -= 1
+        if _HELD[key][1] == 0:
+            del _HELD[key]
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+def refuse_early(path: str, resume: bool, config: Mapping[str, Any], ignore: Iterable[str]) -> None:
+    """Raise before anything is written when the run in ``path`` must not start.
+
+    Without ``resume`` an existing ``checkpoint_last.pt`` is refused; with it, a ``config.json`` whose
+    settings (outside ``ignore``) differ from ``config``.
+    """
+    from .training import check_config
+
+    last = os.path.join(path, "checkpoint_last.pt")
+    if not resume and os.path.exists(last):
+        raise ValueError(f"{last} exists; pass --resume to continue it or choose another --out")
+    saved = os.path.join(path, "config.json")
+    if resume and os.path.isfile(saved):
+        try:
+            with open(saved) as f:
+                previous = json.load(f)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{saved} is not readable JSON ({error}); move it away to start afresh") from None
+        check_config(previous, json.loads(json.dumps(dict(config))), ignore=set(ignore), what=f"run in {path}")
+
+
+def atomic_write(path: str, write: Callable[[Any], None], binary: bool = True) -> None:
+    """Write ``path`` through ``write(file)`` on a unique temporary file, ``fsync`` it, then rename it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_json(path: str, obj: Any, indent: Optional[int] = 2) -> None:
+    """:func:`atomic_write` of ``obj`` as JSON."""
+    atomic_write(path, lambda f: json.dump(obj, f, indent=indent), binary=False)
