@@ -15,7 +15,7 @@ import argparse
 from typing import List, Optional
 
 import torch
-from torch_geometric.datasets import QM9
+from torch_geometric_lieconv.datasets.qm9 import SafeQM9 as QM9  # PyG's QM9, read with weights_only
 from torch_geometric.loader import DataLoader
 
 from torch_geometric_lieconv import QM9LieConv

@@ -48,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.run(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, OSError, RuntimeError) as error:  # OSError: unusable folders, failed downloads
         if getattr(args, "traceback", False):
             raise
         print(f"lieconv {args.command} {args.task}: error: {error}", file=sys.stderr)

@@ -18,9 +18,11 @@ from typing import Dict, Optional, Tuple
 import torch
 from torch import Tensor
 from torch_geometric.data import Data
+from torch_geometric.datasets import QM9
 from torch_geometric.transforms import BaseTransform
 
 from ..groups._rotations import random_rotations
+from .safe_load import SafeLoadMixin, safe_torch_load
 
 __all__ = [
     "QM9Target", "QM9_TARGETS", "QM9_SPECIES", "PAPER_MAE", "PAPER_HOMO_MAE_BY_GROUP", "get_target",
@@ -204,6 +206,28 @@ def _writable(path: str) -> bool:
     return os.access(probe, os.W_OK)
 
 
+class SafeQM9(SafeLoadMixin, QM9):
+    """PyG's :class:`~torch_geometric.datasets.QM9` that never unpickles arbitrary objects: the
+    processed file and the raw ``qm9_v3.pt`` are read with ``weights_only=True`` only
+    (:func:`~torch_geometric_lieconv.datasets.safe_load.safe_torch_load`)."""
+
+    def process(self) -> None:
+        raw = os.path.join(self.raw_dir, "qm9_v3.pt")
+        if os.path.exists(raw):
+            safe_torch_load(raw)  # refuse a tampered file before PyG's loader (which may retry unsafely)
+        super().process()
+
+
+def _raw_digest(root: str) -> str:
+    """A key of ``root`` and the name, size and modification time of its raw files (stale caches miss)."""
+    h = hashlib.sha1(root.encode())
+    raw = os.path.join(root, "raw")
+    for name in sorted(os.listdir(raw)) if os.path.isdir(raw) else []:
+        info = os.stat(os.path.join(raw, name))
+        h.update(f"{name}:{info.st_size}:{info.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
 def load_qm9(root: str, *, download: bool = True, cache_dir: Optional[str] = None):
     """:class:`torch_geometric.datasets.QM9` at ``root``, with one-line errors instead of tracebacks.
 
@@ -211,18 +235,15 @@ def load_qm9(root: str, *, download: bool = True, cache_dir: Optional[str] = Non
     If ``root`` is read-only and not processed yet, PyG's processed files go to
     ``cache_dir`` (default ``~/.cache/torch_geometric_lieconv/qm9-<hash of root>``) instead.
     """
-    from torch_geometric.datasets import QM9
-
     root = os.path.abspath(os.path.expanduser(root))
     processed = os.path.join(root, "processed", "data_v3.pt")
-    cls = QM9
+    cls = SafeQM9
     if not os.path.exists(processed) and os.path.isdir(os.path.join(root, "raw")) and not _writable(
             os.path.join(root, "processed")):
-        digest = hashlib.sha1(root.encode()).hexdigest()[:12]
         target_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "torch_geometric_lieconv",
-                                               f"qm9-{digest}")
+                                               f"qm9-{_raw_digest(root)}")
 
-        class QM9ReadOnlyRoot(QM9):
+        class QM9ReadOnlyRoot(SafeQM9):
             @property
             def processed_dir(self) -> str:
                 return target_dir

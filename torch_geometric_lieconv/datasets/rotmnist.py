@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset, download_url, extract_zip
 
+from .safe_load import SafeLoadMixin
+
 __all__ = ["pixel_grid", "ImageToPointSet", "RotMNIST", "read_amat", "DEFAULT_CROP_RADIUS"]
 
 #: the crop radius (pixels) that keeps the reference's 648 pixels of a 28 x 28 image
@@ -145,7 +147,7 @@ def read_amat(path: str, num_pixels: int = 784) -> Tuple[Tensor, Tensor]:
     return torch.from_numpy(rows[:, :-1].astype(np.float32)), torch.from_numpy(labels.astype(np.int64))
 
 
-class RotMNIST(InMemoryDataset):
+class RotMNIST(SafeLoadMixin, InMemoryDataset):
     r"""The rotated-MNIST benchmark (Larochelle et al., 2007) as PyG point sets.
 
     Each item is ``Data(x=[n, 1], pos=[n, 2], y=[1])``: the intensities of the :math:`n` pixels inside
@@ -194,20 +196,53 @@ class RotMNIST(InMemoryDataset):
         return [f"{split}.pt" for split in self.splits]
 
     def download(self) -> None:
-        archive = download_url(self.url, self.raw_dir)
-        extract_zip(archive, self.raw_dir)
-        os.unlink(archive)
-        for name in self.raw_file_names:  # the archive may hold a folder
-            target = os.path.join(self.raw_dir, name)
-            if not os.path.exists(target):
-                found = glob.glob(os.path.join(self.raw_dir, "**", name), recursive=True)
-                if not found:
-                    raise FileNotFoundError(f"{name} is not in the archive {self.url}; put the .amat files in {self.raw_dir}")
-                shutil.move(found[0], target)
+        """Fetch and unpack the official archive; on any failure nothing is left behind in ``raw/``.
+
+        The archive is checked before it is used: it must be a zip holding exactly the two ``.amat``
+        members (at most one folder deep), and :meth:`process` then checks their rows (784 pixel
+        values and a digit label each). No published checksum is compared.
+        """
+        before = set(os.listdir(self.raw_dir)) if os.path.isdir(self.raw_dir) else set()
+        try:
+            archive = download_url(self.url, self.raw_dir, log=False)
+            self._check_archive(archive)
+            extract_zip(archive, self.raw_dir, log=False)
+            os.unlink(archive)
+            for name in self.raw_file_names:  # the archive may hold a folder
+                target = os.path.join(self.raw_dir, name)
+                if not os.path.exists(target):
+                    found = glob.glob(os.path.join(self.raw_dir, "**", name), recursive=True)
+                    shutil.move(found[0], target)
+        except BaseException as error:
+            for name in set(os.listdir(self.raw_dir)) - before if os.path.isdir(self.raw_dir) else ():
+                path = os.path.join(self.raw_dir, name)
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+            if os.path.isdir(self.raw_dir) and not os.listdir(self.raw_dir):
+                os.rmdir(self.raw_dir)  # PyG made it for the download: leave no empty raw/ behind
+            if isinstance(error, (OSError, ValueError)):
+                raise OSError(f"could not download RotMNIST from {self.url} ({type(error).__name__}: "
+                              f"{(str(error).splitlines() or [''])[0]}); put the two .amat files in "
+                              f"{self.raw_dir} instead") from None
+            raise
+
+    def _check_archive(self, archive: str) -> None:
+        import zipfile
+
+        if not zipfile.is_zipfile(archive):
+            raise ValueError(f"{archive} is not a zip archive")
+        with zipfile.ZipFile(archive) as zipped:
+            names = [n for n in zipped.namelist() if not n.endswith("/")]
+        expected = set(self.raw_file_names)
+        found = {os.path.basename(n) for n in names}
+        deep = [n for n in names if n.count("/") > 1 or n.startswith("/") or ".." in n.split("/")]
+        if found != expected or len(names) != len(expected) or deep:
+            raise ValueError(f"unexpected archive members {sorted(names)}; expected {sorted(expected)}")
 
     def process(self) -> None:
         num_pixels = self.image_size**2
         images, labels = read_amat(self.raw_paths[0], num_pixels)
+        if labels.numel() == 0 or int(labels.max()) >= self.num_classes:
+            raise ValueError(f"{self.raw_paths[0]}: labels must be digits 0..{self.num_classes - 1}")
         num_train = int(round(self.train_fraction * len(labels)))
         if num_train in (0, len(labels)):
             raise ValueError(f"{self.raw_paths[0]} has {len(labels)} images: too few for a train/valid split")

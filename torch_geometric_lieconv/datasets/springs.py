@@ -46,6 +46,7 @@ from ..dynamics import (
     split_state,
 )
 from ..graph import all_pairs_within_graphs
+from .safe_load import SafeLoadMixin
 
 SPLITS = ("train", "val", "test")
 
@@ -257,7 +258,7 @@ def system_params(data: Data, keys: Sequence[str]) -> Tensor:
     return torch.stack([data[key] for key in keys], dim=-1)
 
 
-class ParticleDynamics(InMemoryDataset):
+class ParticleDynamics(SafeLoadMixin, InMemoryDataset):
     r"""Trajectories of particle systems as a PyG dataset, generated once and cached under ``root``.
 
     Each item is a ``Data`` for one system with ``n`` particles (nodes):
