@@ -60,13 +60,19 @@ def radius_for_fill(group, lifted, fill: float) -> float:
 
 
 def radius_for_count(group, lifted, count: float) -> float:
-    """The ball radius holding ``count`` lifted points on average (bisection over candidate graphs)."""
-    low, high = 1e-3, 4.0
-    for _ in range(14):
+    """The ball radius holding ``count`` lifted points on average (bisection over candidate graphs,
+    from below: the radius grows geometrically until it holds enough, so no graph is much larger)."""
+
+    def mean_inside(r: float) -> float:
+        graph = build_pair_graph(group, lifted, radius=r)
+        return int((graph.dist < r).sum()) / lifted.num_nodes
+
+    low, high = 1e-3, 0.02
+    while mean_inside(high) < count:
+        low, high = high, high * 1.5
+    for _ in range(10):
         mid = (low + high) / 2
-        graph = build_pair_graph(group, lifted, radius=mid)
-        inside = int((graph.dist < mid).sum()) / lifted.num_nodes
-        low, high = (mid, high) if inside < count else (low, mid)
+        low, high = (mid, high) if mean_inside(mid) < count else (low, mid)
     return high
 
 

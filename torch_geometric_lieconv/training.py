@@ -38,6 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
+from ._errors import first_line
 from .runs import atomic_write, run_folder
 
 __all__ = [
@@ -239,8 +240,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # corrupt or foreign file
-        first_line = (str(error).strip().splitlines() or ["no details"])[0]
-        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {first_line})") from None
+        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {first_line(error)})") from None
 
 
 # ----------------------------------------------------------------------------------------------- trainer

@@ -22,6 +22,7 @@ from torch_geometric.datasets import QM9
 from torch_geometric.transforms import BaseTransform
 
 from ..groups._rotations import random_rotations
+from .._errors import first_line
 from .safe_load import SafeLoadMixin, safe_torch_load
 
 __all__ = [
@@ -257,7 +258,7 @@ def load_qm9(root: str, *, download: bool = True, cache_dir: Optional[str] = Non
     try:
         return cls(root)
     except Exception as error:  # download failure (no network), unreadable files, ...
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        detail = first_line(error)
         if not has_raw and not os.path.exists(processed):
             raise FileNotFoundError(f"{missing} and the download failed ({detail}); put PyG's raw QM9 files in "
                                     f"{os.path.join(root, 'raw')} or run once with network access") from None

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset, download_url, extract_zip
 
+from .._errors import first_line
 from .safe_load import SafeLoadMixin
 
 __all__ = ["pixel_grid", "ImageToPointSet", "RotMNIST", "read_amat", "DEFAULT_CROP_RADIUS"]
@@ -221,7 +222,7 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
                 os.rmdir(self.raw_dir)  # PyG made it for the download: leave no empty raw/ behind
             if isinstance(error, (OSError, ValueError)):
                 raise OSError(f"could not download RotMNIST from {self.url} ({type(error).__name__}: "
-                              f"{(str(error).splitlines() or [''])[0]}); put the two .amat files in "
+                              f"{first_line(error)}); put the two .amat files in "
                               f"{self.raw_dir} instead") from None
             raise
 

@@ -15,6 +15,8 @@ import torch
 from torch_geometric.data import Data
 from torch_geometric.data.data import BaseData
 
+from .._errors import first_line
+
 __all__ = ["safe_torch_load", "SafeLoadMixin"]
 
 
@@ -23,9 +25,8 @@ def safe_torch_load(path: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle.UnpicklingError for foreign objects; anything for a broken file
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ValueError(
-            f"refused to load {path}: it is not a plain tensor / PyG data file ({first_line[:200]}). "
+            f"refused to load {path}: it is not a plain tensor / PyG data file ({first_line(error)[:200]}). "
             f"Data files are never unpickled beyond that; delete {os.path.basename(path)} to rebuild it "
             f"from the raw data, or replace it with a trusted copy"
         ) from None
