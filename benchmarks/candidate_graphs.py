@@ -11,10 +11,11 @@ Sections:
   the old Euclidean bound (``LieGroup.euclidean_radius`` over the points) and all pairs.
 * ``qm9``: 75 QM9-sized molecules (``benchmark.qm9_like_batch``), SO(3) and SE(3) (4 lift samples) at
   the radius of fill 0.5, positions centred per molecule.
-* ``scaling``: SO(3) on uniform clouds of 1e4 ... 1e5 points at unit density (a ball around the origin),
-  the radius set so that a ball holds ~48 lifted points: graph build time, one LieConv forward
-  (32 -> 32 channels, 32 samples), candidates per point. Constant candidates per point and time per
-  point mean linear growth.
+* ``scaling``: SO(3) on 1e4 ... 1e5 points spread over a spherical shell around the origin (the
+  group's neighbourhoods are angular: on a solid ball they would span whole shells), the radius set
+  so that a ball holds ~48 lifted points: graph build time, one LieConv forward (32 -> 32 channels,
+  32 samples), candidates per point. Constant candidates per point and time per point mean linear
+  growth.
 
 Times are process CPU seconds with one thread (the minimum of ``--reps``).
 """
@@ -135,8 +136,7 @@ def section_scaling(sizes: List[int], reps: int) -> str:
     for n in sizes:
         gen = torch.Generator().manual_seed(n)
         direction = torch.randn(n, 3, generator=gen)
-        pos = direction / direction.norm(dim=-1, keepdim=True) * torch.rand(n, 1, generator=gen) ** (1 / 3)
-        pos = pos * (3 * n / (4 * torch.pi)) ** (1 / 3)  # unit density
+        pos = direction / direction.norm(dim=-1, keepdim=True) * (9.5 + torch.rand(n, 1, generator=gen))
         lifted = lift_points(group, pos, None, 1, generator=gen)
         radius = radius_for_count(group, lifted, 48)
         graph = build_pair_graph(group, lifted, radius=radius)
@@ -151,7 +151,8 @@ def section_scaling(sizes: List[int], reps: int) -> str:
                      f"{graph.edge_index.shape[1] / used:.2f}", f"{build * 1e6 / n:.1f}", f"{forward * 1e6 / n:.1f}"])
     header = ["points", "ball radius", "in ball / point", "candidates / point", "candidates / in ball",
               "graph build us / point", "layer fwd us / point"]
-    return "#### SO(3) on uniform clouds (unit density, ~48 lifted points per ball)\n\n" + table(header, rows)
+    return ("#### SO(3) on a spherical shell (radius 9.5-10.5, ~48 lifted points per ball)\n\n"
+            + table(header, rows))
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -93,3 +93,69 @@ def test_qm9_model_with_mismatched_atoms_raises(group):
         model(z, torch.randn(5, 3))
     with pytest.raises(ValueError, match="batch must have one entry per atom"):
         model(z, torch.randn(4, 3), torch.zeros(3, dtype=torch.long))
+
+
+# ---------------------------------------------------------------------------------------------- packaging
+BLOCK_EXTRAS = """
+import importlib.abc, importlib.machinery, sys
+class Missing(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ImportError(f'No module named {spec.name!r} (blocked for the test)')
+    def exec_module(self, module):
+        pass
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torchdiffeq', 'matplotlib'):
+            return importlib.machinery.ModuleSpec(name, Missing())
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_the_core_works_without_the_experiment_extras(tmp_path):
+    """Without torchdiffeq and matplotlib (tqdm comes with PyG itself): the layer, the models (also the Hamiltonian one) and the
+    trainer work; a CLI task that needs them says so in one line."""
+    import subprocess
+    import sys
+
+    script = BLOCK_EXTRAS + f"""
+import torch
+from torch_geometric_lieconv import LieConv, LieResNet, QM9LieConv, lift_graph
+from torch_geometric_lieconv.models import HamiltonianLieConv
+from torch_geometric_lieconv.training import Trainer
+from torch_geometric.data import Data
+model = QM9LieConv('SE3', hidden_channels=8, num_layers=1, lift_samples=2)
+print('qm9', tuple(model(torch.tensor([6, 1, 1]), torch.randn(3, 3)).shape))
+data = [Data(x=torch.randn(4, 3), pos=torch.randn(4, 3), y=torch.randn(1)) for _ in range(4)]
+net = LieResNet(3, 1, 'T3', hidden_channels=8, num_layers=1)
+trainer = Trainer(net, data, batch_size=2, loss_fn=lambda m, b: (m(b.x, b.pos, b.batch).squeeze(-1) - b.y).abs().mean(),
+                  out_dir={str(tmp_path / 'run')!r}, epochs=1, progress=True)
+trainer.fit()
+print('trained', len(trainer.history))
+from torch_geometric_lieconv.cli import main
+print('cli', main(['train', 'springs']))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "qm9 (1,)" in done.stdout and "trained 1" in done.stdout and "cli 2" in done.stdout
+    assert "learning_curve.png skipped: matplotlib is not installed" in done.stdout
+    assert "rollouts need torchdiffeq" in done.stderr and "[experiments]" in done.stderr
+
+
+def test_the_cli_lists_a_task_whose_module_fails_to_import_and_says_why(monkeypatch, capsys):
+    from torch_geometric_lieconv import cli
+
+    real = cli._task_module
+
+    def broken(task):
+        if task == "rotmnist":
+            raise ImportError("No module named 'some_dependency'")
+        return real(task)
+
+    monkeypatch.setattr(cli, "_task_module", broken)
+    assert cli.main(["train", "rotmnist", "--root", "x"]) == 2
+    err = capsys.readouterr().err
+    assert "the rotmnist task cannot be loaded" in err and "some_dependency" in err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    listing = capsys.readouterr().out
+    assert "rotmnist" in listing and "unavailable" in listing

@@ -364,3 +364,50 @@ def test_qm9_workflow_example_runs_on_a_qm9_root(tmp_path):
     mae = _example("qm9_pyg_workflow").main(["--root", str(tmp_path), "--molecules", "20", "--epochs", "1",
                                              "--hidden", "8", "--batch-size", "8"])
     assert mae == mae and 0 < mae < 1e5
+
+
+# ---------------------------------------------------------------------------------------------- QM9 model
+def test_qm9_model_returns_physical_units_with_atomref_and_sum_readout():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(8)
+    z = torch.tensor([6, 1, 1, 8, 1, 7, 1, 1, 1])
+    pos = torch.randn(9, 3, generator=gen, dtype=F64) * 1.3
+    batch = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    atomref = torch.randn(100, generator=gen, dtype=F64)
+    plain = QM9LieConv("T3", hidden_channels=8, num_layers=1).to(F64).eval()
+    scaled = QM9LieConv("T3", hidden_channels=8, num_layers=1, mean=-250.0, std=40.0, atomref=atomref,
+                        readout="sum").to(F64).eval()
+    scaled.load_state_dict(plain.state_dict() | {"mean": scaled.mean, "std": scaled.std, "atomref": scaled.atomref})
+    h = plain(z, pos, batch)
+    atoms = torch.tensor([4.0, 5.0], dtype=F64)
+    reference = atoms * (h * 40.0 - 250.0) + torch.stack([atomref[z[:4]].sum(), atomref[z[4:]].sum()])
+    torch.testing.assert_close(scaled(z, pos, batch), reference)
+    # the lifted-graph path gives the same physical values (2 lift samples per atom for SE(3))
+    graphs = Batch.from_data_list([LiftGraph("T3", num_samples=1)(Data(z=z[:4], pos=pos[:4])),
+                                   LiftGraph("T3", num_samples=1)(Data(z=z[4:], pos=pos[4:]))])
+    torch.testing.assert_close(scaled.forward_lifted(graphs), reference)
+    with pytest.raises(ValueError, match="readout must be 'mean' or 'sum'"):
+        QM9LieConv("T3", readout="max")
+
+
+def test_forces_from_the_qm9_model_sum_to_zero_and_rotate_with_the_molecule():
+    """Forces -dE/dpos of a translation invariant energy sum to zero (Noether); with SE(3) and fixed
+    frames they rotate with the molecule."""
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(9)
+    model = geometric(QM9LieConv("SE3", hidden_channels=8, num_layers=2, mc_samples=100, lift_samples=2,
+                                 std=30.0)).to(F64).eval()
+    z = torch.tensor([6, 1, 1, 8, 1])
+    pos = (torch.randn(5, 3, generator=gen, dtype=F64) * 1.3).requires_grad_(True)
+    frames = random_rotations((5, 2), 3, generator=gen, dtype=F64)
+
+    def forces(p, f):
+        p = p.detach().requires_grad_(True)
+        return -torch.autograd.grad(model(z, p, None, f).sum(), p)[0]
+
+    f = forces(pos, frames)
+    assert f.abs().max() > 1e-2
+    assert f.sum(0).abs().max() < 1e-10 * f.abs().max()
+    rot = random_rotations((), 3, generator=gen, dtype=F64)
+    rotated = forces(pos @ rot.T + 1.5, rot @ frames)
+    torch.testing.assert_close(rotated, f @ rot.T, atol=1e-9 * float(f.abs().max()), rtol=0)

@@ -1,4 +1,4 @@
-"""The ``lieconv`` command line: ``lieconv train|evaluate|study|benchmark <task> [options]``.
+"""The ``lieconv`` command line: ``lieconv train|evaluate|study|check <task> [options]``.
 
 Each task lives in ``torch_geometric_lieconv.experiments.<task>`` and provides, for every command it
 supports, a pair ``configure_<command>(parser)`` / ``run_<command>(args)``.
@@ -23,6 +23,20 @@ def _task_module(task: str):
     return importlib.import_module(f"torch_geometric_lieconv.experiments.{task}")
 
 
+def _broken_task(task: str, error: ImportError):
+    """A stand-in command for a task whose module does not import: it says why, instead of vanishing."""
+
+    def configure(parser: argparse.ArgumentParser) -> None:
+        parser.description = f"unavailable: {error}"
+        parser.add_argument("rest", nargs="*")
+
+    def run(args: argparse.Namespace) -> int:
+        raise RuntimeError(f"the {task} task cannot be loaded ({type(error).__name__}: {error}); "
+                           f"install the extras: pip install 'torch-geometric-lieconv[experiments]'")
+
+    return configure, run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lieconv", description="LieConv experiments for PyTorch Geometric")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         for task, task_help in TASKS.items():
             try:
                 module = _task_module(task)
-            except ImportError:
+            except ImportError as error:  # listed anyway: running it explains what is missing
+                configure, run = _broken_task(task, error)
+                task_parser = tasks.add_parser(task, help=f"{task_help} (unavailable: {error})", prefix_chars="+",
+                                               add_help=False)  # any options: running it says what is wrong
+                configure(task_parser)
+                task_parser.set_defaults(run=run)
                 continue
             configure = getattr(module, f"configure_{command}", None)
             if configure is None:
@@ -48,7 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.run(args)
-    except (ValueError, OSError, RuntimeError) as error:  # OSError: unusable folders, failed downloads
+    except (ValueError, OSError, RuntimeError, ImportError) as error:  # OSError: folders, downloads
         if getattr(args, "traceback", False):
             raise
         print(f"lieconv {args.command} {args.task}: error: {error}", file=sys.stderr)

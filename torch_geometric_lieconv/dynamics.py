@@ -23,7 +23,6 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 from torch_scatter import scatter_add
-from torchdiffeq import odeint
 
 Hamiltonian = Callable[[Tensor, Tensor], Tensor]
 VectorField = Callable[[Tensor, Tensor], Tensor]
@@ -125,6 +124,10 @@ def rollout(
     if t.dim() != 1 or t.numel() < 1:
         raise ValueError(f"t must be a 1-D tensor of times, got shape {list(t.shape)}")
     options = {"step_size": step_size} if (step_size is not None and method in FIXED_STEP_METHODS) else None
+    try:
+        from torchdiffeq import odeint
+    except ImportError:
+        raise ImportError("rollouts need torchdiffeq: pip install 'torch-geometric-lieconv[experiments]'") from None
     zs = odeint(vector_field, z0, t.to(z0.dtype), method=method, rtol=rtol, atol=atol, options=options)
     return zs.transpose(0, 1)
 

@@ -470,8 +470,13 @@ class Trainer:
             self._writer.flush()
 
     def plot(self) -> None:
-        """Write ``learning_curve.png``: training loss and every evaluated metric per epoch."""
-        import matplotlib
+        """Write ``learning_curve.png``: training loss and every evaluated metric per epoch (needs matplotlib)."""
+        try:
+            import matplotlib
+        except ImportError:
+            print("learning_curve.png skipped: matplotlib is not installed (pip install "
+                  "'torch-geometric-lieconv[experiments]')", flush=True)
+            return
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
@@ -500,7 +505,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def _train_epoch(self) -> float:
-        from tqdm import tqdm
+        from tqdm import tqdm  # a dependency of PyG itself
 
         self.sampler.set_epoch(self.epoch)
         self.wrapped.train()

@@ -104,7 +104,8 @@ def resolve_config(group: Optional[str] = None, preset: Optional[str] = None, co
 
 # ----------------------------------------------------------------------------------------------- model
 def build_model(config: Dict[str, Any], pos_scale: float = 1.0) -> nn.Module:
-    """The QM9 regressor for ``config``: ``model(z, pos, batch) -> [num_graphs]`` (normalised target)."""
+    """The QM9 regressor for ``config``: ``model(z, pos, batch) -> [num_graphs]`` in the target's units
+    (the training median and MAD of ``config``, when present, are its ``mean`` and ``std``)."""
     from ..groups import group_from_name
     from ..models import QM9LieConv
 
@@ -115,7 +116,7 @@ def build_model(config: Dict[str, Any], pos_scale: float = 1.0) -> nn.Module:
     return QM9LieConv(group, hidden_channels=config["hidden_channels"], num_layers=config["num_layers"],
                       mc_samples=config["mc_samples"], fill=config["fill"], lift_samples=config["lift_samples"],
                       batch_norm=config["batch_norm"], center=True if config["recenter"] else None,
-                      pos_scale=pos_scale)
+                      pos_scale=pos_scale, mean=config.get("target_median", 0.0), std=config.get("target_mad", 1.0))
 
 
 def _dtype(config: Dict[str, Any]) -> torch.dtype:
@@ -125,20 +126,19 @@ def _dtype(config: Dict[str, Any]) -> torch.dtype:
 class QM9Objective:
     """The L1 loss on the normalised target and the MAE in the paper's units.
 
-    ``prediction (paper units) = median + MAD * model(z, pos, batch)``.
+    The model predicts the target in the paper's units (its ``mean``/``std`` buffers are the training
+    median and MAD); the loss is the L1 error divided by the MAD, i.e. on the normalised target.
     """
 
     def __init__(self, target: QM9Target, median: float, mad: float) -> None:
         self.target, self.median, self.mad = target, float(median), float(mad)
 
-    def normalised_target(self, batch) -> Tensor:
-        return (target_values(batch.y, self.target).to(batch.pos.dtype) - self.median) / self.mad
-
     def loss(self, model: nn.Module, batch) -> Tensor:
-        return (model(batch.z, batch.pos, batch.batch) - self.normalised_target(batch)).abs().mean()
+        target = target_values(batch.y, self.target).to(batch.pos.dtype)
+        return (model(batch.z, batch.pos, batch.batch) - target).abs().mean() / self.mad
 
     def predict(self, model: nn.Module, batch) -> Tensor:
-        return model(batch.z, batch.pos, batch.batch) * self.mad + self.median
+        return model(batch.z, batch.pos, batch.batch)
 
     @torch.no_grad()
     def mae(self, model: nn.Module, dataset, batch_size: int, device: torch.device,
@@ -283,7 +283,7 @@ def run_train(args: argparse.Namespace) -> int:
                   f"{', '.join(f'{k} {len(v)}' for k, v in data['splits'].items())} molecules; "
                   f"train median {data['median']:.4g}, MAD {data['mad']:.4g}; out {out}", flush=True)
         seed_everything(config["seed"])
-        model = build_model(config, data["pos_scale"])
+        model = build_model(full_config, data["pos_scale"])
         objective = QM9Objective(data["target"], data["median"], data["mad"])
         dtype = _dtype(config)
         eval_batch = 2 * config["batch_size"]

@@ -1,6 +1,7 @@
 r"""A LieConv model for QM9 with SchNet's calling convention ``forward(z, pos, batch)``."""
 from __future__ import annotations
 
+import os
 from typing import Optional, Union
 
 import torch
@@ -25,6 +26,19 @@ class QM9LieConv(nn.Module):
         center: centre each molecule at its centroid before lifting (default: when the group has
             rotations; T(3) and Trivial(3) don't need it).
         pos_scale: multiply positions by this (after centring).
+        mean (float, optional): the target's offset :math:`\mu` (e.g. the training median).
+            (default: :obj:`0.0`)
+        std (float, optional): the target's scale :math:`\sigma` (e.g. the training MAD): the network
+            predicts :math:`(y - \mu)/\sigma` and the model returns :math:`y` in physical units.
+            (default: :obj:`1.0`)
+        atomref (torch.Tensor, optional): a per-element reference ``[100]`` (or ``[100, 1]``) added
+            per atom, as in :class:`~torch_geometric.nn.models.SchNet`. (default: :obj:`None`)
+        readout (str, optional): ``"mean"``: :math:`y = \mu + \sigma h`, with :math:`h` the mean
+            over the molecule's lifted atoms (the paper's); ``"sum"``: :math:`y = n(\mu + \sigma h)`
+            for a molecule of :math:`n` atoms, for extensive targets. (default: :obj:`"mean"`)
+
+    Forces: the output is differentiable in ``pos``, so
+    ``-torch.autograd.grad(model(z, pos).sum(), pos)[0]`` gives them for an energy target.
 
     Shapes:
         - **input** of :meth:`forward`: atomic numbers :math:`(N)`, positions :math:`(N, 3)`, batch
@@ -43,9 +57,21 @@ class QM9LieConv(nn.Module):
         lift_samples: int = 1,
         center: Optional[bool] = None,
         pos_scale: float = 1.0,
+        mean: float = 0.0,
+        std: float = 1.0,
+        atomref: Optional[Tensor] = None,
+        readout: str = "mean",
         **kwargs,
     ) -> None:
         super().__init__()
+        if readout not in ("mean", "sum"):
+            raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
+        if not std > 0:
+            raise ValueError(f"std must be positive, got {std}")
+        self.readout = readout
+        self.register_buffer("mean", torch.tensor(float(mean)))
+        self.register_buffer("std", torch.tensor(float(std)))
+        self.register_buffer("atomref", None if atomref is None else torch.as_tensor(atomref).reshape(-1).clone())
         self.net = LieResNet(3 * len(QM9_SPECIES), 1, group, hidden_channels=hidden_channels, num_layers=num_layers,
                              mc_samples=mc_samples, fill=fill, lift_samples=lift_samples, **kwargs)
         self.center = self.net.group.frame_dim is not None or self.net.group.undefined_at_origin if center is None else center
@@ -76,7 +102,35 @@ class QM9LieConv(nn.Module):
 
             pos = pos - scatter_mean(pos, batch, dim=0)[batch]
         x = self.atom_features(z).to(pos.dtype)
-        return self.net(x, pos * self.pos_scale, batch, frames).squeeze(-1)
+        return self._to_target(self.net(x, pos * self.pos_scale, batch, frames).squeeze(-1), z, batch)
+
+    def _to_target(self, h: Tensor, z: Tensor, batch: Tensor, atoms_per_point: int = 1) -> Tensor:
+        """Normalised per-molecule outputs ``h`` ``[B]`` -> the target in physical units."""
+        from torch_scatter import scatter_add
+
+        y = h * self.std + self.mean
+        num_molecules = h.shape[0]
+        if self.readout == "sum":
+            atoms = scatter_add(torch.ones_like(z, dtype=y.dtype), batch, dim=0, dim_size=num_molecules)
+            y = y * atoms / atoms_per_point
+        if self.atomref is not None:
+            y = y + scatter_add(self.atomref[z].to(y.dtype), batch, dim=0, dim_size=num_molecules) / atoms_per_point
+        return y
+
+    @classmethod
+    def from_checkpoint(cls, run: str, checkpoint: str = "best", map_location: str = "cpu") -> "QM9LieConv":
+        """The trained model of a ``lieconv train qm9`` run folder (``checkpoint``: ``"best"`` or
+        ``"last"``), in eval mode, returning the target in the run's units."""
+        from ..experiments.qm9 import build_model
+        from ..training import load_checkpoint
+
+        state = load_checkpoint(os.path.join(run, f"checkpoint_{checkpoint}.pt"), map_location=map_location)
+        config = state.get("config", {})
+        if config.get("task") != "qm9":
+            raise ValueError(f"{run} is not a QM9 run (task {config.get('task')!r})")
+        model = build_model(config, config["pos_scale"])
+        model.load_state_dict(state["model"])
+        return model.eval()
 
     def forward_lifted(self, data: Data) -> Tensor:
         r"""One value per molecule ``[B]`` of a lifted graph (or a batch of them) that carries ``z``
@@ -89,7 +143,11 @@ class QM9LieConv(nn.Module):
         ``Compose([Center(), LiftGraph("SO3", radius=...)])``.
         """
         x = self.atom_features(data.z).to(data.edge_attr.dtype)
-        return self.net.forward_lifted(x, data).squeeze(-1)
+        h = self.net.forward_lifted(x, data).squeeze(-1)
+        batch = getattr(data, "batch", None)
+        batch = torch.zeros_like(data.z) if batch is None else batch
+        return self._to_target(h, data.z, batch, int(torch.as_tensor(data.lift_samples).max()))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(group={self.group}, hidden_channels={self.net.hidden_channels}, num_layers={self.net.num_layers})"
+        return (f"{type(self).__name__}(group={self.group}, hidden_channels={self.net.hidden_channels}, "
+                f"num_layers={self.net.num_layers}, readout={self.readout!r})")
