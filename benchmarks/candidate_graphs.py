@@ -71,7 +71,7 @@ def radius_for_count(group, lifted, count: float) -> float:
     low, high = 1e-3, 0.02
     while mean_inside(high) < count:
         low, high = high, high * 1.5
-    for _ in range(10):
+    for _ in range(6):
         mid = (low + high) / 2
         low, high = (mid, high) if mean_inside(mid) < count else (low, mid)
     return high
@@ -149,6 +149,7 @@ def section_scaling(sizes: List[int], reps: int) -> str:
             forward = cpu_time(lambda: conv(x, graph.edge_index, graph.edge_attr, table=graph.table), reps)
         rows.append([f"{n:,}", f"{radius:.3f}", f"{used / n:.1f}", f"{graph.edge_index.shape[1] / n:.1f}",
                      f"{graph.edge_index.shape[1] / used:.2f}", f"{build * 1e6 / n:.1f}", f"{forward * 1e6 / n:.1f}"])
+        print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)  # progress: a row per size
     header = ["points", "ball radius", "in ball / point", "candidates / point", "candidates / in ball",
               "graph build us / point", "layer fwd us / point"]
     return ("#### SO(3) on a spherical shell (radius 9.5-10.5, ~48 lifted points per ball)\n\n"
