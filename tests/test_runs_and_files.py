@@ -213,3 +213,42 @@ def test_a_failed_rotmnist_download_says_so_and_leaves_no_empty_folder(tmp_path,
     with pytest.raises(OSError, match="unexpected archive members"):
         RotMNIST(str(tmp_path / "root2"), "test", log=False)
     assert not (tmp_path / "root2" / "raw").exists() and not (tmp_path / "escape.txt").exists()
+
+
+# ---------------------------------------------------------------------------------------------- rerunning
+def test_a_repeated_command_without_out_starts_a_fresh_run_folder(qm9_run, tmp_path, monkeypatch, capsys):
+    root, _ = qm9_run
+    monkeypatch.chdir(tmp_path)
+    assert runs.default_run_folder("runs/x", resume=False) == "runs/x"
+    for expected in ["runs/qm9-homo-T3", "runs/qm9-homo-T3-2", "runs/qm9-homo-T3-3"]:
+        assert main(["train", "qm9", "--root", root] + TINY_QM9) == 0
+        assert os.path.isfile(os.path.join(expected, "checkpoint_last.pt"))
+        assert f"out {expected}" in capsys.readouterr().out
+    assert runs.default_run_folder("runs/qm9-homo-T3", resume=True) == "runs/qm9-homo-T3"
+
+
+def test_learning_curves_use_a_log_axis_only_over_more_than_a_decade(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    trainer = make_trainer(str(tmp_path / "plot"), epochs=1)
+    os.makedirs(trainer.out_dir)
+    scales = {}
+    real_savefig = matplotlib.figure.Figure.savefig
+
+    def record(fig, *args, **kwargs):
+        scales["axes"] = [ax.get_yscale() for ax in fig.axes]
+        return real_savefig(fig, *args, **kwargs)
+
+    matplotlib.figure.Figure.savefig = record
+    try:
+        trainer.history = [{"epoch": 1, "train_loss": 0.1717, "valid": 2.0}, {"epoch": 2, "train_loss": 0.1716,
+                                                                               "valid": 1.9}]
+        trainer.plot()
+        assert scales["axes"] == ["linear", "linear"]
+        trainer.history = [{"epoch": 1, "train_loss": 1.0, "valid": 2.0}, {"epoch": 2, "train_loss": 0.01,
+                                                                          "valid": 1.9}]
+        trainer.plot()
+        assert scales["axes"] == ["log", "linear"]
+    finally:
+        matplotlib.figure.Figure.savefig = real_savefig

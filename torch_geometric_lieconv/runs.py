@@ -22,7 +22,7 @@ try:
 except ImportError:  # not POSIX: no lock, everything else works
     fcntl = None
 
-__all__ = ["run_folder", "refuse_early", "atomic_write", "write_json", "RunFolderBusy"]
+__all__ = ["run_folder", "refuse_early", "atomic_write", "write_json", "default_run_folder", "RunFolderBusy"]
 
 #: locks this process holds: real path -> [file descriptor, nesting depth]
 _HELD: Dict[str, List[int]] = {}
@@ -74,6 +74,17 @@ def run_folder(path: str) -> Iterator[str]:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+def default_run_folder(base: str, resume: bool) -> str:
+    """The folder of a run started without ``--out``: ``base`` itself when it holds no run yet (or to
+    resume it), else the first free ``base-2``, ``base-3``, ... so that a repeated command starts afresh."""
+    if resume or not os.path.exists(os.path.join(base, "checkpoint_last.pt")):
+        return base
+    index = 2
+    while os.path.exists(os.path.join(f"{base}-{index}", "checkpoint_last.pt")):
+        index += 1
+    return f"{base}-{index}"
 
 
 def refuse_early(path: str, resume: bool, config: Mapping[str, Any], ignore: Iterable[str]) -> None:

@@ -495,9 +495,9 @@ class Trainer:
             axes[0, 1].set(xlabel="epoch", title="evaluation")
             axes[0, 1].legend()
         for ax in axes.flat:
-            positive = all(line.get_ydata().min() > 0 for line in ax.get_lines() if len(line.get_ydata()))
-            if positive:
-                ax.set_yscale("log")
+            values = [v for line in ax.get_lines() for v in line.get_ydata() if v == v]
+            if values and min(values) > 0 and max(values) / min(values) > 10:
+                ax.set_yscale("log")  # only where the values span more than a decade
             ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(self.plot_path, dpi=120)

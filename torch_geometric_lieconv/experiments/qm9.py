@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
                             qm9_splits, save_splits, target_statistics, target_values)
-from ..runs import refuse_early, run_folder, write_json
+from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distributed, is_main_process,
                         load_checkpoint, seed_everything)
 
@@ -261,8 +261,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = resolve_config(config_file=args.config, overrides=overrides)
     if args.root is None:
         raise ValueError("pass --root, the QM9 folder (PyG's layout; downloaded there when empty)")
-    out = args.out or os.path.join("runs", f"qm9-{config['target']}-{config['group']}"
-                                   + ("-quick" if config["preset"] == "quick" else ""))
+    out = args.out or default_run_folder(os.path.join("runs", f"qm9-{config['target']}-{config['group']}"
+                                                      + ("-quick" if config["preset"] == "quick" else "")), args.resume)
     device = torch.device(args.device) if args.device else None
     distributed = init_distributed(device)
     rank0 = is_main_process()

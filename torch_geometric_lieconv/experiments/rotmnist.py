@@ -27,6 +27,7 @@ from torch_geometric.transforms import RandomRotate
 from ..datasets.rotmnist import DEFAULT_CROP_RADIUS, RotMNIST
 from ..groups import group_from_name
 from ..models.image import ImageLieResNet
+from ..runs import default_run_folder
 from ..training import Trainer, load_checkpoint, seed_everything
 
 #: the paper's Table 1: LieConv test error (%) on RotMNIST, by group class name (planar groups only)
@@ -189,7 +190,8 @@ def run_train(args: argparse.Namespace) -> int:
     augment = None if args.no_augment else RandomRotate(180)
     train = _limit(_load(args.root, "train", args.crop_radius, transform=augment), args.train_limit)
     valid = _limit(_load(args.root, "valid", args.crop_radius), args.valid_limit)
-    out = args.out or os.path.join("runs", "rotmnist", f"{re.sub(r'[^A-Za-z0-9]', '', args.group)}-{args.preset}")
+    out = args.out or default_run_folder(
+        os.path.join("runs", "rotmnist", f"{re.sub(r'[^A-Za-z0-9]', '', args.group)}-{args.preset}"), args.resume)
     progress = not args.no_progress
     config = dict(task="rotmnist", model=model_config, crop_radius=args.crop_radius, augment=augment is not None,
                   train_size=len(train), valid_size=len(valid))

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..datasets.springs import ParticleDynamics, system_from_name, system_params
 from ..dynamics import conservation_metrics, rollout, rollout_mse
 from ..groups import group_from_name
-from ..runs import refuse_early, run_folder, write_json
+from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, move_to, seed_everything
 
 MODELS = ("HLieConv", "FC", "HFC", "OGN", "HOGN")
@@ -269,8 +269,9 @@ def summarise(curves: Dict[str, Tensor], horizons: Sequence[int]) -> Dict[str, f
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default="data/springs", help="data cache folder (generated on first use)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (1 is fastest for these small problems on a busy machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: fastest for these small models, above all on a "
+                             "busy machine)")
 
 
 def configure_train(parser: argparse.ArgumentParser) -> None:
@@ -343,7 +344,7 @@ def train_run(config: Dict[str, Any], out: str, root: str, *, device=None, resum
 def run_train(args: argparse.Namespace) -> int:
     device = _setup_runtime(args)
     config = resolve_config(args.config, {k: getattr(args, k, None) for k in _FLAG_KEYS})
-    out = args.out or os.path.join("runs", default_run_name(config))
+    out = args.out or default_run_folder(os.path.join("runs", default_run_name(config)), args.resume)
     print(f"springs: {config['model']}" + (f" ({config['group']}, center={config['center']})"
                                             if config["model"] == "HLieConv" else "")
           + f", {config['n_train']} training systems, {config['epochs']} epochs; out {out}", flush=True)
