@@ -159,3 +159,30 @@ def test_the_cli_lists_a_task_whose_module_fails_to_import_and_says_why(monkeypa
         cli.main(["train", "--help"])
     listing = capsys.readouterr().out
     assert "rotmnist" in listing and "unavailable" in listing
+
+
+#: the options every task offers for a command (issue: one option set across the tasks)
+COMMON_OPTIONS = {
+    "train": {"--threads", "--config", "--out", "--seed", "--device", "--resume"},
+    "evaluate": {"--threads", "--run", "--seed", "--device"},
+    "check": {"--threads", "--run", "--seed", "--device"},
+    "study": {"--threads", "--out", "--seeds", "--device"},
+}
+
+
+def test_every_task_offers_the_common_options_of_each_command():
+    import argparse
+
+    from torch_geometric_lieconv.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    seen = 0
+    for command, command_parser in commands.choices.items():
+        tasks = next(a for a in command_parser._actions if isinstance(a, argparse._SubParsersAction))
+        for task, task_parser in tasks.choices.items():
+            options = {flag for action in task_parser._actions for flag in action.option_strings}
+            missing = COMMON_OPTIONS[command] - options
+            assert not missing, f"lieconv {command} {task} lacks {sorted(missing)}"
+            seen += 1
+    assert seen == 8  # train x 3, evaluate x 3, study springs, check rotmnist

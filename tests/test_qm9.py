@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import urllib.error
 
 import pytest
@@ -246,9 +247,14 @@ def test_bad_input_one_line_errors(qm9_root, t3_run, tmp_path, capsys, monkeypat
     _one_line_error(capsys, ["train", "qm9", "--root", empty, "--out", str(tmp_path / "y")], "download failed")
     _one_line_error(capsys, ["evaluate", "qm9", "--run", t3_run, "--target", "gap"], "target='homo'")
     _one_line_error(capsys, ["evaluate", "qm9", "--run", str(tmp_path / "none")], "no checkpoint")
-    other = str(tmp_path / "other_root")
-    write_qm9_root(other, NUM_MOLECULES + 5, seed=1)
-    _one_line_error(capsys, ["evaluate", "qm9", "--run", t3_run, "--root", other], "num_molecules")
+    # the run's own root whose data changed since training: its splits would differ, so it is refused
+    own = str(tmp_path / "own_root")
+    write_qm9_root(own, 20, seed=1)
+    run = str(tmp_path / "own_run")
+    assert main(["train", "qm9", "--root", own, "--target", "homo", "--epochs", "1", "--out", run] + TINY) == 0
+    shutil.rmtree(os.path.join(own, "processed"))
+    write_qm9_root(own, 25, seed=1)
+    _one_line_error(capsys, ["evaluate", "qm9", "--run", run], "num_molecules")
     bad_config = tmp_path / "bad.json"
     bad_config.write_text(json.dumps({"hiden_channels": 3}))
     _one_line_error(capsys, base + ["--config", str(bad_config)], "unknown settings")
@@ -326,3 +332,24 @@ def test_trained_se3_model_is_rotation_and_translation_invariant(qm9_root, tmp_p
     torch.testing.assert_close(moved, out, atol=1e-8, rtol=1e-8)
     assert out.abs().max() > 1e-3
     print(f"SE3 with fresh lift samples: error {float((fresh - out).abs().max()):.3g}")
+
+
+def test_evaluate_on_another_root_uses_the_runs_own_normalisation(t3_run, tmp_path, capsys):
+    """A checkpoint evaluated on other molecules (another QM9 root, every molecule): the MAE equals the
+    model's own predictions there, with no re-split statistics check and no refusal."""
+    other = str(tmp_path / "other")
+    molecules = write_qm9_root(other, 12, seed=5)
+    assert main(["evaluate", "qm9", "--run", t3_run, "--root", other, "--split", "all", "--checkpoint", "last",
+                 "--threads", "1"]) == 0
+    assert "all" in capsys.readouterr().out
+    with open(os.path.join(t3_run, "results_all.json")) as f:
+        result = json.load(f)
+    assert result["num_molecules"] == 12 and result["root"] == os.path.abspath(other)
+    from torch_geometric_lieconv import QM9LieConv
+
+    model = QM9LieConv.from_checkpoint(t3_run, "last")
+    with torch.no_grad():
+        errors = [abs(float(model(torch.tensor(m["z"]), m["pos"])) - m["raw"]["homo"] * HARTREE_MEV) for m in molecules]
+    assert result["mae"] == pytest.approx(sum(errors) / len(errors), rel=1e-4)
+    # a split of the other root follows the run's protocol
+    assert main(["evaluate", "qm9", "--run", t3_run, "--root", other, "--split", "test"]) == 0

@@ -1,6 +1,8 @@
 """RotMNIST: the .amat loader and pixel orientation, images as point sets, the image model's
 invariances, training, and the ``lieconv train|evaluate|check rotmnist`` commands (tiny fixtures only)."""
+import json
 import math
+import os
 
 import pytest
 import torch
@@ -360,9 +362,18 @@ def test_train_evaluate_check_commands_end_to_end(tmp_path, monkeypatch, capsys)
     assert f"paper Table 1 ({label}): {figure:.2f}%" in printed and "test error" in printed
     with open(f"{out}/metrics.csv") as f:
         assert len(f.read().strip().splitlines()) == 3  # header + 2 epochs
+    with open(f"{out}/config.json") as f:
+        assert json.load(f)["model"]["group"] == "SO2"
+    with open(f"{out}/results_test.json") as f:
+        trained_error = json.load(f)["error_percent"]
     checkpoint = f"{out}/checkpoint_best.pt"
     assert main(["evaluate", "rotmnist", *common, "--checkpoint", checkpoint, "--no-progress"]) == 0
     assert "test error" in capsys.readouterr().out
+    os.remove(f"{out}/results_test.json")
+    assert main(["evaluate", "rotmnist", *common, "--run", out, "--no-progress", "--no-download"]) == 0
+    assert f"test error {trained_error:.2f}%" in capsys.readouterr().out
+    with open(f"{out}/results_test.json") as f:
+        assert json.load(f)["error_percent"] == pytest.approx(trained_error)
     assert main(["check", "rotmnist", *common, "--checkpoint", checkpoint, "--angles", "0", "45", "90", "180",
                  "--no-progress"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if "deg" in line or "random" in line]

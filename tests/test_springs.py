@@ -305,5 +305,10 @@ def test_cli_train_resume_and_evaluate(tmp_path, capsys):
     assert "MSE@20" in printed and "HLieConv" in printed
     row = json.load(open(os.path.join(out, "results_test.json")))
     assert row["epoch"] == 2 and row["group"] == "SO2"
+    # another test-data seed draws other systems: another error, recorded with its seed
+    assert main(["evaluate", "springs", "--run", out, "--horizons", "5", "20", "--seed", "7"]) == 0
+    other = json.load(open(os.path.join(out, "results_test.json")))
+    assert other["data_seed"] == 7 and other["data_seed"] != row["data_seed"]
+    assert other["test_mse"] != row["test_mse"]
     # SO(2) with centred positions (the default): both momenta conserved, in the float64 evaluation
     assert row["angular_momentum_drift"] < 1e-12 and row["linear_momentum_drift"] < 1e-12

@@ -171,6 +171,7 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
         transform: a PyG transform applied to each point set on access (e.g.
             ``torch_geometric.transforms.RandomRotate(180)`` for rotation augmentation).
         force_reload: re-process the raw files.
+        download: fetch the archive when the raw files are missing (``False``: raise instead).
     """
 
     url = "http://www.iro.umontreal.ca/~lisa/icml2007data/mnist_rotation_new.zip"
@@ -180,10 +181,10 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
     num_classes = 10
 
     def __init__(self, root: str, split: str = "train", crop_radius: Optional[float] = DEFAULT_CROP_RADIUS,
-                 transform=None, force_reload: bool = False, log: bool = True) -> None:
+                 transform=None, force_reload: bool = False, log: bool = True, download: bool = True) -> None:
         if split not in self.splits:
             raise ValueError(f"split must be one of {self.splits}, got {split!r}")
-        self.split = split
+        self.split, self.allow_download = split, download
         self.to_point_set = ImageToPointSet(self.image_size, self.image_size, crop_radius)
         super().__init__(root, transform, force_reload=force_reload, log=log)
         self.load(self.processed_paths[self.splits.index(split)])
@@ -203,6 +204,9 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
         members (at most one folder deep), and :meth:`process` then checks their rows (784 pixel
         values and a digit label each). No published checksum is compared.
         """
+        if not self.allow_download:
+            raise FileNotFoundError(f"RotMNIST: {' and '.join(self.raw_file_names)} are missing from "
+                                    f"{self.raw_dir} and downloading is off; put them there")
         before = set(os.listdir(self.raw_dir)) if os.path.isdir(self.raw_dir) else set()
         try:
             archive = download_url(self.url, self.raw_dir, log=False)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
                             qm9_splits, save_splits, target_statistics, target_values)
+from .common import add_threads_option, apply_threads
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distributed, is_main_process,
                         load_checkpoint, seed_everything)
@@ -227,6 +228,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.description = "Train LieConv on one QM9 target (the paper's Table 2 / Table 3 protocol)."
     _add_common(parser)
+    add_threads_option(parser)
     parser.add_argument("--target", default=None, help="alpha, gap, homo, lumo, mu, Cv, G, H, r2, U, U0, zpve")
     parser.add_argument("--group", default=None, help="T3 (default), SE3, SO3 or Trivial")
     parser.add_argument("--preset", default=None, choices=["paper", "quick"],
@@ -257,6 +259,7 @@ _FLAG_KEYS = ("target", "group", "preset", "epochs", "batch_size", "lr", "seed",
 
 
 def run_train(args: argparse.Namespace) -> int:
+    apply_threads(args)
     overrides = {k: getattr(args, k, None) for k in _FLAG_KEYS}
     config = resolve_config(config_file=args.config, overrides=overrides)
     if args.root is None:
@@ -315,10 +318,14 @@ def run_train(args: argparse.Namespace) -> int:
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.description = "Test MAE of trained QM9 runs, next to the paper's figures."
     _add_common(parser)
+    add_threads_option(parser)
     parser.add_argument("--run", dest="runs", nargs="+", required=True,
                         help="run folder(s) written by 'lieconv train qm9'")
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    parser.add_argument("--split", default="test", choices=["test", "valid", "train"])
+    parser.add_argument("--split", default="test", choices=["test", "valid", "train", "all"],
+                        help="a split of the run's protocol, or all molecules of --root (default: test)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of random lifts / neighbourhood samples (default: the run's)")
     parser.add_argument("--target", default=None, help="refuse runs trained on another target")
     parser.add_argument("--group", default=None, help="refuse runs trained with another group")
     parser.add_argument("--batch-size", type=int, default=None)
@@ -327,8 +334,14 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
 def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "best", split: str = "test",
                  device: Optional[Any] = None, batch_size: Optional[int] = None,
                  expect: Optional[Dict[str, Any]] = None,
-                 data: Optional[Dict[str, Any]] = None, download: bool = True) -> Dict[str, Any]:
-    """MAE of a run's checkpoint on a split, in the paper's units; also written to ``RUN/results_SPLIT.json``."""
+                 data: Optional[Dict[str, Any]] = None, download: bool = True,
+                 seed: Optional[int] = None) -> Dict[str, Any]:
+    """MAE of a run's checkpoint on a split, in the paper's units; also written to ``RUN/results_SPLIT.json``.
+
+    On the run's own ``root`` the splits are the run's (its statistics are checked); on another root,
+    or with ``split="all"``, the model is evaluated as trained (its normalisation is part of it) on
+    that root's split of the same protocol, or on every molecule (``"all"``).
+    """
     path = os.path.join(run, f"checkpoint_{checkpoint}.pt")
     state = load_checkpoint(path)
     config = state.get("config", {})
@@ -337,16 +350,20 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
     for key, value in (expect or {}).items():
         if value is not None and config.get(key) != value:
             raise ValueError(f"{path} was trained with {key}={config.get(key)!r}, not {value!r}")
+    own_root = root is None or os.path.abspath(root) == config.get("root")
     root = root or config.get("root")
     if data is None:
         if root is None:
             raise ValueError(f"pass --root: {path} does not record the QM9 folder")
-        data = prepare_data(config, root, download=download)
-        found = _stats_config(config, data)
-        for key in ("num_molecules", "target_median", "target_mad", "pos_scale"):
-            if abs(found[key] - config[key]) > 1e-9 * max(1.0, abs(config[key])):
-                raise ValueError(f"{root} gives {key}={found[key]:g} but {path} was trained with {key}="
-                                 f"{config[key]:g}; pass the --root the run was trained on")
+        if own_root and split != "all":
+            data = prepare_data(config, root, download=download)
+            found = _stats_config(config, data)
+            for key in ("num_molecules", "target_median", "target_mad", "pos_scale"):
+                if abs(found[key] - config[key]) > 1e-9 * max(1.0, abs(config[key])):
+                    raise ValueError(f"{root} gives {key}={found[key]:g} but {path} was trained with {key}="
+                                     f"{config[key]:g}; its data changed since (evaluate with --split all)")
+        else:
+            data = _other_data(config, root, split, download)
     device = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
     dtype = _dtype(config)
@@ -354,7 +371,7 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
     model.load_state_dict(state["model"])
     model.eval()
     objective = QM9Objective(get_target(config["target"]), config["target_median"], config["target_mad"])
-    seed_everything(config["seed"])
+    seed_everything(config["seed"] if seed is None else seed)
     subset = data["dataset"].index_select(data["splits"][split])  # no augmentation
     mae = objective.mae(model, subset, batch_size or 2 * config["batch_size"], device, dtype)
     baseline = float((target_values(data["dataset"]._data.y[data["splits"][split]], objective.target)
@@ -363,10 +380,19 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
            "checkpoint": checkpoint, "epoch": state["epoch"], "mae": mae, "median_baseline_mae": baseline,
            "unit": objective.target.unit, "paper_T3": PAPER_MAE[config["target"]],
            "paper_group_homo": PAPER_HOMO_MAE_BY_GROUP.get(config["group"]) if config["target"] == "homo" else None,
-           "num_molecules": len(subset)}
-    with open(os.path.join(run, f"results_{split}.json"), "w") as f:
-        json.dump(row, f, indent=2)
+           "num_molecules": len(subset), "root": os.path.abspath(root)}
+    write_json(os.path.join(run, f"results_{split}.json"), row)
     return row
+
+
+def _other_data(config: Dict[str, Any], root: str, split: str, download: bool) -> Dict[str, Any]:
+    """QM9 at ``root`` split by the run's protocol (sizes scaled to that root), or ``"all"`` of it."""
+    dataset = load_qm9(root, download=download)
+    if split == "all":
+        splits = {"all": torch.arange(len(dataset))}
+    else:
+        splits = qm9_splits(len(dataset), seed=config["split_seed"])
+    return {"dataset": dataset, "splits": splits}
 
 
 def format_results(rows: List[Dict[str, Any]]) -> str:
@@ -385,7 +411,9 @@ def format_results(rows: List[Dict[str, Any]]) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     expect = {"target": get_target(args.target).name if args.target else None,
               "group": canonical_group(args.group) if args.group else None}
+    apply_threads(args)
     rows = [evaluate_run(run, root=args.root, checkpoint=args.checkpoint, split=args.split, device=args.device,
-                         batch_size=args.batch_size, expect=expect, download=args.download) for run in args.runs]
+                         batch_size=args.batch_size, expect=expect, download=args.download, seed=args.seed)
+            for run in args.runs]
     print(format_results(rows))
     return 0

@@ -14,6 +14,7 @@ r"""RotMNIST with LieConv (paper §5.1, Table 1): ``lieconv train|evaluate|check
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import time
@@ -27,8 +28,9 @@ from torch_geometric.transforms import RandomRotate
 from ..datasets.rotmnist import DEFAULT_CROP_RADIUS, RotMNIST
 from ..groups import group_from_name
 from ..models.image import ImageLieResNet
-from ..runs import default_run_folder
-from ..training import Trainer, load_checkpoint, seed_everything
+from ..runs import default_run_folder, refuse_early, run_folder, write_json
+from .common import add_threads_option, apply_threads
+from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, seed_everything
 
 #: the paper's Table 1: LieConv test error (%) on RotMNIST, by group class name (planar groups only)
 PAPER_TEST_ERROR = {"Trivial": 1.58, "Ty": 1.49, "T": 1.44, "SO2": 1.42, "RxSO2": 1.27, "SE2": 1.24}
@@ -66,12 +68,12 @@ def _limit(dataset: RotMNIST, limit: Optional[int]) -> RotMNIST:
     return dataset[: min(int(limit), len(dataset))]
 
 
-def _load(root: str, split: str, crop_radius: Optional[float], transform=None) -> RotMNIST:
+def _load(root: str, split: str, crop_radius: Optional[float], transform=None, download: bool = True) -> RotMNIST:
     raw = os.path.join(root, "raw")
     if not os.path.isdir(root):
         raise FileNotFoundError(f"--root {root} does not exist; create it (the .amat files go in {raw}, "
                                 f"or they are downloaded there)")
-    return RotMNIST(root, split, crop_radius=crop_radius, transform=transform)
+    return RotMNIST(root, split, crop_radius=crop_radius, transform=transform, download=download)
 
 
 @torch.no_grad()
@@ -130,6 +132,9 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=None, help="the group's distance weight (default: the group's)")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
                         help="paper: the reference settings; quick: a small model for a fast CPU run")
+    parser.add_argument("--config", default=None,
+                        help="JSON file of settings (keys of the preset: epochs, batch_size, lr, hidden_channels, "
+                             "num_layers, mc_samples, fill, total_ds); flags override it")
     for name, kind, text in [("epochs", int, "epochs"), ("batch-size", int, "batch size"),
                              ("lr", float, "peak learning rate (cosine decay, 1%% warm-up)"),
                              ("hidden-channels", int, "channels k"), ("num-layers", int, "bottleneck blocks"),
@@ -155,27 +160,44 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
 
 def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for PyTorch (default: PyTorch's; 1 is often fastest on a busy machine)")
+    add_threads_option(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-download", dest="download", action="store_false",
+                        help="never download: fail clearly when ROOT/raw lacks the .amat files")
 
 
 def _apply_runtime_options(args: argparse.Namespace) -> str:
     """Set the thread count; return the device."""
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     return args.device or _default_device()
 
 
 def _settings(args: argparse.Namespace) -> Dict[str, Any]:
     settings = dict(PRESETS[args.preset])
+    if getattr(args, "config", None):
+        settings.update(_read_settings(args.config, settings))
     for key in settings:
         value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
     return settings
+
+
+def _read_settings(path: str, known: Dict[str, Any]) -> Dict[str, Any]:
+    """The settings of a ``--config`` JSON file (a clear error for a missing file, bad JSON, unknown keys)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path} not found")
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config file {path} is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a JSON object of settings")
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"unknown settings {unknown} in {path}; known: {', '.join(sorted(known))}")
+    return values
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -188,13 +210,15 @@ def run_train(args: argparse.Namespace) -> int:
                         total_ds=settings["total_ds"], lift_samples=args.lift_samples)
     model = _build_model(model_config)
     augment = None if args.no_augment else RandomRotate(180)
-    train = _limit(_load(args.root, "train", args.crop_radius, transform=augment), args.train_limit)
-    valid = _limit(_load(args.root, "valid", args.crop_radius), args.valid_limit)
+    train = _limit(_load(args.root, "train", args.crop_radius, transform=augment, download=args.download),
+                   args.train_limit)
+    valid = _limit(_load(args.root, "valid", args.crop_radius, download=args.download), args.valid_limit)
     out = args.out or default_run_folder(
         os.path.join("runs", "rotmnist", f"{re.sub(r'[^A-Za-z0-9]', '', args.group)}-{args.preset}"), args.resume)
     progress = not args.no_progress
     config = dict(task="rotmnist", model=model_config, crop_radius=args.crop_radius, augment=augment is not None,
-                  train_size=len(train), valid_size=len(valid))
+                  train_size=len(train), valid_size=len(valid), settings=settings, preset=args.preset,
+                  seed=args.seed, root=os.path.abspath(args.root))
 
     def evaluate(trained: nn.Module) -> Dict[str, float]:
         return {"valid_error": classification_error(trained, valid, args.eval_batch_size, device, progress,
@@ -205,20 +229,34 @@ def run_train(args: argparse.Namespace) -> int:
                       device=device, seed=args.seed, config=config, num_workers=args.num_workers, progress=progress)
     print(f"training {model} on {len(train)} images ({len(valid)} for validation), {trainer.steps_per_epoch} "
           f"steps per epoch, on {trainer.device}; output in {out}", flush=True)
-    trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
-    if args.no_test or trainer.epoch < trainer.epochs:
-        return 0
-    best, _ = load_trained(trainer.best_path, trainer.device)
-    test = _limit(_load(args.root, "test", args.crop_radius), args.test_limit)
-    error = classification_error(best, test, args.eval_batch_size, trainer.device, progress, "test")
+    with run_folder(out):  # refused while another run writes to it
+        refuse_early(out, args.resume, config, RUNTIME_KEYS)
+        write_json(os.path.join(out, "config.json"), config)
+        trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
+        if args.no_test or trainer.epoch < trainer.epochs:
+            return 0
+        best, _ = load_trained(trainer.best_path, trainer.device)
+        test = _limit(_load(args.root, "test", args.crop_radius, download=args.download), args.test_limit)
+        error = classification_error(best, test, args.eval_batch_size, trainer.device, progress, "test")
+        _write_results(out, "test", error, len(test), args.group, trainer.best["epoch"])
     print(_report_line(args.group, "test", error, len(test)) + f" (best epoch {trainer.best['epoch']})")
     return 0
+
+
+def _write_results(run: str, split: str, error: float, count: int, group: str, epoch: Any) -> None:
+    """``RUN/results_SPLIT.json``: the error next to the paper's Table 1 figure."""
+    label, paper = paper_error(group)
+    write_json(os.path.join(run, f"results_{split}.json"), {"split": split, "error_percent": error, "images": count,
+                                                            "group": label, "epoch": epoch, "paper_error": paper})
 
 
 # ----------------------------------------------------------------------------------------------- evaluate
 def _configure_trained(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", required=True, help="dataset folder; the .amat files are read from ROOT/raw")
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint of 'lieconv train rotmnist'")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", dest="run_dir", default=None,
+                       help="a run folder of 'lieconv train rotmnist' (its best checkpoint)")
+    which.add_argument("--checkpoint", default=None, help="a checkpoint file of 'lieconv train rotmnist'")
     parser.add_argument("--split", choices=("test", "valid"), default="test")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--batch-size", type=int, default=100)
@@ -231,12 +269,19 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     _configure_trained(parser)
 
 
+def _checkpoint_of(args: argparse.Namespace) -> str:
+    return args.checkpoint or os.path.join(args.run_dir, "checkpoint_best.pt")
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     device = _apply_runtime_options(args)
-    model, config = load_trained(args.checkpoint, device)
+    model, config = load_trained(_checkpoint_of(args), device)
     seed_everything(args.seed)
-    dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS)), args.limit)
+    dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS),
+                           download=args.download), args.limit)
     error = classification_error(model, dataset, args.batch_size, device, not args.no_progress, args.split)
+    if args.run_dir:
+        _write_results(args.run_dir, args.split, error, len(dataset), config["model"]["group"], "best")
     print(_report_line(config["model"]["group"], args.split, error, len(dataset)))
     return 0
 
@@ -253,8 +298,9 @@ def configure_check(parser: argparse.ArgumentParser) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     device = _apply_runtime_options(args)
-    model, config = load_trained(args.checkpoint, device)
-    dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS)), args.limit)
+    model, config = load_trained(_checkpoint_of(args), device)
+    dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS),
+                           download=args.download), args.limit)
     label, _ = paper_error(config["model"]["group"])
     rotations = [(f"{angle:g} deg", RandomRotate((angle, angle))) for angle in args.angles]
     if not args.no_random:

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from ..datasets.springs import ParticleDynamics, system_from_name, system_params
 from ..dynamics import conservation_metrics, rollout, rollout_mse
 from ..groups import group_from_name
+from .common import add_threads_option, apply_threads
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, move_to, seed_everything
 
@@ -269,9 +270,7 @@ def summarise(curves: Dict[str, Tensor], horizons: Sequence[int]) -> Dict[str, f
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default="data/springs", help="data cache folder (generated on first use)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: fastest for these small models, above all on a "
-                             "busy machine)")
+    add_threads_option(parser)
 
 
 def configure_train(parser: argparse.ArgumentParser) -> None:
@@ -302,8 +301,7 @@ _FLAG_KEYS = ("model", "group", "center", "system", "preset", "epochs", "batch_s
 
 
 def _setup_runtime(args: argparse.Namespace) -> Optional[torch.device]:
-    if getattr(args, "threads", None):
-        torch.set_num_threads(int(args.threads))
+    apply_threads(args)
     return torch.device(args.device) if getattr(args, "device", None) else None
 
 
@@ -377,6 +375,8 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
                         help="RK4 steps per sample in the rollouts (training uses 1; more shrink the integrator's "
                              "angular momentum and energy error as h^4)")
     parser.add_argument("--plot", action="store_true", help="also write RUN/trajectories.png (Figure 6)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="data seed of the test systems (default: the run's; another draws new systems)")
 
 
 def load_run(run: str, checkpoint: str = "best", device=None, dtype: torch.dtype = torch.float64
@@ -395,11 +395,17 @@ def load_run(run: str, checkpoint: str = "best", device=None, dtype: torch.dtype
 
 def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "best", device=None,
                  n_test: Optional[int] = None, horizons: Optional[Sequence[int]] = None,
-                 precision: str = "float64", substeps: int = 1, plot: bool = False) -> Dict[str, Any]:
-    """Evaluate a run on its test systems; the row is also written to ``RUN/results_test.json``."""
+                 precision: str = "float64", substeps: int = 1, plot: bool = False,
+                 seed: Optional[int] = None) -> Dict[str, Any]:
+    """Evaluate a run on its test systems; the row is also written to ``RUN/results_test.json``.
+
+    ``seed`` draws other test systems (the data seed; default: the run's); the row records it.
+    """
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = _dtype(precision)
     model, config, state = load_run(run, checkpoint, device, dtype)
+    if seed is not None:
+        config = {**config, "data_seed": int(seed)}
     root = root or config.get("root")
     if root is None:
         raise ValueError(f"pass --root: {run} does not record its data folder")
@@ -420,9 +426,9 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
                            "group": config["group"] if config["model"] == "HLieConv" else "-",
                            "center": config.get("center"), "n_train": config["n_train"], "n_test": len(test),
                            "epoch": state["epoch"], "checkpoint": checkpoint, "substeps": substeps, "test_mse": test_mse,
-                           **summarise(curves, horizons), "eval_seconds": time.perf_counter() - start}
-    with open(os.path.join(run, "results_test.json"), "w") as f:
-        json.dump(row, f, indent=2)
+                           **summarise(curves, horizons), "eval_seconds": time.perf_counter() - start,
+                           "data_seed": config["data_seed"]}
+    write_json(os.path.join(run, "results_test.json"), row)
     if plot:
         plot_trajectories({row["model"]: curves}, os.path.join(run, "trajectories.png"))
     return row
@@ -451,7 +457,8 @@ def format_results(rows: List[Dict[str, Any]]) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     device = _setup_runtime(args)
     rows = [evaluate_run(run, root=args.root, checkpoint=args.checkpoint, device=device, n_test=args.n_test,
-                         horizons=args.horizons, precision=args.precision, substeps=args.substeps, plot=args.plot)
+                         horizons=args.horizons, precision=args.precision, substeps=args.substeps, plot=args.plot,
+                         seed=args.seed)
             for run in args.runs]
     print(format_results(rows))
     return 0
