@@ -98,14 +98,14 @@ class HamiltonianLieConv(SeparableHamiltonian):
 
     Symmetries and conserved momenta (for any weights):
 
-    ============  ====================  ==========================  ========================
-    group         ``center=False``      ``center=True``              conserved (centred)
-    ============  ====================  ==========================  ========================
-    Trivial(2)    nothing               :math:`\sum p`              linear
-    T(2)          :math:`\sum p`        :math:`\sum p`              linear
-    SO(2)         :math:`\sum q\times p`  both                       linear and angular
-    SE(2)         both                  both                        linear and angular
-    ============  ====================  ==========================  ========================
+    ============  ========================  ================  ====================
+    group         ``center=False``          ``center=True``   conserved (centred)
+    ============  ========================  ================  ====================
+    Trivial(2)    nothing                   :math:`\sum p`    linear
+    T(2)          :math:`\sum p`            :math:`\sum p`    linear
+    SO(2)         :math:`\sum q\times p`    both              linear and angular
+    SE(2)         both                      both              linear and angular
+    ============  ========================  ================  ====================
 
     Centring is itself a translation symmetry (and commutes with rotations about the origin), so
     to see the effect of the group alone (Figure 7), use ``center=False``.
