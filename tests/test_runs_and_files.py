@@ -252,3 +252,17 @@ def test_learning_curves_use_a_log_axis_only_over_more_than_a_decade(tmp_path):
         assert scales["axes"] == ["log", "linear"]
     finally:
         matplotlib.figure.Figure.savefig = real_savefig
+
+
+def test_readme_line_one_can_be_run_twice(tmp_path, monkeypatch, capsys):
+    """`lieconv train springs --preset quick` (tiny settings here) run twice: the second trains afresh."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"n_train": 6, "n_val": 3, "n_test": 3, "traj_len": 20, "hidden_channels": 16,
+                                  "num_layers": 1, "batch_size": 3, "epochs": 1}))
+    for expected in ["runs/springs-HLieConv-T2-quick", "runs/springs-HLieConv-T2-quick-2"]:
+        assert main(["train", "springs", "--preset", "quick", "--config", str(config), "--no-progress"]) == 0
+        assert f"out {expected}" in capsys.readouterr().out
+        assert os.path.isfile(os.path.join(expected, "results_test.json"))
