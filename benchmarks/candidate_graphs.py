@@ -13,7 +13,9 @@ Sections:
   the radius of fill 0.5, positions centred per molecule.
 * ``scaling``: SO(3) on 1e4 ... 1e5 points spread over a spherical shell around the origin (the
   group's neighbourhoods are angular: on a solid ball they would span whole shells), the radius set
-  so that a ball holds ~48 lifted points: graph build time, one LieConv forward (32 -> 32 channels,
+  so that a ball holds ~48 lifted points at the first size and scaled as n^(-1/4) for the others (the
+  lifted elements fill a 4-d space, three rotation angles and the radius, at a density growing as n):
+  graph build time, one LieConv forward (32 -> 32 channels,
   32 samples), candidates per point. Constant candidates per point and time per point mean linear
   growth.
 
@@ -138,7 +140,9 @@ def section_scaling(sizes: List[int], reps: int) -> str:
         direction = torch.randn(n, 3, generator=gen)
         pos = direction / direction.norm(dim=-1, keepdim=True) * (9.5 + torch.rand(n, 1, generator=gen))
         lifted = lift_points(group, pos, None, 1, generator=gen)
-        radius = radius_for_count(group, lifted, 48)
+        if not rows:  # the first size sets the radius; balls in the 4-d lift space shrink as n^(-1/4)
+            first_n, first_radius = n, radius_for_count(group, lifted, 48)
+        radius = first_radius * (first_n / n) ** (1 / 4)
         graph = build_pair_graph(group, lifted, radius=radius)
         used = int((graph.dist < radius).sum())
         conv = LieConv(32, 32, group, mc_samples=32, fill=0.5).eval()

@@ -411,3 +411,27 @@ def test_forces_from_the_qm9_model_sum_to_zero_and_rotate_with_the_molecule():
     rot = random_rotations((), 3, generator=gen, dtype=F64)
     rotated = forces(pos @ rot.T + 1.5, rot @ frames)
     torch.testing.assert_close(rotated, f @ rot.T, atol=1e-9 * float(f.abs().max()), rtol=0)
+
+
+def test_to_hetero_runs_lieconv_per_edge_type():
+    """PyG's ``to_hetero`` on a model with a LieConv: one copy of the layer per edge type, and on a
+    single node and edge type it computes what the homogeneous model computes."""
+    from torch_geometric.nn import to_hetero
+
+    group, graph, x = small_graph("T3")
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = LieConv(4, 6, group, fill=1.0, mc_samples=100)
+
+        def forward(self, x, edge_index, edge_attr):
+            return self.conv(x, edge_index, edge_attr)
+
+    model = Model().to(F64)
+    key = ("atom", "near", "atom")
+    hetero = to_hetero(model, (["atom"], [key]), aggr="sum").to(F64)
+    hetero.load_state_dict({k.replace("conv.", "conv.atom__near__atom.", 1): v
+                            for k, v in model.state_dict().items()})
+    out = hetero({"atom": x}, {key: graph.edge_index}, {key: graph.edge_attr})["atom"]
+    torch.testing.assert_close(out, model(x, graph.edge_index, graph.edge_attr))
