@@ -8,6 +8,7 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GATConv, Sequential, TransformerConv, global_mean_pool
 
 from dense_reference import dense_model_forward
+from signal_scale import geometric
 from torch_geometric_lieconv import LieConv, LieResNet, QM9LieConv, group_from_name, lift_graph
 from torch_geometric_lieconv.groups._rotations import random_rotations
 from torch_geometric_lieconv.transforms import LiftGraph
@@ -27,15 +28,6 @@ def direct_lieconv(conv: LieConv, x: torch.Tensor, edge_index: torch.Tensor, edg
             outer = outer / max(int(mine.sum()), 1)
         rows.append(outer.flatten())
     return conv.lin(torch.stack(rows))
-
-
-def geometric(module: nn.Module, scale: float = 3.0) -> nn.Module:
-    """Scale every weight so that an untrained module's output depends strongly on geometry."""
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            if "weight" in name:
-                p.mul_(scale)
-    return module
 
 
 # ---------------------------------------------------------------------------------------------- the layer

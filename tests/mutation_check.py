@@ -1,0 +1,167 @@
+"""Plant deliberate bugs in a copy of the package and check that the tests catch every one.
+
+    python tests/mutation_check.py              # all mutations, a table of caught / missed
+    python tests/mutation_check.py --only fps   # the mutations whose name contains "fps"
+
+Each mutation replaces one exact snippet of one source file (it must occur exactly once, so the
+list fails loudly when the code it targets changes) in a temporary copy of the repository, then
+runs the test files named for it there. A mutation is *caught* when that run fails. The script exits
+non-zero when any mutation is missed; ``tests/test_mutations.py`` (slow) runs it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import List, Optional, Sequence
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PKG = "torch_geometric_lieconv"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  #: relative to the package folder
+    old: str
+    new: str
+    tests: Sequence[str]  #: test files (pytest node ids work too)
+
+
+MUTATIONS: List[Mutation] = [
+    # --- the ten bugs the review planted
+    Mutation("rotmnist check never rotates", "experiments/rotmnist.py",
+             "        dataset.transform = rotation\n", "        dataset.transform = None\n",
+             ["tests/test_rotmnist.py"]),
+    Mutation("SO(2) lift not invariant: q = r + x", "groups/planar.py",
+             "        return _expand(theta, num_samples), _expand(r, num_samples)",
+             "        return _expand(theta, num_samples), _expand(r + pos[:, 0], num_samples)",
+             ["tests/test_symmetry.py"]),
+    Mutation("SO(2) lift slightly not invariant: q = r + 0.3 x", "groups/planar.py",
+             "        return _expand(theta, num_samples), _expand(r, num_samples)",
+             "        return _expand(theta, num_samples), _expand(r + 0.3 * pos[:, 0], num_samples)",
+             ["tests/test_symmetry.py"]),
+    Mutation("SO(3) stabilizer frames about z only", "groups/_rotations.py",
+             "        q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)\n",
+             "        q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)\n"
+             "        q = torch.stack([q[..., 0], torch.zeros_like(q[..., 1]), torch.zeros_like(q[..., 2]), q[..., 3]], -1)\n"
+             "        q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)\n",
+             ["tests/test_symmetry.py"]),
+    Mutation("FPS picks at random instead of the farthest point", "pool.py",
+             "        _, chosen = scatter_max(min_dist, batch, dim=0, dim_size=num_graphs)",
+             "        _, chosen = scatter_max(torch.rand_like(min_dist).masked_fill(min_dist < 0, -1.0), batch, dim=0,"
+             " dim_size=num_graphs)",
+             ["tests/test_symmetry.py"]),
+    Mutation("per-block graphs built at block 0's radius", "models/lieresnet.py",
+             "        convs = self.convs[first_block : first_block + 1] if self.graph_per_block else self.convs[first_block:]",
+             "        convs = self.convs[0:1] if self.graph_per_block else self.convs[first_block:]",
+             ["tests/test_rotmnist.py", "tests/test_symmetry.py"]),
+    Mutation("the optimizer never steps", "training.py",
+             "            self.optimizer.step()\n", "            pass\n",
+             ["tests/test_qm9.py", "tests/test_training.py"]),
+    Mutation("kernel input zeroed under autocast", "conv.py",
+             "        return self.kernel(edge_attr)\n",
+             "        return self.kernel(edge_attr * (0.0 if torch.is_autocast_enabled('cpu') else 1.0))\n",
+             ["tests/test_performance_paths.py"]),
+    Mutation("T(3) pair log off by 5e-4 a_u", "groups/translation.py",
+             "        return abq.norm(dim=-1)\n\n    def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:\n"
+             "        return a_u - a_v\n",
+             "        return abq.norm(dim=-1)\n\n    def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:\n"
+             "        return a_u - a_v + 5e-4 * a_u\n",
+             ["tests/test_symmetry.py"]),
+    Mutation("QM9 model stops centring for rotation groups", "models/qm9.py",
+             "        if self.center:\n", "        if False:\n",
+             ["tests/test_symmetry.py"]),
+    # --- one per group map family
+    Mutation("SO(3) exp: wrong sign of the sin term", "groups/spatial.py",
+             "    return eye + sinc(t2) * W + cosc(t2) * (W @ W)", "    return eye - sinc(t2) * W + cosc(t2) * (W @ W)",
+             ["tests/test_groups.py"]),
+    Mutation("SE(2) log: translation not through V^-1", "groups/planar.py",
+             "        return torch.cat([theta.unsqueeze(-1), _inverse_left_jacobian(theta, g[..., :2, 2])], dim=-1)",
+             "        return torch.cat([theta.unsqueeze(-1), g[..., :2, 2]], dim=-1)",
+             ["tests/test_groups.py"]),
+    Mutation("RxSO(2) distance: weights swapped", "groups/planar.py",
+             "        return self.alpha * abq[..., 1].abs() + (1 - self.alpha) * abq[..., 0].abs()",
+             "        return (1 - self.alpha) * abq[..., 1].abs() + self.alpha * abq[..., 0].abs()",
+             ["tests/test_groups.py", "tests/test_conv.py"]),
+    Mutation("Rx lift: orbit not normalised", "groups/planar.py",
+             "        return _expand(r.log(), num_samples), _expand(pos / r, num_samples)",
+             "        return _expand(r.log(), num_samples), _expand(pos, num_samples)",
+             ["tests/test_lift.py", "tests/test_symmetry.py"]),
+    Mutation("SE(3) lift: translation scaled", "groups/spatial.py",
+             "        t = pos.unsqueeze(1).expand(-1, num_samples, -1)\n        return log_in_double(self, homogeneous(frames, t))",
+             "        t = 1.01 * pos.unsqueeze(1).expand(-1, num_samples, -1)\n"
+             "        return log_in_double(self, homogeneous(frames, t))",
+             ["tests/test_lift.py"]),
+    Mutation("T(d) distance: L1 instead of Euclidean", "groups/translation.py",
+             "        return abq.norm(dim=-1)", "        return abq.abs().sum(-1)",
+             ["tests/test_groups.py", "tests/test_conv.py"]),
+    Mutation("SO(2) distance ignores the angle", "groups/planar.py",
+             "        return self.alpha * ab[..., 0].abs() + (1 - self.alpha) * radial[..., 0]",
+             "        return (1 - self.alpha) * radial[..., 0]",
+             ["tests/test_groups.py", "tests/test_conv.py"]),
+    Mutation("SE(3) search embedding without the rotation part", "groups/spatial.py",
+             "        return weighted_parts((1 - self.alpha, pos), (self.alpha / math.sqrt(2), so3_exp(a[..., :3]).flatten(-2)))",
+             "        return weighted_parts((1 - self.alpha, pos), (0.5 * self.alpha, so3_exp(a[..., :3]).flatten(-2)))",
+             ["tests/test_candidate_graphs.py"]),
+    Mutation("LieConv forgets the mean", "conv.py",
+             "        if norm is not None:\n            w = w * norm.view(-1, 1, 1).to(w.dtype)",
+             "        if norm is not None:\n            w = w * 1.0",
+             ["tests/test_conv.py", "tests/test_pyg_native.py"]),
+    Mutation("Hamiltonian vector field: dp/dt with the wrong sign", "dynamics.py",
+             "    return join_state(dh_dp, -dh_dq)", "    return join_state(dh_dp, dh_dq)",
+             ["tests/test_dynamics.py"]),
+]
+
+
+def run_pytest(tree: str, tests: Sequence[str], timeout: float) -> int:
+    env = {**os.environ, "PYTHONPATH": tree, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests]
+    try:
+        return subprocess.run(cmd, cwd=tree, env=env, capture_output=True, timeout=timeout).returncode
+    except subprocess.TimeoutExpired:
+        return -1
+
+
+def check(mutation: Mutation, timeout: float) -> str:
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tree:
+        shutil.copytree(os.path.join(ROOT, PKG), os.path.join(tree, PKG))
+        shutil.copytree(os.path.join(ROOT, "tests"), os.path.join(tree, "tests"))
+        shutil.copytree(os.path.join(ROOT, "examples"), os.path.join(tree, "examples"))
+        shutil.copy(os.path.join(ROOT, "pyproject.toml"), tree)
+        path = os.path.join(tree, PKG, mutation.path)
+        with open(path) as f:
+            source = f.read()
+        if source.count(mutation.old) != 1:
+            return f"STALE (snippet found {source.count(mutation.old)} times)"
+        with open(path, "w") as f:
+            f.write(source.replace(mutation.old, mutation.new))
+        code = run_pytest(tree, mutation.tests, timeout)
+    return "caught" if code != 0 else "MISSED"
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=None, help="run the mutations whose name contains this text")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per mutation's test run")
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTATIONS if args.only is None or args.only.lower() in m.name.lower()]
+    failures = 0
+    print("| mutation | tests | result |\n|---|---|---|", flush=True)
+    for mutation in chosen:
+        start = time.perf_counter()
+        result = check(mutation, args.timeout)
+        failures += result != "caught"
+        print(f"| {mutation.name} | {', '.join(t.split('/')[-1] for t in mutation.tests)} | {result} "
+              f"({time.perf_counter() - start:.0f} s) |", flush=True)
+    print(f"\n{len(chosen) - failures} of {len(chosen)} mutations caught")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

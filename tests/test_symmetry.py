@@ -1,0 +1,143 @@
+"""Symmetries checked at the scale of the signal: invariance errors far below the output's change
+under new positions, in float64 with exact stabilizer frames, for every group; FPS against a
+brute-force reference; Haar stabilizer samples; per-block graphs."""
+import math
+
+import pytest
+import torch
+
+from signal_scale import geometric
+from torch_geometric_lieconv import LieResNet, QM9LieConv, group_from_name, lift_points
+from torch_geometric_lieconv.equivariance import equivariance_error
+from torch_geometric_lieconv.graph import build_pair_graph
+from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.pool import farthest_point_subsample
+
+F64 = torch.float64
+#: every group with a symmetry, the lift samples its models use
+GROUPS = {"T3": 1, "SE3": 2, "SO3": 2, "T2": 1, "SO2": 1, "RxSO2": 1, "Rx": 1, "SE2": 2, "Tx": 1, "Ty": 1}
+
+
+def cloud(group, n=14, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    pos = torch.randn(n, group.space_dim, generator=gen, dtype=F64) * 1.5
+    return pos + 0.7  # off the origin, where polar lifts are undefined
+
+
+def signal(forward, pos, seed=1):
+    """How much the output moves when the points move: the scale every error is compared with."""
+    gen = torch.Generator().manual_seed(seed)
+    other = pos + torch.randn(pos.shape, generator=gen, dtype=F64) * 0.5
+    return float((forward(other, None) - forward(pos, None)).abs().max())
+
+
+@pytest.mark.parametrize("name", list(GROUPS))
+@pytest.mark.parametrize("pool", [True, False])
+def test_every_group_model_is_invariant_far_below_its_signal(name, pool):
+    """Pooled outputs, and per-point outputs (pool=False), of a LieResNet under random elements of its
+    own group (frames moved along): error < 1e-9 x the change under new positions."""
+    torch.manual_seed(0)
+    group = group_from_name(name)
+    k = GROUPS[name]
+    model = geometric(LieResNet(3, 2, group, hidden_channels=16, num_layers=2, mc_samples=1000, fill=1.0,
+                                lift_samples=k, pool=pool)).to(F64).eval()
+    pos = cloud(group)
+    x = torch.randn(pos.shape[0], 3, generator=torch.Generator().manual_seed(2), dtype=F64)
+    frames = random_rotations((pos.shape[0], k), group.frame_dim, generator=torch.Generator().manual_seed(3),
+                              dtype=F64) if group.frame_dim else None
+
+    def forward(p, f):
+        return model(x, p, None, f if f is not None else frames)
+
+    scale = signal(forward, pos)
+    assert scale > 1e-3, f"{name}: the model barely depends on geometry ({scale:.2e})"
+    report = equivariance_error(lambda p, f: model(x, p, None, f), group, pos, num_samples=k, trials=3,
+                                generator=torch.Generator().manual_seed(4))
+    assert report.max_abs_error < 1e-9 * scale, f"{name}: error {report.max_abs_error:.2e} vs signal {scale:.2e}"
+
+
+@pytest.mark.parametrize("name", ["SO3", "SE3"])
+def test_qm9_models_with_rotations_are_invariant_to_translations(name):
+    """The QM9 model centres molecules for groups with rotations: SO(3) alone is not translation
+    invariant, the model is."""
+    torch.manual_seed(0)
+    model = geometric(QM9LieConv(name, hidden_channels=16, num_layers=2, mc_samples=100, lift_samples=2)).to(F64).eval()
+    gen = torch.Generator().manual_seed(5)
+    z = torch.tensor([6, 1, 1, 8, 1, 7, 1])
+    pos = torch.randn(7, 3, generator=gen, dtype=F64) * 1.4
+    batch = torch.tensor([0, 0, 0, 0, 1, 1, 1])
+    frames = random_rotations((7, 2), 3, generator=gen, dtype=F64)
+    out = model(z, pos, batch, frames)
+    shift = torch.randn(2, 3, generator=gen, dtype=F64)[batch] * 4
+    moved = model(z, pos + shift, batch, frames)
+    scale = float((model(z, pos * 1.3, batch, frames) - out).abs().max())
+    assert scale > 1e-3
+    assert (moved - out).abs().max() < 1e-9 * scale
+
+
+def brute_force_fps(dist, first, keep):
+    """Farthest point sampling by its definition on a dense distance matrix."""
+    chosen = [first]
+    while len(chosen) < keep:
+        gap = dist[:, chosen].min(1).values
+        gap[chosen] = -1
+        chosen.append(int(gap.argmax()))
+    return sorted(chosen)
+
+
+@pytest.mark.parametrize("name,ratio", [("T3", 0.3), ("SE2", 0.5), ("SO2", 0.25)])
+def test_farthest_point_subsampling_equals_the_brute_force_definition(name, ratio):
+    group = group_from_name(name)
+    sizes = [23, 40, 9]
+    parts = [cloud(group, n, seed=i) + 3 * i for i, n in enumerate(sizes)]
+    batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+    lifted = lift_points(group, torch.cat(parts), batch, 1)
+    graph = build_pair_graph(group, lifted)  # all pairs: every distance is known
+    kept = farthest_point_subsample(graph, ratio, generator=torch.Generator().manual_seed(7))
+    start = torch.rand(len(sizes), generator=torch.Generator().manual_seed(7))  # the same first draws
+    dense = torch.full((lifted.num_nodes, lifted.num_nodes), math.inf, dtype=F64)
+    dense[graph.edge_index[1], graph.edge_index[0]] = graph.dist
+    expected, offset = [], 0
+    for g, n in enumerate(sizes):
+        block = dense[offset:offset + n, offset:offset + n]
+        first = min(int(start[g] * n), n - 1)
+        expected += [offset + i for i in brute_force_fps(block, first, math.ceil(n * ratio))]
+        offset += n
+    assert kept.tolist() == sorted(expected)
+
+
+def test_so3_stabilizer_samples_are_haar_distributed():
+    """Random frames (and so SE(3)/SO(3) lifts) have the Haar moments E[R] = 0 and E[R_ij^2] = 1/3:
+    a sampler biased towards one axis (e.g. rotations about z only) fails by hundreds of standard errors."""
+    n = 20000
+    rotations = random_rotations((n,), 3, generator=torch.Generator().manual_seed(11), dtype=F64)
+    mean = rotations.mean(0)
+    second = rotations.square().mean(0)
+    standard_error = (1 / 3 / n) ** 0.5
+    assert mean.abs().max() < 5 * standard_error
+    assert (second - 1 / 3).abs().max() < 0.02
+    # and through the lift: a point's SE(3) lift samples cover all of SO(3)
+    lifted = lift_points(group_from_name("SE3"), torch.zeros(1, 3, dtype=F64), num_samples=4000)
+    from torch_geometric_lieconv.groups.spatial import so3_exp
+
+    lifted = so3_exp(lifted.a[:, :3])
+    assert lifted.mean(0).abs().max() < 5 * (1 / 3 / 4000) ** 0.5
+
+
+def test_per_block_graphs_at_their_own_radii_equal_an_all_pairs_graph():
+    """Blocks with different ball radii, each on its own candidate graph (built at its radius), compute
+    what they compute on the graph of all pairs."""
+    torch.manual_seed(0)
+    group = group_from_name("SO2")
+    model = geometric(LieResNet(2, 3, group, hidden_channels=16, num_layers=3, mc_samples=1000, fill=[0.2, 0.4, 0.6],
+                                graph_per_block=True)).to(F64).eval()
+    radii = [0.3, 0.55, 0.9]
+    for conv, radius in zip(model.convs, radii):
+        conv.radius.fill_(radius)
+    pos = cloud(group, 60)
+    x = torch.randn(60, 2, generator=torch.Generator().manual_seed(3), dtype=F64)
+    per_block = model(x, pos)
+    edges_per_block = [model.connect(lift_points(group, pos), i).edge_index.shape[1] for i in range(3)]
+    assert edges_per_block[0] < edges_per_block[1] < edges_per_block[2]  # really different graphs
+    model.candidate_radius = lambda first_block=0: None  # every pair, for every block
+    torch.testing.assert_close(model(x, pos), per_block, atol=1e-12, rtol=1e-12)
