@@ -7,6 +7,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
 from dense_reference import dense_model_forward
+from signal_scale import geometric
 from torch_geometric_lieconv import SE3, T, group_from_name, lift_points
 from torch_geometric_lieconv.equivariance import assert_equivariant, equivariance_error
 from torch_geometric_lieconv.graph import build_pair_graph
@@ -103,16 +104,22 @@ def test_se3_model_invariant_in_distribution_with_random_samples():
 
 @pytest.mark.parametrize("name", ["SO2", "RxSO2", "SE2", "T2", "Trivial2"])
 def test_planar_models_equivariance(name):
+    """Errors relative to the model's geometric signal, in float64 (tests/test_symmetry.py does every group)."""
     group = group_from_name(name)
-    model = LieResNet(1, 4, group, hidden_channels=16, num_layers=2, mc_samples=100, fill=1.0, lift_samples=2).eval()
+    model = geometric(LieResNet(1, 4, group, hidden_channels=16, num_layers=2, mc_samples=100, fill=1.0,
+                                lift_samples=2)).to(torch.float64).eval()
     gen = torch.Generator().manual_seed(0)
-    pos = torch.randn(20, 2, generator=gen) + 0.3
-    x = torch.randn(20, 1, generator=gen)
+    pos = torch.randn(20, 2, generator=gen, dtype=torch.float64) + 0.3
+    x = torch.randn(20, 1, generator=gen, dtype=torch.float64)
     report = equivariance_error(lambda p, f: model(x, p, None, f), group, pos, num_samples=2, trials=3)
+    frames = random_rotations((20, 2), 2, dtype=torch.float64) if group.frame_dim else None
+    signal = (model(x, pos + 0.3 * torch.randn(pos.shape, generator=gen, dtype=torch.float64), None, frames)
+              - model(x, pos, None, frames)).abs().max().item()
+    assert signal > 1e-3
     if name == "Trivial2":
         assert report.max_abs_error == 0.0  # the trivial group's elements act as the identity
     else:
-        assert report.max_abs_error < 2e-5
+        assert report.max_abs_error < 1e-9 * signal
     # a symmetry the model does not have is seen by the checker: T(2) and rotations, SO(2) and translations
     other = {"T2": "SO2", "SO2": "T2", "RxSO2": "T2", "SE2": "RxSO2", "Trivial2": "T2"}[name]
     broken = equivariance_error(lambda p, f: model(x, p, None, f), group_from_name(other), pos, num_samples=2,

@@ -380,6 +380,18 @@ def test_train_evaluate_check_commands_end_to_end(tmp_path, monkeypatch, capsys)
     accuracies = {row[0]: float(row[-4]) for row in rows}
     assert sorted(accuracies) == ["0", "180", "45", "90", "random"]
     assert len(set(accuracies.values())) == 1  # an SO(2)-invariant model: the same accuracy at every angle
+    # and check really rotates the images: the points it classifies at each angle are the 0-degree points
+    # rotated by that angle (counter-clockwise about the image centre)
+    from torch_geometric_lieconv.experiments import rotmnist as experiment
+
+    seen = []
+    monkeypatch.setattr(experiment, "classification_error",
+                        lambda model, dataset, *args, **kwargs: seen.append(dataset[0].pos.clone()) or 0.0)
+    assert main(["check", "rotmnist", *common, "--run", out, "--angles", "0", "90", "30", "--no-random",
+                 "--no-progress"]) == 0
+    assert len(seen) == 3
+    for angle, points in zip([90.0, 30.0], seen[1:]):
+        torch.testing.assert_close(points, seen[0] @ rotation(math.radians(angle)).T.float(), atol=1e-4, rtol=0)
     # errors the user made come back as one line
     assert main(["evaluate", "rotmnist", *common, "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "no checkpoint" in capsys.readouterr().err

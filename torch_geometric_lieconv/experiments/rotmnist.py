@@ -302,7 +302,8 @@ def run_check(args: argparse.Namespace) -> int:
     dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS),
                            download=args.download), args.limit)
     label, _ = paper_error(config["model"]["group"])
-    rotations = [(f"{angle:g} deg", RandomRotate((angle, angle))) for angle in args.angles]
+    # PyG's RandomRotate(d) turns the points clockwise by d degrees (x right, y up): -angle is counter-clockwise
+    rotations = [(f"{angle:g} deg", RandomRotate((-angle, -angle))) for angle in args.angles]
     if not args.no_random:
         rotations.append(("random", RandomRotate(180)))
     print(f"{label}: accuracy on the {args.split} set ({len(dataset)} images) rotated about the image centre")
