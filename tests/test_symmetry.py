@@ -177,3 +177,32 @@ def test_noether_identities_of_the_vector_field_at_physical_force_scale(group, i
         assert torque < 1e-10 * scale * float(q.abs().max())
     if identity == "force":
         assert torque > 1e-4 * scale  # a T(2) potential has no rotation symmetry: the check is not vacuous
+
+
+@pytest.mark.parametrize("kwargs", [dict(group="SE3", knn=True, mc_samples=5, lift_samples=2),
+                                    dict(group="T3", fill=0.4, mc_samples=1000),
+                                    dict(group="SO3", knn=True, mc_samples=4, lift_samples=2)])
+def test_batching_never_mixes_molecules(kwargs):
+    """A batch's outputs equal each molecule's alone (knn, balls, SE(3)/SO(3) frames fixed), far below
+    the signal: neighbourhoods, ball radii and pooling stay inside each graph."""
+    torch.manual_seed(0)
+    model = geometric(QM9LieConv(hidden_channels=16, num_layers=2, **kwargs)).to(F64).eval()
+    for conv in model.net.convs:
+        conv.radius.fill_(1.3)
+    gen = torch.Generator().manual_seed(8)
+    sizes = [5, 1, 9, 3]
+    z = torch.tensor([6, 1, 8, 7, 9])[torch.randint(0, 5, (sum(sizes),), generator=gen)]
+    pos = torch.randn(sum(sizes), 3, generator=gen, dtype=F64) * 1.4
+    batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+    k = kwargs.get("lift_samples", 1)
+    frames = random_rotations((sum(sizes), k), 3, generator=gen, dtype=F64) if k > 1 else None
+    together = model(z, pos, batch, frames)
+    alone, start = [], 0
+    for n in sizes:
+        part = slice(start, start + n)
+        alone.append(model(z[part], pos[part], None, None if frames is None else frames[part]))
+        start += n
+    alone = torch.cat(alone)
+    scale = float((model(z, pos * 1.2, batch, frames) - together).abs().max())
+    assert scale > 1e-3
+    assert (together - alone).abs().max() < 1e-9 * scale
