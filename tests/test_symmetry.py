@@ -31,16 +31,16 @@ def signal(forward, pos, seed=1):
     return float((forward(other, None) - forward(pos, None)).abs().max())
 
 
-@pytest.mark.parametrize("name", list(GROUPS))
-@pytest.mark.parametrize("pool", [True, False])
-def test_every_group_model_is_invariant_far_below_its_signal(name, pool):
+@pytest.mark.parametrize("name,pool,continuous", [(n, p, False) for n in GROUPS for p in (True, False)]
+                         + [(n, True, True) for n in ("SE3", "SO3", "SO2", "RxSO2", "SE2")])
+def test_every_group_model_is_invariant_far_below_its_signal(name, pool, continuous):
     """Pooled outputs, and per-point outputs (pool=False), of a LieResNet under random elements of its
     own group (frames moved along): error < 1e-9 x the change under new positions."""
     torch.manual_seed(0)
     group = group_from_name(name)
     k = GROUPS[name]
     model = geometric(LieResNet(3, 2, group, hidden_channels=16, num_layers=2, mc_samples=1000, fill=1.0,
-                                lift_samples=k, pool=pool)).to(F64).eval()
+                                lift_samples=k, pool=pool, continuous_kernel=continuous)).to(F64).eval()
     pos = cloud(group)
     x = torch.randn(pos.shape[0], 3, generator=torch.Generator().manual_seed(2), dtype=F64)
     frames = random_rotations((pos.shape[0], k), group.frame_dim, generator=torch.Generator().manual_seed(3),
@@ -206,3 +206,32 @@ def test_batching_never_mixes_molecules(kwargs):
     scale = float((model(z, pos * 1.2, batch, frames) - together).abs().max())
     assert scale > 1e-3
     assert (together - alone).abs().max() < 1e-9 * scale
+
+
+@pytest.mark.parametrize("name", ["SO2", "SE2", "RxSO2", "SO3", "SE3"])
+def test_continuous_kernel_input_has_no_jump_where_the_relative_angle_crosses_pi(name):
+    """A pair whose relative rotation angle goes from pi - eps to pi + eps: log(v^-1 u) jumps (its angle
+    flips sign), the matrix features of the continuous kernel input move by O(eps)."""
+    group = group_from_name(name)
+    eps = 1e-4
+    d = group.space_dim
+    pos = torch.tensor([[1.3, 0.2, 0.4][:d], [-1.1, -0.2, -0.3][:d]], dtype=F64)
+    features, raw = [], []
+    for angle in (math.pi - eps, math.pi + eps):
+        c, s_ = math.cos(angle), math.sin(angle)
+        turn = torch.eye(d, dtype=F64)
+        turn[:2, :2] = torch.tensor([[c, -s_], [s_, c]], dtype=F64)
+        if group.frame_dim:  # the second point's stabilizer frame turned by the angle about the last axis
+            frames = torch.eye(d, dtype=F64).expand(2, 1, d, d).clone()
+            frames[1, 0] = turn
+            lifted = lift_points(group, pos, None, 1, frames)
+        else:  # polar lifts: the second point itself at that angle from the first (same radius ratio)
+            moved = pos.clone()
+            moved[1] = turn @ pos[0] * (pos[1].norm() / pos[0].norm())
+            lifted = lift_points(group, moved, None, 1)
+        abq = group.pair_embedding(lifted.a, lifted.q, torch.tensor([[1], [0]]))
+        raw.append(abq)
+        features.append(group.continuous_kernel_input(abq))
+    assert (features[1] - features[0]).abs().max() < 100 * eps
+    if d == 2:
+        assert (raw[1] - raw[0]).abs().max() > 1.0  # the log itself jumps across the cut

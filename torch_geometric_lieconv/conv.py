@@ -119,6 +119,10 @@ class LieConv(MessagePassing):
             (default: :obj:`"bmm"`)
         initial_radius (float, optional): the ball radius before adaptation. (default: :obj:`2.0`)
         radius_step (float, optional): step of the radius adaptation. (default: :obj:`0.5`)
+        continuous_kernel (bool, optional): feed the kernel MLP the matrix :math:`v^{-1}u` (and the
+            orbits) instead of its log (:meth:`LieGroup.continuous_kernel_input`): no jump where the
+            relative rotation angle crosses :math:`\pm\pi` (SO(2), SE(2), RxSO(2), SO(3), SE(3)).
+            Distances, balls and sampling still use the log. (default: :obj:`False`)
         chunk_size (int, optional): propagate at most this many targets at a time; with autograd
             each block is recomputed in backward (activation checkpointing), so the memory beyond
             the graph and the features is O(chunk_size * mc_samples). Needs the kernel's BatchNorm
@@ -151,6 +155,7 @@ class LieConv(MessagePassing):
         aggregation: str = "bmm",
         initial_radius: float = 2.0,
         radius_step: float = 0.5,
+        continuous_kernel: bool = False,
         chunk_size: Optional[int] = None,
     ) -> None:
         super().__init__(aggr=None)
@@ -168,7 +173,9 @@ class LieConv(MessagePassing):
         self.mc_samples, self.fill, self.knn, self.mean = int(mc_samples), float(fill), knn, mean
         self.kernel_channels, self.aggregation = kernel_channels, aggregation
         self.initial_radius, self.radius_step = initial_radius, radius_step
-        self.kernel = KernelMLP(self.group.embedding_dim, kernel_channels, kernel_hidden, kernel_batch_norm)
+        self.continuous_kernel = bool(continuous_kernel)
+        self.kernel = KernelMLP(self.group.kernel_input_dim(self.continuous_kernel), kernel_channels, kernel_hidden,
+                                kernel_batch_norm)
         self.lin = nn.Linear(in_channels * kernel_channels, out_channels)
         self.register_buffer("radius", torch.tensor(float(initial_radius)))
         self.register_buffer("observed_fill", torch.tensor(float("nan")))
@@ -303,6 +310,8 @@ class LieConv(MessagePassing):
 
     def message(self, edge_attr: Tensor) -> Tensor:
         r"""The kernel values :math:`W_\theta(\text{abq}_{ij})` of the edges, ``[E, c_m]``."""
+        if self.continuous_kernel:
+            edge_attr = self.group.continuous_kernel_input(edge_attr)
         return self.kernel(edge_attr)
 
     def explain_message(self, inputs: Tensor, dim_size: Optional[int], edge_id: Optional[Tensor]) -> Tensor:

@@ -153,6 +153,29 @@ class LieGroup(abc.ABC):
         a = torch.randn(num, self.lie_dim, dtype=dtype, device=device, generator=generator) * scale
         return self.exp(a)
 
+    def continuous_kernel_input(self, abq: Tensor) -> Tensor:
+        r"""Pair features without branch cuts: the matrix :math:`v^{-1}u = \exp(\log(v^{-1}u))` (its
+        rows above the homogeneous one) and the orbits, ``[..., kernel_input_dim(True)]``.
+
+        :math:`\log(v^{-1}u)` of a group with a compact rotation part jumps where the relative rotation
+        crosses angle :math:`\pi` (the angle flips sign, SE(2)'s translation part with it); the matrix
+        is the same on both sides, so a kernel of it is continuous (and so is a learned potential).
+        Computed in at least float32, outside autocast (group math).
+        """
+        ab, q_u, q_v = self.split_pair_embedding(abq)
+        work = torch.promote_types(abq.dtype, torch.float32)
+        with torch.autocast(abq.device.type, enabled=False):
+            g = self.exp(ab.to(work))
+        if g.shape[-1] == self.space_dim + 1:  # affine: drop the constant last row
+            g = g[..., :-1, :]
+        return torch.cat([g.flatten(-2).to(abq.dtype), q_u, q_v], dim=-1)
+
+    def kernel_input_dim(self, continuous: bool = False) -> int:
+        """Width of the kernel MLP's input: :attr:`embedding_dim`, or that of :meth:`continuous_kernel_input`."""
+        if not continuous:
+            return self.embedding_dim
+        return self.continuous_kernel_input(torch.zeros(1, self.embedding_dim, dtype=torch.float64)).shape[-1]
+
     def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Optional[Tensor]:
         r"""A search embedding :math:`\phi(u, q) \in \mathbb{R}^m` of lifted elements, ``[M, m]``.
 

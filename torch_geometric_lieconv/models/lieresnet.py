@@ -90,6 +90,7 @@ class LieResNet(nn.Module):
         pool: mean-pool to one output per graph; otherwise one output per input node (mean over its
             lift samples; requires ``ds_frac == 1``).
         aggregation: ``"bmm"`` or ``"scatter"`` (see :class:`LieConv`).
+        continuous_kernel: kernels of the matrix :math:`v^{-1}u` instead of its log (see :class:`LieConv`).
         max_num_neighbors: cap for the candidate radius search (``None``: exact).
         graph_per_block: build each block's candidate graph on its own points with its own ball radius
             (``True``), or one graph at the largest radius shared by all blocks (``False``). ``None``
@@ -128,6 +129,7 @@ class LieResNet(nn.Module):
         aggregation: str = "bmm",
         max_num_neighbors: Optional[int] = None,
         graph_per_block: Optional[bool] = None,
+        continuous_kernel: bool = False,
     ) -> None:
         super().__init__()
         self.group = group_from_name(group) if isinstance(group, str) else group
@@ -143,6 +145,7 @@ class LieResNet(nn.Module):
         self.blocks = nn.ModuleList(
             BottleBlock(hidden_channels, hidden_channels, self.group, batch_norm=batch_norm, ds_frac=ds_fracs[i],
                         mc_samples=mc_samples, fill=fills[i], knn=knn, mean=mean, kernel_channels=kernel_channels,
+                        continuous_kernel=continuous_kernel,
                         kernel_hidden=kernel_hidden, aggregation=aggregation)
             for i in range(num_layers)
         )
