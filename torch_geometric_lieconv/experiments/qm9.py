@@ -37,7 +37,7 @@ from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distrib
 BASE_CONFIG: Dict[str, Any] = {
     "task": "qm9", "target": "homo", "group": "T3", "alpha": None, "model": "lieconv",
     "hidden_channels": 1536, "num_layers": 6, "mc_samples": 100, "fill": 1.0, "lift_samples": 1,
-    "batch_norm": True, "recenter": False, "augment": True,
+    "batch_norm": True, "recenter": False, "augment": True, "continuous_kernel": False,
     "lr": 3e-3, "batch_size": 75, "epochs": 500, "warmup_frac": 0.01, "weight_decay": 0.0, "grad_clip": None,
     "seed": 0, "split_seed": 0, "train_size": None, "valid_size": None, "test_size": None,
     "precision": "float32", "preset": "paper",
@@ -117,7 +117,8 @@ def build_model(config: Dict[str, Any], pos_scale: float = 1.0) -> nn.Module:
     return QM9LieConv(group, hidden_channels=config["hidden_channels"], num_layers=config["num_layers"],
                       mc_samples=config["mc_samples"], fill=config["fill"], lift_samples=config["lift_samples"],
                       batch_norm=config["batch_norm"], center=True if config["recenter"] else None,
-                      pos_scale=pos_scale, mean=config.get("target_median", 0.0), std=config.get("target_mad", 1.0))
+                      pos_scale=pos_scale, mean=config.get("target_median", 0.0), std=config.get("target_mad", 1.0),
+                      continuous_kernel=config.get("continuous_kernel", False))
 
 
 def _dtype(config: Dict[str, Any]) -> torch.dtype:
@@ -248,6 +249,8 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mc-samples", type=int, default=None)
     parser.add_argument("--fill", type=float, default=None)
     parser.add_argument("--lift-samples", type=int, default=None)
+    parser.add_argument("--continuous-kernel", action="store_true", default=None,
+                        help="kernels of the matrix v^-1 u instead of its log (no jump at rotation angle pi)")
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--max-epochs", type=int, default=None,
                         help="stop after this many epochs in this call (resume later with --resume)")
@@ -255,7 +258,7 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
 
 
 _FLAG_KEYS = ("target", "group", "preset", "epochs", "batch_size", "lr", "seed", "split_seed", "train_size",
-              "precision", "hidden_channels", "num_layers", "mc_samples", "fill", "lift_samples")
+              "precision", "hidden_channels", "num_layers", "mc_samples", "fill", "lift_samples", "continuous_kernel")
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -142,6 +142,8 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
                              ("total-ds", float, "fraction of the points left after the last block")]:
         parser.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (default: from the preset)")
     parser.add_argument("--lift-samples", type=int, default=None, help="lift samples (default: 2 for SE2, else 1)")
+    parser.add_argument("--continuous-kernel", action="store_true",
+                        help="kernels of the matrix v^-1 u instead of its log (no jump at the angle cut)")
     parser.add_argument("--crop-radius", type=float, default=DEFAULT_CROP_RADIUS, help="circular crop in pixels")
     parser.add_argument("--no-augment", action="store_true", help="no random rotation of the training point sets")
     parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
@@ -207,7 +209,8 @@ def run_train(args: argparse.Namespace) -> int:
     seed_everything(args.seed)  # the initial weights
     model_config = dict(group=args.group, alpha=args.alpha, hidden_channels=settings["hidden_channels"],
                         num_layers=settings["num_layers"], mc_samples=settings["mc_samples"], fill=settings["fill"],
-                        total_ds=settings["total_ds"], lift_samples=args.lift_samples)
+                        total_ds=settings["total_ds"], lift_samples=args.lift_samples,
+                        continuous_kernel=args.continuous_kernel)
     model = _build_model(model_config)
     augment = None if args.no_augment else RandomRotate(180)
     train = _limit(_load(args.root, "train", args.crop_radius, transform=augment, download=args.download),
