@@ -10,6 +10,8 @@ import importlib
 import sys
 from typing import List, Optional
 
+from ._memory import keep_freed_memory
+
 TASKS = {"qm9": "QM9 regression", "springs": "Hamiltonian spring dynamics", "rotmnist": "rotated MNIST"}
 COMMANDS = {
     "train": "train a model",
@@ -65,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:  # a `lieconv` process of its own: keep freed memory (see _memory.keep_freed_memory)
+        keep_freed_memory()
     try:
         result = args.run(args)
     except (ValueError, OSError, RuntimeError, ImportError) as error:  # OSError: folders, downloads
