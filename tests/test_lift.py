@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 from torch.autograd import gradcheck
-from torch_geometric.data import Data
 
 from group_reference import ALL, orbit_origin, single_thread  # noqa: F401  (autouse fixture)
 from torch_geometric_lieconv import group_from_name, lift_points

@@ -8,7 +8,7 @@ from torch_geometric.loader import DataLoader
 
 from dense_reference import dense_model_forward
 from signal_scale import geometric
-from torch_geometric_lieconv import SE3, T, group_from_name, lift_points
+from torch_geometric_lieconv import T, group_from_name, lift_points
 from torch_geometric_lieconv.equivariance import assert_equivariant, equivariance_error
 from torch_geometric_lieconv.graph import build_pair_graph
 from torch_geometric_lieconv.groups._rotations import random_rotations

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from qm9_fixture import write_qm9_root
-from test_rotmnist import TEST, TRAIN_VALID, make_root, one_pixel_image, write_amat
+from test_rotmnist import TRAIN_VALID, make_root, one_pixel_image
 from test_training import make_trainer
 from torch_geometric_lieconv import runs, training
 from torch_geometric_lieconv.cli import main

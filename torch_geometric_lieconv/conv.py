@@ -88,10 +88,10 @@ class LieConv(MessagePassing):
     :math:`k_\theta(\cdot)\,\mathbf{f} = L\,\mathrm{vec}(\mathbf{f} \otimes W_\theta(\cdot))`.
 
     Aggregation runs through :meth:`propagate` over the selected edges: :meth:`message` computes
-    the kernel values :math:`W_\theta(\text{abq}_{ij}) / |\mathcal{N}_i|` (``[E, c_m]``, the tensor
-    an explainer's edge mask scales) and :meth:`aggregate` forms
-    :math:`P_i = \sum_j \mathbf{f}_j \otimes W_{ij}` as one batched contraction over padded
-    neighbourhoods, never a per-edge :math:`c_{in} \times c_m` outer product.
+    the kernel values :math:`W_\theta(\text{abq}_{ij})` (``[E, c_m]``, the tensor an explainer's
+    edge mask scales) and :meth:`aggregate` forms
+    :math:`P_i = \frac{1}{|\mathcal{N}_i|}\sum_j \mathbf{f}_j \otimes W_{ij}` as one batched
+    contraction over padded neighbourhoods, never a per-edge :math:`c_{in} \times c_m` outer product.
 
     The radius :math:`r` is a buffer: in training mode it moves by
     :math:`0.5\,(\text{fill} - \text{observed fill})` each step so that on average a fraction ``fill``
@@ -202,6 +202,7 @@ class LieConv(MessagePassing):
         *,
         candidate_radius: Optional[Union[float, Tensor]] = None,
         table: Optional[NeighbourTable] = None,
+        edge_dist: Optional[Tensor] = None,
     ) -> Tensor:
         r"""Runs the forward pass of the module.
 
@@ -223,6 +224,8 @@ class LieConv(MessagePassing):
                 by the layers of a model (:func:`~torch_geometric_lieconv.graph.neighbour_table`);
                 with rows of a subset of the targets the outputs are those targets'.
                 (default: :obj:`None`, laid out here)
+            edge_dist (torch.Tensor, optional): ``[E]`` the group distances of ``edge_attr``, when a
+                model already has them for all its layers. (default: :obj:`None`, computed here)
         """
         x_src, x_dst = (x[0], x[1]) if isinstance(x, (tuple, list)) else (x, None)
         num_sources = x_src.shape[0]
@@ -237,7 +240,9 @@ class LieConv(MessagePassing):
         if radius is not None and candidate_radius is not None:
             self._check_radius(candidate_radius)
         selects = radius is not None or self.knn or self.mc_samples < table.width
-        dist = self.group.distance(edge_attr) if selects else edge_attr.new_empty(0)
+        dist = edge_attr.new_empty(0)
+        if selects:
+            dist = self.group.distance(edge_attr) if edge_dist is None else edge_dist
         chosen, valid, observed = select_slots(
             table.slots, table.mask, dist, table.graph_size, radius, self.mc_samples, self.knn
         )

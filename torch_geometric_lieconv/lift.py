@@ -144,8 +144,6 @@ def lift_graph(
     from .graph import build_pair_graph
 
     group = group_from_name(group) if isinstance(group, str) else group
-    if radius is not None and not float(radius) >= 0:
-        raise ValueError(f"radius must be None or a non-negative number, got {radius}")
     with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
         lifted = lift_points(group, pos, batch, num_samples, frames, generator)
         graph = build_pair_graph(group, lifted, radius, max_num_neighbors)

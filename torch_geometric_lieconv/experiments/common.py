@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from typing import Any, Dict, Optional
 
 import torch
 
@@ -20,3 +23,20 @@ def apply_threads(args: argparse.Namespace) -> None:
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(int(threads))
+
+
+def read_config_file(path: Optional[str]) -> Dict[str, Any]:
+    """The settings of a ``--config`` JSON file (``{}`` for ``None``), with one-line errors for a
+    missing file, invalid JSON or anything but a JSON object."""
+    if path is None:
+        return {}
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path} not found")
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config file {path} is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a JSON object of settings")
+    return values

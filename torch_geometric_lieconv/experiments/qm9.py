@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import json
 import os
 import re
 import time
@@ -28,7 +27,7 @@ from torch import Tensor, nn
 
 from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
                             qm9_splits, save_splits, target_statistics, target_values)
-from .common import add_threads_option, apply_threads
+from .common import add_threads_option, apply_threads, read_config_file
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distributed, is_main_process,
                         load_checkpoint, seed_everything)
@@ -71,17 +70,7 @@ def canonical_group(name: str) -> str:
 def resolve_config(group: Optional[str] = None, preset: Optional[str] = None, config_file: Optional[str] = None,
                    overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The run's settings: group defaults < preset < config file < ``overrides`` (``None`` values ignored)."""
-    from_file: Dict[str, Any] = {}
-    if config_file is not None:
-        if not os.path.isfile(config_file):
-            raise FileNotFoundError(f"config file {config_file} not found")
-        try:
-            with open(config_file) as f:
-                from_file = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"config file {config_file} is not valid JSON: {error}") from None
-        if not isinstance(from_file, dict):
-            raise ValueError(f"config file {config_file} must hold a JSON object of settings")
+    from_file = read_config_file(config_file)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     group = canonical_group(overrides.get("group", group or from_file.get("group", "T3")))
     preset = overrides.get("preset", preset or from_file.get("preset", "paper"))

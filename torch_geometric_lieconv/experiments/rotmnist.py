@@ -14,7 +14,6 @@ r"""RotMNIST with LieConv (paper §5.1, Table 1): ``lieconv train|evaluate|check
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import time
@@ -29,7 +28,7 @@ from ..datasets.rotmnist import DEFAULT_CROP_RADIUS, RotMNIST
 from ..groups import group_from_name
 from ..models.image import ImageLieResNet
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
-from .common import add_threads_option, apply_threads
+from .common import add_threads_option, apply_threads, read_config_file
 from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, seed_everything
 
 #: the paper's Table 1: LieConv test error (%) on RotMNIST, by group class name (planar groups only)
@@ -186,16 +185,8 @@ def _settings(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def _read_settings(path: str, known: Dict[str, Any]) -> Dict[str, Any]:
-    """The settings of a ``--config`` JSON file (a clear error for a missing file, bad JSON, unknown keys)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"config file {path} not found")
-    try:
-        with open(path) as f:
-            values = json.load(f)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"config file {path} is not valid JSON: {error}") from None
-    if not isinstance(values, dict):
-        raise ValueError(f"config file {path} must hold a JSON object of settings")
+    """The settings of a ``--config`` JSON file (a clear error for unknown keys, see :func:`read_config_file`)."""
+    values = read_config_file(path)
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ValueError(f"unknown settings {unknown} in {path}; known: {', '.join(sorted(known))}")

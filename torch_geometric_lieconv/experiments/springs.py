@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..datasets.springs import ParticleDynamics, system_from_name, system_params
 from ..dynamics import conservation_metrics, rollout, rollout_mse
 from ..groups import group_from_name
-from .common import add_threads_option, apply_threads
+from .common import add_threads_option, apply_threads, read_config_file
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, move_to, seed_everything
 
@@ -90,17 +90,7 @@ def canonical_model(name: str) -> str:
 
 def resolve_config(config_file: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """The run's settings: model defaults < preset < config file < ``overrides`` (``None`` values ignored)."""
-    from_file: Dict[str, Any] = {}
-    if config_file is not None:
-        if not os.path.isfile(config_file):
-            raise FileNotFoundError(f"config file {config_file} not found")
-        try:
-            with open(config_file) as f:
-                from_file = json.load(f)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"config file {config_file} is not valid JSON: {error}") from None
-        if not isinstance(from_file, dict):
-            raise ValueError(f"config file {config_file} must hold a JSON object of settings")
+    from_file = read_config_file(config_file)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(from_file) - set(BASE_CONFIG))
     if unknown:

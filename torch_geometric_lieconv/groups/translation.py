@@ -1,7 +1,6 @@
 r"""Translation groups: :math:`T(d)`, its axis subgroups :math:`T_x, T_y`, and the trivial group."""
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import torch
@@ -52,7 +51,7 @@ class Trivial(LieGroup):
         return pos
 
     def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
-        """The point itself: :math:`d = \|q_u - q_v\|` exactly."""
+        r"""The point itself: :math:`d = \|q_u - q_v\|` exactly."""
         return q
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:
@@ -93,7 +92,7 @@ class T(LieGroup):
         return a_u - a_v
 
     def search_embedding(self, a: Tensor, q: Tensor, pos: Tensor) -> Tensor:
-        """The translation itself: :math:`d = \|a_u - a_v\|` exactly."""
+        r"""The translation itself: :math:`d = \|a_u - a_v\|` exactly."""
         return a
 
     def euclidean_radius(self, r: float, max_norm: float) -> Optional[float]:

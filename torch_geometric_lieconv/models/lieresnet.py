@@ -53,7 +53,7 @@ class BottleBlock(nn.Module):
         kept = farthest_point_subsample(graph, self.ds_frac) if self.ds_frac < 1 else None
         table = graph.table if kept is None else graph.table.rows(kept)
         out = self.post(self.conv(self.pre(x), graph.edge_index, graph.edge_attr, table=table,
-                                  candidate_radius=graph.radius))
+                                  candidate_radius=graph.radius, edge_dist=graph.dist))
         residual = x if kept is None else x[kept]
         c = min(self.in_channels, self.out_channels)
         return torch.cat([out[:, :c] + residual[:, :c], out[:, c:]], dim=-1), kept
