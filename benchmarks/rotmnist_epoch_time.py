@@ -79,7 +79,7 @@ def measure(group: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     model = ImageLieResNet(group, hidden_channels=settings["hidden_channels"], num_layers=settings["num_layers"],
                            mc_samples=settings["mc_samples"], fill=settings["fill"],
-                           total_ds=settings["total_ds"]).to(device)
+                           total_ds=settings["total_ds"], grow_channels=settings["grow_channels"]).to(device)
     batch = image_batch(settings["batch_size"], args.seed, args.root).to(device)
     fills = calibrate_radii(model, batch)
     with torch.no_grad():  # the first block's candidate graph at its calibrated radius

@@ -176,7 +176,7 @@ def test_rot90_of_the_image_is_the_point_set_rotated_by_90_degrees():
 
 # ----------------------------------------------------------------------------------------------- model
 def test_layer_schedule_reaches_total_ds_and_grows_fill():
-    ds_frac, fills = layer_schedule(0.1, 0.1, 6)
+    ds_frac, fills, _ = layer_schedule(0.1, 0.1, 6)
     assert math.isclose(ds_frac**6, 0.1, rel_tol=1e-12)
     assert math.isclose(fills[0], 0.1) and math.isclose(fills[-1], 0.1 / 0.1 ** (5 / 6))
     assert all(b / a == pytest.approx(1 / ds_frac) for a, b in zip(fills, fills[1:]))
@@ -189,6 +189,25 @@ def test_layer_schedule_reaches_total_ds_and_grows_fill():
         ImageLieResNet("T3")
     with pytest.raises(ValueError, match="total_ds"):
         ImageLieResNet("T2", total_ds=0.0)
+
+
+def test_image_network_widens_as_the_points_thin_out():
+    # the paper's image network: k_i = k / rho^(i/2), so the last width is k / sqrt(total_ds)
+    ds_frac, _, widths = layer_schedule(0.1, 0.1, 6, hidden_channels=128)
+    assert len(widths) == 7 and widths[0] == 128 and all(w % 4 == 0 for w in widths)
+    assert widths[-1] == pytest.approx(128 / math.sqrt(0.1), abs=2)
+    assert all(abs(w - 128 * ds_frac ** (-i / 2)) <= 2 for i, w in enumerate(widths))
+    assert layer_schedule(0.1, 0.1, 6, hidden_channels=128, grow_channels=False).widths == [128] * 7
+    model = ImageLieResNet("T2", hidden_channels=32, num_layers=3)
+    _, _, expected = layer_schedule(0.1, 0.1, 3, hidden_channels=32)
+    assert [b.in_channels for b in model.blocks] + [model.blocks[-1].out_channels] == expected
+    assert model.lin_in.out_features == 32 and model.head[-1].in_features == expected[-1]
+    flat = ImageLieResNet("T2", hidden_channels=32, num_layers=3, grow_channels=False)
+    assert {b.out_channels for b in flat.blocks} == {32}
+    # the widened network still maps images to logits; its residual keeps the first k_i channels
+    torch.manual_seed(0)
+    data = ImageToPointSet(12, 12).batch(torch.rand(2, 1, 12, 12))
+    assert model.eval()(data.x, data.pos, data.batch, num_graphs=2).shape == (2, 10)
 
 
 def tiny(group, **kw):

@@ -369,3 +369,51 @@ def test_cli_train_resume_and_evaluate(tmp_path, capsys):
     assert other["test_mse"] != row["test_mse"]
     # SO(2) with centred positions (the default): both momenta conserved, in the float64 evaluation
     assert row["angular_momentum_drift"] < 1e-12 and row["linear_momentum_drift"] < 1e-12
+
+
+def test_geometric_interval_is_the_t_interval_of_the_logs():
+    from statistics import mean, stdev
+
+    from torch_geometric_lieconv.experiments.springs import _geometric_interval
+
+    values = [0.02, 0.005, 0.011, 0.04, 0.007]
+    logs = [math.log(v) for v in values]
+    half = 2.776 * stdev(logs) / math.sqrt(5)  # t_{0.975} with 4 degrees of freedom
+    assert _geometric_interval(values) == pytest.approx(
+        (math.exp(mean(logs)), math.exp(mean(logs) - half), math.exp(mean(logs) + half)), rel=1e-12)
+    assert _geometric_interval([0.3, float("nan"), -1.0]) == pytest.approx((0.3, 0.3, 0.3))
+
+
+def test_study_momentum_part_over_seeds_and_kept_rows(tmp_path, monkeypatch, capsys):
+    from torch_geometric_lieconv.cli import main
+    from torch_geometric_lieconv.experiments import springs
+
+    tiny = {"sizes": [4], "seeds": [0, 1], "n_val": 2, "n_test": 2, "epoch_scale": 16, "batch_size": 2,
+            "momentum_n_train": 4, "momentum_epochs": 1, "momentum_n_test": 2,
+            "widths": {m: (16, 1) for m in ("HLieConv", "FC", "HFC", "OGN", "HOGN")}, "lr_scale": {},
+            "trajectory_steps": 10}
+    monkeypatch.setitem(springs.STUDY_SCALES, "small", tiny)
+    monkeypatch.setitem(springs.BASE_CONFIG, "traj_len", 12)
+    monkeypatch.setattr(springs, "MOMENTUM_MODELS", (("Trivial2", False, "Trivial"), ("T2", False, "T(2)"),
+                                                     ("SO2", True, "SO(2) cont.")))
+    out, root = str(tmp_path / "study"), str(tmp_path / "data")
+    assert main(["study", "springs", "--parts", "momentum", "--out", out, "--root", root]) == 0
+    printed = capsys.readouterr().out
+    rows = json.load(open(os.path.join(out, "results.json")))
+    assert sorted((r["label"], r["seed"]) for r in rows) == sorted(
+        (label, seed) for label in ("Trivial", "T(2)", "SO(2) cont.") for seed in (0, 1))
+    for row in rows:  # T(2) keeps linear momentum to rounding whatever its weights; Trivial does not
+        if row["label"] == "T(2)":
+            assert row["linear_momentum_drift"] < 1e-12
+        if row["label"] == "Trivial":
+            assert row["linear_momentum_drift"] > 1e-8
+    assert "SO(2) cont." in printed and "angular drift" in printed
+    assert os.path.isfile(os.path.join(out, "springs_momentum.png"))
+    # a second call reuses the runs and their cached curves: the same numbers
+    assert main(["study", "springs", "--parts", "momentum", "--out", out, "--root", root]) == 0
+    again = json.load(open(os.path.join(out, "results.json")))
+    assert [r["angular_momentum_drift"] for r in again] == [r["angular_momentum_drift"] for r in rows]
+    # another part keeps the momentum rows
+    assert main(["study", "springs", "--parts", "data", "--models", "HOGN", "--out", out, "--root", root]) == 0
+    parts = [r["part"] for r in json.load(open(os.path.join(out, "results.json")))]
+    assert parts.count("momentum") == 6 and parts.count("data") == 2

@@ -40,9 +40,9 @@ PAPER_GROUP_LABEL = {"Trivial": "Trivial", "Ty": "T(1)y", "T": "T(2)", "SO2": "S
 #: ``paper``: the reference command line of the RotMNIST runs; ``quick``: a small CPU-friendly run
 PRESETS: Dict[str, Dict[str, Any]] = {
     "paper": dict(epochs=500, batch_size=25, lr=3e-3, hidden_channels=128, num_layers=6, mc_samples=25,
-                  fill=0.1, total_ds=0.1),
+                  fill=0.1, total_ds=0.1, grow_channels=True),
     "quick": dict(epochs=5, batch_size=25, lr=3e-3, hidden_channels=32, num_layers=3, mc_samples=16,
-                  fill=0.1, total_ds=0.1),
+                  fill=0.1, total_ds=0.1, grow_channels=True),
 }
 
 
@@ -116,7 +116,8 @@ def load_trained(checkpoint: str, device: Any = "cpu") -> Tuple[ImageLieResNet, 
     config = state.get("config", {})
     if config.get("task") != "rotmnist" or "model" not in config:
         raise ValueError(f"{checkpoint} is not a checkpoint of 'lieconv train rotmnist'")
-    model = _build_model(config["model"]).to(device)
+    # runs from before the widening option had constant widths
+    model = _build_model({"grow_channels": False, **config["model"]}).to(device)
     model.load_state_dict(state["model"])
     model.eval()
     return model, config
@@ -133,7 +134,7 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
                         help="paper: the reference settings; quick: a small model for a fast CPU run")
     parser.add_argument("--config", default=None,
                         help="JSON file of settings (keys of the preset: epochs, batch_size, lr, hidden_channels, "
-                             "num_layers, mc_samples, fill, total_ds); flags override it")
+                             "num_layers, mc_samples, fill, total_ds, grow_channels); flags override it")
     for name, kind, text in [("epochs", int, "epochs"), ("batch-size", int, "batch size"),
                              ("lr", float, "peak learning rate (cosine decay, 1%% warm-up)"),
                              ("hidden-channels", int, "channels k"), ("num-layers", int, "bottleneck blocks"),
@@ -141,6 +142,8 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
                              ("total-ds", float, "fraction of the points left after the last block")]:
         parser.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (default: from the preset)")
     parser.add_argument("--lift-samples", type=int, default=None, help="lift samples (default: 2 for SE2, else 1)")
+    parser.add_argument("--constant-channels", dest="grow_channels", action="store_false", default=None,
+                        help="keep k channels in every block (default: the paper's widening k/ds_frac^(i/2))")
     parser.add_argument("--continuous-kernel", action="store_true",
                         help="kernels of the matrix v^-1 u instead of its log (no jump at the angle cut)")
     parser.add_argument("--crop-radius", type=float, default=DEFAULT_CROP_RADIUS, help="circular crop in pixels")
@@ -200,7 +203,8 @@ def run_train(args: argparse.Namespace) -> int:
     seed_everything(args.seed)  # the initial weights
     model_config = dict(group=args.group, alpha=args.alpha, hidden_channels=settings["hidden_channels"],
                         num_layers=settings["num_layers"], mc_samples=settings["mc_samples"], fill=settings["fill"],
-                        total_ds=settings["total_ds"], lift_samples=args.lift_samples,
+                        total_ds=settings["total_ds"], grow_channels=settings["grow_channels"],
+                        lift_samples=args.lift_samples,
                         continuous_kernel=args.continuous_kernel)
     model = _build_model(model_config)
     augment = None if args.no_augment else RandomRotate(180)

@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..datasets.safe_load import safe_torch_load
 from ..datasets.springs import ParticleDynamics, system_from_name, system_params
 from ..dynamics import conservation_metrics, rollout, rollout_mse
 from ..groups import group_from_name
@@ -60,7 +61,7 @@ BASE_CONFIG: Dict[str, Any] = {
     "n_train": 3000, "train_pool": None, "n_val": 200, "n_test": 2000, "chunk_len": 5, "traj_len": 500, "dt": 0.01,
     "substeps": 4, "data_seed": 0, "integrator": "rk4",
     "batch_size": 200, "epochs": None, "lr": None, "warmup_frac": 0.0, "weight_decay": 0.0, "grad_clip": None,
-    "seed": 0, "precision": "float32", "preset": "paper",
+    "seed": 0, "precision": "float32", "preset": "paper", "continuous_kernel": False,
 }
 #: ``--preset quick``: small models and data, about a minute per run on one CPU core
 QUICK_PRESET: Dict[str, Any] = {
@@ -144,7 +145,8 @@ def build_model(config: Dict[str, Any]) -> nn.Module:
         if group.space_dim != d:
             raise ValueError(f"group {config['group']} acts on R^{group.space_dim} but the system is {d}D")
         return HamiltonianLieConv(c, group, hidden_channels=width, num_layers=depth, mc_samples=config["mc_samples"],
-                                  fill=config["fill"], lift_samples=config["lift_samples"], center=config["center"])
+                                  fill=config["fill"], lift_samples=config["lift_samples"], center=config["center"],
+                                  continuous_kernel=config.get("continuous_kernel", False))
     if model == "FC":
         return FCNeuralODE(n, d, c, hidden_channels=width, num_layers=depth)
     if model == "HFC":
@@ -283,11 +285,13 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
                        ("hidden-channels", int), ("num-layers", int), ("mc-samples", int), ("lift-samples", int)):
         parser.add_argument(f"--{flag}", type=kind, default=None)
     parser.add_argument("--precision", default=None, choices=["float32", "float64"])
+    parser.add_argument("--continuous-kernel", action="store_true", default=None,
+                        help="HLieConv: kernels of the matrix v^-1 u instead of its log (no jump at angle pi)")
 
 
 _FLAG_KEYS = ("model", "group", "center", "system", "preset", "epochs", "batch_size", "lr", "seed", "data_seed",
               "n_train", "train_pool", "n_val", "n_test", "chunk_len", "hidden_channels", "num_layers", "mc_samples",
-              "lift_samples", "precision")
+              "lift_samples", "precision", "continuous_kernel")
 
 
 def _setup_runtime(args: argparse.Namespace) -> Optional[torch.device]:
@@ -531,14 +535,8 @@ def plot_data_efficiency(results: List[Dict[str, Any]], path: str, metric: str =
     fig, ax = plt.subplots(figsize=(5.8, 4.2))
     for model in [m for m in MODELS[1:] + MODELS[:1] if any(r["model"] == m for r in results)]:
         sizes = sorted({r["n_train"] for r in results if r["model"] == model})
-        mean, lo, hi = [], [], []
-        for n in sizes:
-            logs = torch.tensor([math.log10(r[metric]) for r in results if r["model"] == model and r["n_train"] == n
-                                 and math.isfinite(r[metric]) and r[metric] > 0], dtype=torch.float64)
-            m = float(logs.mean()) if logs.numel() else float("nan")
-            half = _t_quantile_975(logs.numel() - 1) * float(logs.std()) / math.sqrt(logs.numel()) \
-                if logs.numel() > 1 else 0.0
-            mean.append(10**m), lo.append(10 ** (m - half)), hi.append(10 ** (m + half))
+        mean, lo, hi = zip(*[_geometric_interval([r[metric] for r in results
+                                                  if r["model"] == model and r["n_train"] == n]) for n in sizes])
         label = "HLieConv (T(2))" if model == "HLieConv" else model
         line = ax.plot(sizes, mean, marker="o", label=label)[0]
         ax.fill_between(sizes, lo, hi, color=line.get_color(), alpha=0.2)
@@ -557,7 +555,7 @@ def plot_data_efficiency(results: List[Dict[str, Any]], path: str, metric: str =
 # ----------------------------------------------------------------------------------------------- study
 #: the study at CPU scale (default) and at the paper's scale (``--full``)
 STUDY_SCALES: Dict[str, Dict[str, Any]] = {
-    "small": {"sizes": [25, 100, 400], "seeds": [0, 1, 2], "n_val": 50, "n_test": 100, "epoch_scale": 4e5,
+    "small": {"sizes": [25, 100, 400], "seeds": [0, 1, 2, 3, 4], "n_val": 50, "n_test": 100, "epoch_scale": 4e5,
               "batch_size": 50, "momentum_n_train": 200, "momentum_epochs": 20, "momentum_n_test": 20,
               "widths": {"HLieConv": (64, 2), "FC": (128, 3), "HFC": (128, 3), "OGN": (64, 1), "HOGN": (64, 1)},
               "lr_scale": SMALL_LR_SCALE, "trajectory_steps": 150},
@@ -566,6 +564,9 @@ STUDY_SCALES: Dict[str, Dict[str, Any]] = {
              "momentum_n_test": 100, "widths": None, "lr_scale": {}, "trajectory_steps": 500},
 }
 PARTS = ("momentum", "data", "trajectories")
+#: Figure 7's models: (group, continuous kernel input, label); all HLieConv, not centred
+MOMENTUM_MODELS = (("Trivial2", False, "Trivial"), ("T2", False, "T(2)"), ("SO2", False, "SO(2)"),
+                   ("SO2", True, "SO(2) cont."), ("SE2", False, "SE(2)"), ("SE2", True, "SE(2) cont."))
 #: RK4 steps per sample in Figure 7's rollouts (as for the ground truth), so that the integrator's
 #: O(h^4) error on angular momentum sits well below the drift of models without rotation symmetry
 MOMENTUM_SUBSTEPS = 4
@@ -602,9 +603,15 @@ def _run_quietly(run_dir: str, fn, *args, **kwargs):
 
 def _study_run(config: Dict[str, Any], run_dir: str, root: str, device, *, curves: bool = False,
                n_test: Optional[int] = None, horizons: Sequence[int] = (5,), substeps: int = 1) -> Dict[str, Any]:
-    """Train (or reuse) one study run and evaluate its last checkpoint; cached in ``run_dir/results_test.json``."""
-    result_path = os.path.join(run_dir, "results_test.json")
+    """Train (or reuse) one study run and evaluate its last checkpoint; cached in ``run_dir/results_test.json``
+    (and the rollout curves in ``run_dir/curves.pt``)."""
+    result_path, curves_path = os.path.join(run_dir, "results_test.json"), os.path.join(run_dir, "curves.pt")
     done = os.path.isfile(result_path) and os.path.isfile(os.path.join(run_dir, "checkpoint_last.pt"))
+    if done and curves and os.path.isfile(curves_path):
+        with open(result_path) as f:
+            row = json.load(f)
+        if row.get("substeps") == substeps and row.get("n_curves") == n_test:
+            return {**row, "curves": safe_torch_load(curves_path)}
     start = time.perf_counter()
     if not done:
         _run_quietly(run_dir, train_run, config, run_dir, root, device=device, resume=True, validate=False,
@@ -627,8 +634,9 @@ def _study_run(config: Dict[str, Any], run_dir: str, root: str, device, *, curve
         test = test[: n_test] if n_test is not None else test
         fine = RolloutObjective(system.param_keys, config["integrator"], substeps=substeps)
         out_curves = long_rollouts(model, test, fine, 2 * config["batch_size"], device, torch.float64)
-        row["substeps"] = substeps
+        row["substeps"], row["n_curves"] = substeps, n_test
         row.update(summarise(out_curves, horizons))
+        torch.save(out_curves, curves_path)
     if done:
         with open(result_path) as f:
             row["train_seconds"] = json.load(f).get("train_seconds", train_s)
@@ -652,21 +660,28 @@ def run_study(args: argparse.Namespace) -> int:
     trajectory_models: Dict[str, Dict[str, Tensor]] = {}
 
     if "momentum" in args.parts:  # Figure 7
-        curves_by_group: Dict[str, Dict[str, Tensor]] = {}
-        for group, label in (("Trivial2", "Trivial"), ("T2", "T(2)"), ("SO2", "SO(2)"), ("SE2", "SE(2)")):
-            config = _study_config(scale, "HLieConv", group=group, center=False, n_train=scale["momentum_n_train"],
-                                   epochs=scale["momentum_epochs"])
-            run_dir = os.path.join(args.out, "momentum", f"HLieConv-{group}")
-            row = _study_run(config, run_dir, args.root, device, curves=True, n_test=scale["momentum_n_test"],
-                             horizons=(config["chunk_len"], 100, config["traj_len"]), substeps=MOMENTUM_SUBSTEPS)
-            curves_by_group[label] = row.pop("curves")
-            rows.append({**row, "part": "momentum"})
-            print(f"[momentum] {label:8s} linear drift {row['linear_momentum_drift']:.2e}  angular drift "
-                  f"{row['angular_momentum_drift']:.2e}  energy err {row['energy_drift']:.2e}  "
-                  f"test MSE {row['test_mse']:.3g}  ({row['train_seconds']:.0f} s)", flush=True)
+        curves_by_label: Dict[str, List[Dict[str, Tensor]]] = {}
+        momentum_rows: List[Dict[str, Any]] = []
+        for group, continuous, label in MOMENTUM_MODELS:
+            for seed in scale["seeds"]:
+                config = _study_config(scale, "HLieConv", group=group, center=False, seed=seed,
+                                       continuous_kernel=continuous, n_train=scale["momentum_n_train"],
+                                       epochs=scale["momentum_epochs"])
+                name = f"HLieConv-{group}" + ("-continuous" if continuous else "") + f"-seed{seed}"
+                row = _study_run(config, os.path.join(args.out, "momentum", name), args.root, device, curves=True,
+                                 n_test=scale["momentum_n_test"], substeps=MOMENTUM_SUBSTEPS,
+                                 horizons=(config["chunk_len"], 100, config["traj_len"]))
+                curves_by_label.setdefault(label, []).append(row.pop("curves"))
+                momentum_rows.append({**row, "part": "momentum", "label": label})
+                print(f"[momentum] {label:12s} seed={seed}  linear drift {row['linear_momentum_drift']:.2e}  "
+                      f"angular drift {row['angular_momentum_drift']:.2e}  energy err {row['energy_drift']:.2e}  "
+                      f"test MSE {row['test_mse']:.3g}  ({row['train_seconds']:.0f} s)", flush=True)
+        rows += momentum_rows
         path = os.path.join(args.out, "springs_momentum.png")
-        plot_conservation(curves_by_group, float(BASE_CONFIG["dt"]), path, MOMENTUM_SUBSTEPS)
+        plot_conservation({label: concat_curves(runs) for label, runs in curves_by_label.items()},
+                          float(BASE_CONFIG["dt"]), path, MOMENTUM_SUBSTEPS)
         figures.append(path)
+        print(format_momentum_table(momentum_rows))
 
     data_rows: List[Dict[str, Any]] = []
     if "data" in args.parts:  # Figure 8
@@ -701,7 +716,12 @@ def run_study(args: argparse.Namespace) -> int:
             plot_trajectories(trajectory_models, path, steps=scale["trajectory_steps"])
             figures.append(path)
 
-    with open(os.path.join(args.out, "results.json"), "w") as f:
+    # the parts not run this time keep their rows
+    results_path = os.path.join(args.out, "results.json")
+    if os.path.isfile(results_path):
+        with open(results_path) as f:
+            rows = [r for r in json.load(f) if r.get("part") not in args.parts] + rows
+    with open(results_path, "w") as f:
         json.dump(rows, f, indent=2)
     if args.figures:
         import shutil
@@ -713,6 +733,38 @@ def run_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def concat_curves(runs: Sequence[Dict[str, Tensor]]) -> Dict[str, Tensor]:
+    """The rollout curves of several runs as one set (rows of all runs' test systems)."""
+    return {key: torch.cat([curves[key] for curves in runs]) for key in runs[0] if key != "batch"}
+
+
+def _geometric_interval(values: Sequence[float]) -> Tuple[float, float, float]:
+    """Geometric mean of positive ``values`` and its 95% t-interval (on the log scale)."""
+    logs = torch.tensor([math.log(v) for v in values if math.isfinite(v) and v > 0], dtype=torch.float64)
+    if logs.numel() == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(logs.mean())
+    half = _t_quantile_975(logs.numel() - 1) * float(logs.std()) / math.sqrt(logs.numel()) if logs.numel() > 1 else 0.0
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def format_momentum_table(rows: List[Dict[str, Any]]) -> str:
+    """Figure 7 as a table: per model, geometric mean [95% interval] over seeds of the test MSE and of the
+    momentum drifts and energy error at the end of the rollouts."""
+    keys = (("test_mse", "test MSE"), ("linear_momentum_drift", "linear drift"),
+            ("angular_momentum_drift", "angular drift"), ("energy_drift", "energy error"))
+    lines = [["model", "seeds"] + [title for _, title in keys]]
+    for label in dict.fromkeys(r["label"] for r in rows):
+        runs = [r for r in rows if r["label"] == label]
+        cells = []
+        for key, _ in keys:
+            mean, lo, hi = _geometric_interval([r[key] for r in runs])
+            cells.append(f"{mean:.2g} [{lo:.2g}, {hi:.2g}]")
+        lines.append([label, str(len(runs))] + cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
 def format_study_table(rows: List[Dict[str, Any]]) -> str:
     """Test MSE per model and training size: geometric mean over seeds (and the number of seeds)."""
     models = [m for m in MODELS[1:] + MODELS[:1] if any(r["model"] == m for r in rows)]
@@ -722,8 +774,7 @@ def format_study_table(rows: List[Dict[str, Any]]) -> str:
         line = [model]
         for n in sizes:
             values = [r["test_mse"] for r in rows if r["model"] == model and r["n_train"] == n]
-            finite = [v for v in values if math.isfinite(v) and v > 0]
-            gm = math.exp(sum(math.log(v) for v in finite) / len(finite)) if finite else float("nan")
+            gm = _geometric_interval(values)[0]
             line.append(f"{gm:.3g} ({len(values)})")
         lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]

@@ -2,7 +2,7 @@ r"""The image classifier of the paper's RotMNIST experiment (§5.1, Table 1): a 
 on pixel point sets, with equivariant subsampling spread over the layers."""
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Union
+from typing import List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -13,23 +13,46 @@ from ..groups import LieGroup, group_from_name
 from ..lift import LiftedPoints
 from .lieresnet import LieResNet
 
-__all__ = ["ImageLieResNet", "LiftedGraphCache", "layer_schedule"]
+__all__ = ["ImageLieResNet", "LayerSchedule", "LiftedGraphCache", "layer_schedule"]
 
 
-def layer_schedule(total_ds: float, fill: float, num_layers: int) -> Tuple[float, List[float]]:
-    r"""Per-layer subsampling fraction and fills of the reference image network.
+class LayerSchedule(NamedTuple):
+    """Per-block settings of the image network (:func:`layer_schedule`)."""
+
+    ds_frac: float  #: fraction of its points each block keeps
+    fills: List[float]  #: fill of each block's ball
+    widths: List[int]  #: channels before the first block and after each block (``num_layers + 1``)
+
+
+def layer_schedule(total_ds: float, fill: float, num_layers: int, hidden_channels: int = 128,
+                   grow_channels: bool = True) -> LayerSchedule:
+    r"""Per-block subsampling fraction, fills and widths of the reference image network.
 
     Every block keeps the same fraction :math:`\rho = \text{total\_ds}^{1/L}` of its points (farthest
-    point sampling), so that :math:`\rho^L =` ``total_ds``; the fill of layer :math:`i` (0-based) grows as
+    point sampling), so that :math:`\rho^L =` ``total_ds``; the fill of block :math:`i` (0-based) grows as
     :math:`\text{fill}_i = \text{fill}/\rho^{\,i}`, so that the neighbourhood ball keeps covering about the
-    same region of the image as the points thin out. Returns ``(rho, [fill_0, ..., fill_{L-1}])``.
+    same region of the image as the points thin out. With ``grow_channels`` (the paper's image network)
+    the channels grow as the points thin out, :math:`k_i = k/\rho^{\,i/2}` for :math:`i = 0, \dots, L`
+    (rounded to a multiple of 4, the bottleneck's quarter width), so that the work per block stays about
+    constant; otherwise every width is :math:`k`.
+
+    Args:
+        total_ds (float): fraction of the points left after the last block, in (0, 1].
+        fill (float): fill of the first block.
+        num_layers (int): number of blocks :math:`L`.
+        hidden_channels (int, optional): :math:`k`, the width before the first block. (default: ``128``)
+        grow_channels (bool, optional): widen by :math:`\rho^{-1/2}` per block. (default: ``True``)
     """
     if not 0 < total_ds <= 1:
         raise ValueError(f"total_ds must lie in (0, 1], got {total_ds}")
     if num_layers < 1:
         raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    if hidden_channels < 4 or hidden_channels % 4:
+        raise ValueError(f"hidden_channels must be a positive multiple of 4, got {hidden_channels}")
     ds_frac = total_ds ** (1 / num_layers)
-    return ds_frac, [fill / ds_frac**i for i in range(num_layers)]
+    growth = [ds_frac ** (-i / 2) if grow_channels else 1.0 for i in range(num_layers + 1)]
+    widths = [4 * max(1, round(hidden_channels * g / 4)) for g in growth]
+    return LayerSchedule(ds_frac, [fill / ds_frac**i for i in range(num_layers)], widths)
 
 
 class LiftedGraphCache:
@@ -74,13 +97,13 @@ class ImageLieResNet(LieResNet):
     dataset statistics :math:`\mu = 0.130, \sigma = 0.297`; then a :class:`LieResNet` with ``num_layers``
     bottleneck blocks, each keeping a fraction :math:`\rho = \text{total\_ds}^{1/L}` of the points by
     farthest point sampling under the group distance, fill :math:`\text{fill}/\rho^{\,i}` in block
-    :math:`i` (:func:`layer_schedule`), mean pooling and ``num_classes`` logits.
+    :math:`i`, mean pooling and ``num_classes`` logits. As in the paper's image network, the channels
+    grow as the points thin out, :math:`k_i = k/\rho^{\,i/2}` after block :math:`i` (rounded to a multiple
+    of 4; ``grow_channels=False``: constant ``hidden_channels``); see :func:`layer_schedule`.
 
     Defaults are the paper's (reference command line): k = 128 channels, 6 layers, total_ds = 0.1,
     fill = 0.1, 25 Monte Carlo neighbours, and 2 lift samples for groups with a stabilizer (SE(2)),
     1 otherwise; the group's default :math:`\alpha` (SO(2) 0.2, RxSO(2) 0.3, SE(2) 0.05).
-    The reference also widened the channels as the points thin out (:math:`k/\rho^{i/2}`);
-    here the width is constant (``hidden_channels``).
 
     With ``cache_graph=True`` (default) the lift and candidate graph of a batch are reused by the next
     batch when its point sets are exactly the same (:class:`LiftedGraphCache`): the fixed pixel grid
@@ -92,7 +115,9 @@ class ImageLieResNet(LieResNet):
         group: the group or its name (``"Trivial2"``, ``"Ty"``, ``"T2"``, ``"SO2"``, ``"RxSO2"``, ``"SE2"``...).
         in_channels: channels per pixel.
         num_classes: logits per image.
-        hidden_channels, num_layers, mc_samples, knn, batch_norm: as in :class:`LieResNet`.
+        hidden_channels: channels :math:`k` before the first block.
+        grow_channels: widen the channels by :math:`\rho^{-1/2}` per block (the paper's image network).
+        num_layers, mc_samples, knn, batch_norm: as in :class:`LieResNet`.
         total_ds: fraction of the points left after the last block.
         fill: neighbourhood fill of the first block.
         lift_samples: stabilizer samples per point (``None``: 2 for groups with a stabilizer, else 1).
@@ -109,6 +134,7 @@ class ImageLieResNet(LieResNet):
         in_channels: int = 1,
         num_classes: int = 10,
         hidden_channels: int = 128,
+        grow_channels: bool = True,
         num_layers: int = 6,
         total_ds: float = 0.1,
         fill: float = 0.1,
@@ -132,11 +158,12 @@ class ImageLieResNet(LieResNet):
             raise ValueError(f"input_std must be positive, got {input_std}")
         if lift_samples is None:
             lift_samples = 2 if group.frame_dim else 1
-        ds_frac, fills = layer_schedule(total_ds, fill, num_layers)
-        super().__init__(in_channels, num_classes, group, hidden_channels=hidden_channels, num_layers=num_layers,
+        ds_frac, fills, widths = layer_schedule(total_ds, fill, num_layers, hidden_channels, grow_channels)
+        super().__init__(in_channels, num_classes, group, hidden_channels=widths, num_layers=num_layers,
                          mc_samples=mc_samples, fill=fills, lift_samples=lift_samples, knn=knn,
                          batch_norm=batch_norm, mean=True, ds_frac=ds_frac, pool=True, **kwargs)
         self.total_ds, self.fill, self.ds_frac, self.fills = total_ds, fill, ds_frac, fills
+        self.grow_channels = bool(grow_channels)
         self.input_mean, self.input_std = float(input_mean), float(input_std)
         self._to_point_set: Optional[ImageToPointSet] = None
         self.cache_graph = cache_graph
@@ -174,6 +201,6 @@ class ImageLieResNet(LieResNet):
         return self(data.x, data.pos, data.batch, num_graphs=images.shape[0])
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(group={self.group}, hidden_channels={self.hidden_channels}, "
+        return (f"{type(self).__name__}(group={self.group}, widths={self.widths}, "
                 f"num_layers={self.num_layers}, total_ds={self.total_ds:g}, fill={self.fill:g}, "
                 f"mc_samples={self.convs[0].mc_samples}, lift_samples={self.lift_samples})")

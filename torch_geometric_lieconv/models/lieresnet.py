@@ -78,7 +78,9 @@ class LieResNet(nn.Module):
         in_channels: input feature channels.
         out_channels: outputs per graph.
         group: the group (or its name).
-        hidden_channels: width k of the residual stream.
+        hidden_channels: width k of the residual stream; or ``num_layers + 1`` widths
+            :math:`(k_0, \dots, k_L)`, block :math:`i` mapping :math:`k_i` to :math:`k_{i+1}` channels (the
+            first :math:`k_i` of its output carry the residual), e.g. the image network's widening.
         num_layers: number of bottleneck blocks.
         mc_samples: neighbourhood size of each LieConv.
         fill: fraction of each graph in the neighbourhood ball, one value or one per layer.
@@ -114,7 +116,7 @@ class LieResNet(nn.Module):
         out_channels: int,
         group: Union[LieGroup, str],
         *,
-        hidden_channels: int = 1536,
+        hidden_channels: Union[int, Sequence[int]] = 1536,
         num_layers: int = 6,
         mc_samples: int = 32,
         fill: Union[float, Sequence[float]] = 1 / 3,
@@ -134,6 +136,8 @@ class LieResNet(nn.Module):
         super().__init__()
         self.group = group_from_name(group) if isinstance(group, str) else group
         self.in_channels, self.out_channels, self.hidden_channels = in_channels, out_channels, hidden_channels
+        widths = _widths(hidden_channels, num_layers)
+        self.widths = widths
         self.num_layers, self.lift_samples, self.pool = num_layers, int(lift_samples), pool
         self.max_num_neighbors = max_num_neighbors
         fills = _per_layer(fill, num_layers, "fill")
@@ -141,15 +145,15 @@ class LieResNet(nn.Module):
         self.graph_per_block = any(f < 1 for f in ds_fracs) if graph_per_block is None else bool(graph_per_block)
         if not pool and any(f < 1 for f in ds_fracs):
             raise ValueError("pool=False needs ds_frac == 1 (per-node outputs are undefined after subsampling)")
-        self.lin_in = nn.Linear(in_channels, hidden_channels)
+        self.lin_in = nn.Linear(in_channels, widths[0])
         self.blocks = nn.ModuleList(
-            BottleBlock(hidden_channels, hidden_channels, self.group, batch_norm=batch_norm, ds_frac=ds_fracs[i],
+            BottleBlock(widths[i], widths[i + 1], self.group, batch_norm=batch_norm, ds_frac=ds_fracs[i],
                         mc_samples=mc_samples, fill=fills[i], knn=knn, mean=mean, kernel_channels=kernel_channels,
                         continuous_kernel=continuous_kernel,
                         kernel_hidden=kernel_hidden, aggregation=aggregation)
             for i in range(num_layers)
         )
-        self.head = nn.Sequential(*_norm_act(hidden_channels, batch_norm), nn.Linear(hidden_channels, out_channels))
+        self.head = nn.Sequential(*_norm_act(widths[-1], batch_norm), nn.Linear(widths[-1], out_channels))
 
     @property
     def convs(self) -> List[LieConv]:
@@ -259,6 +263,17 @@ class LieResNet(nn.Module):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, group={self.group}, "
                 f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers})")
+
+
+def _widths(hidden_channels: Union[int, Sequence[int]], num_layers: int) -> List[int]:
+    """The residual stream's widths before the first block and after each block."""
+    if isinstance(hidden_channels, int):
+        return [hidden_channels] * (num_layers + 1)
+    widths = [int(k) for k in hidden_channels]
+    if len(widths) != num_layers + 1:
+        raise ValueError(f"hidden_channels must be a number or num_layers + 1 = {num_layers + 1} widths, "
+                         f"got {len(widths)}")
+    return widths
 
 
 def _per_layer(value, num_layers: int, name: str) -> List[float]:
