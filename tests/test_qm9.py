@@ -356,3 +356,39 @@ def test_evaluate_on_another_root_uses_the_runs_own_normalisation(t3_run, tmp_pa
     assert result["mae"] == pytest.approx(sum(errors) / len(errors), rel=1e-4)
     # a split of the other root follows the run's protocol
     assert main(["evaluate", "qm9", "--run", t3_run, "--root", other, "--split", "test"]) == 0
+
+
+def test_bfloat16_autocast_run_keeps_float32_outputs(qm9_root, tmp_path):
+    """``--precision bfloat16``: float32 weights, matmuls under autocast, predictions in float32 (a
+    bfloat16 prediction of a HOMO near -6,500 meV would be rounded to steps of 32 meV)."""
+    from torch_geometric_lieconv import QM9LieConv
+    from torch_geometric_lieconv.experiments.qm9 import QM9Objective, get_target
+
+    torch.manual_seed(0)
+    model = QM9LieConv("T3", hidden_channels=16, num_layers=1, mean=-6547.0, std=318.0).eval()
+    z = torch.tensor([6, 1, 1, 8, 1])
+    pos = torch.randn(5, 3)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        y = model(z, pos)
+    assert y.dtype == torch.float32
+    with torch.no_grad():
+        exact = model(z, pos)
+    assert float((y - exact).abs().max()) < 0.05 * 318.0  # the normalised output to bf16's ~1e-2
+
+    class Batch:
+        pass
+
+    batch = Batch()
+    batch.z, batch.pos, batch.batch = z, pos, torch.zeros(5, dtype=torch.long)
+    objective = QM9Objective(get_target("homo"), -6547.0, 318.0, autocast=torch.bfloat16)
+    with torch.no_grad():
+        assert objective.predict(model, batch).dtype == torch.float32
+    root, _ = qm9_root
+    out = str(tmp_path / "bf16")
+    assert main(["train", "qm9", "--root", root, "--target", "homo", "--epochs", "1", "--out", out,
+                 "--precision", "bfloat16"] + TINY) == 0
+    state = load_checkpoint(os.path.join(out, "checkpoint_last.pt"))
+    assert state["config"]["precision"] == "bfloat16"
+    assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
+    with open(os.path.join(out, "results_test.json")) as f:
+        assert math.isfinite(json.load(f)["mae"])

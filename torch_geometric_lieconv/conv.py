@@ -349,7 +349,12 @@ class LieConv(MessagePassing):
         if norm is not None:
             w = w * norm.view(-1, 1, 1).to(w.dtype)
         w = w.to(x.dtype)
-        if self.aggregation == "bmm":
+        if self.aggregation == "bmm" and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # a bfloat16 bmm of these shapes is slower than float32 on CPUs: keep it in float32
+            with torch.autocast("cpu", enabled=False):
+                work = torch.promote_types(x.dtype, torch.float32)
+                p = torch.bmm(w.transpose(1, 2).to(work), _gather_rows(x, source).to(work))
+        elif self.aggregation == "bmm":
             p = torch.bmm(w.transpose(1, 2), _gather_rows(x, source))  # [T, c_m, c_in]
         else:
             p = _WeightedSegmentSum.apply(x, source, w)

@@ -108,6 +108,9 @@ class QM9LieConv(nn.Module):
         """Normalised per-molecule outputs ``h`` ``[B]`` -> the target in physical units."""
         from torch_scatter import scatter_add
 
+        # physical units in at least the buffers' precision (a bfloat16 output under autocast would
+        # round a HOMO of -6,500 meV to steps of 32 meV)
+        h = h.to(torch.promote_types(h.dtype, self.std.dtype))
         y = h * self.std + self.mean
         num_molecules = h.shape[0]
         if self.readout == "sum":
