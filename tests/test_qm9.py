@@ -392,3 +392,31 @@ def test_bfloat16_autocast_run_keeps_float32_outputs(qm9_root, tmp_path):
     assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
     with open(os.path.join(out, "results_test.json")) as f:
         assert math.isfinite(json.load(f)["mae"])
+
+
+def test_schnet_baseline_trains_and_is_invariant(qm9_root, tmp_path):
+    from torch_geometric_lieconv.experiments.qm9 import resolve_config
+    from torch_geometric_lieconv.models import QM9SchNet
+
+    config = resolve_config(preset="quick", overrides={"model": "schnet"})
+    assert (config["hidden_channels"], config["num_layers"]) == (128, 6)  # SchNet's own, not the quick LieConv's
+    with pytest.raises(ValueError, match="unknown QM9 model"):
+        resolve_config(overrides={"model": "dimenet"})
+    root, molecules = qm9_root
+    out = str(tmp_path / "schnet")
+    assert main(["train", "qm9", "--root", root, "--target", "homo", "--model", "schnet", "--epochs", "1",
+                 "--out", out, "--hidden-channels", "16", "--num-layers", "2", "--batch-size", "4",
+                 "--no-progress"]) == 0
+    state = load_checkpoint(os.path.join(out, "checkpoint_last.pt"))
+    assert state["config"]["model"] == "schnet"
+    with open(os.path.join(out, "results_test.json")) as f:
+        assert math.isfinite(json.load(f)["mae"])
+    # rotations and translations leave its prediction unchanged; other positions change it
+    torch.manual_seed(0)
+    model = QM9SchNet(16, 2, mean=-6547.0, std=318.0).double().eval()
+    z, pos = torch.tensor(molecules[0]["z"]), molecules[0]["pos"].double()
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    with torch.no_grad():
+        y, moved = model(z, pos), model(z, pos @ q.T + torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
+        other = model(z, pos + 0.3 * torch.randn_like(pos))
+    assert float((y - moved).abs()) < 1e-9 * float((y - other).abs())

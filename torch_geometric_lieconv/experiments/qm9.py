@@ -80,6 +80,11 @@ def resolve_config(group: Optional[str] = None, preset: Optional[str] = None, co
     config.update(GROUP_DEFAULTS[group])
     if preset == "quick":
         config.update(QUICK_PRESET)
+    model = overrides.get("model", from_file.get("model", "lieconv"))
+    if model not in MODELS:
+        raise ValueError(f"unknown QM9 model {model!r}; choose one of {', '.join(MODELS)}")
+    if model == "schnet":
+        config.update(SCHNET_DEFAULTS)
     unknown = sorted(set(from_file) - set(config))
     if unknown:
         raise ValueError(f"unknown settings {unknown} in {config_file}; known: {', '.join(sorted(config))}")
@@ -94,6 +99,12 @@ def resolve_config(group: Optional[str] = None, preset: Optional[str] = None, co
 
 #: ``precision`` settings: the weights' dtype, or float32 weights under bfloat16 autocast
 PRECISIONS = ("float32", "float64", "bfloat16")
+#: ``model`` settings: the paper's LieConv model (:class:`~torch_geometric_lieconv.models.QM9LieConv`)
+#: or PyG's SchNet (:class:`~torch_geometric_lieconv.models.QM9SchNet`) as the baseline
+MODELS = ("lieconv", "schnet")
+#: SchNet's own defaults (PyG's, in any preset): width 128, 6 interactions, cutoff 10 Å; the
+#: group, lift and neighbourhood settings do not apply to it
+SCHNET_DEFAULTS: Dict[str, Any] = {"hidden_channels": 128, "num_layers": 6}
 
 
 # ----------------------------------------------------------------------------------------------- model
@@ -101,10 +112,13 @@ def build_model(config: Dict[str, Any], pos_scale: float = 1.0) -> nn.Module:
     """The QM9 regressor for ``config``: ``model(z, pos, batch) -> [num_graphs]`` in the target's units
     (the training median and MAD of ``config``, when present, are its ``mean`` and ``std``)."""
     from ..groups import group_from_name
-    from ..models import QM9LieConv
+    from ..models import QM9LieConv, QM9SchNet
 
+    if config["model"] == "schnet":
+        return QM9SchNet(config["hidden_channels"], config["num_layers"], mean=config.get("target_median", 0.0),
+                         std=config.get("target_mad", 1.0))
     if config["model"] != "lieconv":
-        raise ValueError(f"unknown QM9 model {config['model']!r}; only 'lieconv' is available")
+        raise ValueError(f"unknown QM9 model {config['model']!r}; choose one of {', '.join(MODELS)}")
     group_name = "Trivial3" if config["group"] == "Trivial" else config["group"]
     group = group_from_name(group_name, alpha=config["alpha"])
     return QM9LieConv(group, hidden_channels=config["hidden_channels"], num_layers=config["num_layers"],
@@ -234,6 +248,8 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     add_threads_option(parser)
     parser.add_argument("--target", default=None, help="alpha, gap, homo, lumo, mu, Cv, G, H, r2, U, U0, zpve")
     parser.add_argument("--group", default=None, help="T3 (default), SE3, SO3 or Trivial")
+    parser.add_argument("--model", default=None, choices=list(MODELS),
+                        help="lieconv (default) or schnet (PyG's SchNet, the baseline; its own width and depth)")
     parser.add_argument("--preset", default=None, choices=["paper", "quick"],
                         help="paper: the reference settings (default); quick: a small run for a CPU")
     parser.add_argument("--config", default=None, help="JSON file of settings (overrides the preset)")
@@ -261,7 +277,7 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-_FLAG_KEYS = ("target", "group", "preset", "epochs", "batch_size", "lr", "seed", "split_seed", "train_size",
+_FLAG_KEYS = ("target", "group", "model", "preset", "epochs", "batch_size", "lr", "seed", "split_seed", "train_size",
               "precision", "hidden_channels", "num_layers", "mc_samples", "fill", "lift_samples", "continuous_kernel")
 
 
@@ -271,7 +287,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = resolve_config(config_file=args.config, overrides=overrides)
     if args.root is None:
         raise ValueError("pass --root, the QM9 folder (PyG's layout; downloaded there when empty)")
-    out = args.out or default_run_folder(os.path.join("runs", f"qm9-{config['target']}-{config['group']}"
+    name = "schnet" if config["model"] == "schnet" else config["group"]
+    out = args.out or default_run_folder(os.path.join("runs", f"qm9-{config['target']}-{name}"
                                                       + ("-quick" if config["preset"] == "quick" else "")), args.resume)
     device = torch.device(args.device) if args.device else None
     distributed = init_distributed(device)
