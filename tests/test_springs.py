@@ -391,7 +391,7 @@ def test_study_momentum_part_over_seeds_and_kept_rows(tmp_path, monkeypatch, cap
     tiny = {"sizes": [4], "seeds": [0, 1], "n_val": 2, "n_test": 2, "epoch_scale": 16, "batch_size": 2,
             "momentum_n_train": 4, "momentum_epochs": 1, "momentum_n_test": 2,
             "widths": {m: (16, 1) for m in ("HLieConv", "FC", "HFC", "OGN", "HOGN")}, "lr_scale": {},
-            "trajectory_steps": 10}
+            "trajectory_steps": 10, "momentum_lr": {}}
     monkeypatch.setitem(springs.STUDY_SCALES, "small", tiny)
     monkeypatch.setitem(springs.BASE_CONFIG, "traj_len", 12)
     monkeypatch.setattr(springs, "MOMENTUM_MODELS", (("Trivial2", False, "Trivial"), ("T2", False, "T(2)"),
