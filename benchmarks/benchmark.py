@@ -230,27 +230,15 @@ def dense_forward(model, z, pos, batch, frames=None):
     return dense_model_forward(model.net, x, pos * model.pos_scale, batch, frames).squeeze(-1)
 
 
-class TorchClusterRadiusGraph(torch.nn.Module):
-    """SchNet's interaction graph through ``torch_cluster`` (PyG's own radius needs pyg-lib)."""
-
-    def __init__(self, cutoff: float = 10.0, max_num_neighbors: int = 32) -> None:
-        super().__init__()
-        self.cutoff, self.max_num_neighbors = cutoff, max_num_neighbors
-
-    def forward(self, pos, batch):
-        import torch_cluster
-
-        edge_index = torch_cluster.radius_graph(pos, self.cutoff, batch, max_num_neighbors=self.max_num_neighbors)
-        return edge_index, (pos[edge_index[0]] - pos[edge_index[1]]).norm(dim=-1)
-
-
 def worker_qm9(spec: dict, meter: Meter, device: torch.device) -> dict:
     """Forward and forward+backward of one implementation on one QM9-sized batch."""
     z, pos, batch = (t.to(device) for t in qm9_like_batch(75, spec["seed"]))
     if spec["impl"] == "schnet":
         from torch_geometric.nn.models import SchNet
 
-        model = SchNet(interaction_graph=TorchClusterRadiusGraph()).to(device)
+        from torch_geometric_lieconv.models import RadiusInteractionGraph
+
+        model = SchNet(interaction_graph=RadiusInteractionGraph()).to(device)
         call = lambda: model(z, pos, batch).squeeze(-1)  # noqa: E731
     else:
         model = build_qm9_model(spec).to(device)

@@ -79,7 +79,8 @@ def measure(group: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(args.seed)
     model = ImageLieResNet(group, hidden_channels=settings["hidden_channels"], num_layers=settings["num_layers"],
                            mc_samples=settings["mc_samples"], fill=settings["fill"],
-                           total_ds=settings["total_ds"], grow_channels=settings["grow_channels"]).to(device)
+                           total_ds=settings["total_ds"],
+                           grow_channels=settings["grow_channels"] and not args.constant_channels).to(device)
     batch = image_batch(settings["batch_size"], args.seed, args.root).to(device)
     fills = calibrate_radii(model, batch)
     with torch.no_grad():  # the first block's candidate graph at its calibrated radius
@@ -131,6 +132,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--root", default=None, help="a RotMNIST root to take the images from (default: random images)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--constant-channels", action="store_true",
+                        help="k channels in every block (default: the preset's widening k/ds_frac^(i/2))")
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be >= 1")
@@ -141,6 +144,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"Device: {machine_description(args.device)}; threads {torch.get_num_threads()}; torch {torch.__version__}; "
           f"load average at start {load_average()}.  ")
     print(f"Preset {args.preset!r}: k={settings['hidden_channels']}, {settings['num_layers']} blocks, "
+          f"{'constant width' if args.constant_channels else 'widening k/ds_frac^(i/2)'}, "
           f"nbhd {settings['mc_samples']}, fill {settings['fill']}, total_ds {settings['total_ds']}, "
           f"batch {settings['batch_size']}; epoch = {TRAIN_IMAGES:,} training + {VALID_IMAGES:,} validation images.\n")
     print("| group | lift samples | points per image | observed fills (first / last block) "
