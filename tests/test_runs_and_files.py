@@ -38,7 +38,7 @@ def snapshot(folder):
 
 
 def comparable(history):
-    return [{k: v for k, v in row.items() if k != "time_s"} for row in history]
+    return [{k: v for k, v in row.items() if k not in ("time_s", "cpu_s")} for row in history]
 
 
 # ---------------------------------------------------------------------------------------------- refusals

@@ -157,7 +157,7 @@ def test_files_and_best_checkpoint(tmp_path):
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
-    assert {"train_loss", "lr", "score", "other", "time_s"} <= set(rows[0])
+    assert {"train_loss", "lr", "score", "other", "time_s", "cpu_s"} <= set(rows[0])
     assert float(rows[3]["train_loss"]) == pytest.approx(history[3]["train_loss"])
     png = (tmp_path / "learning_curve.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000

@@ -243,6 +243,10 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {first_line(error)})") from None
 
 
+#: the columns of the metric history that are not metrics
+TIMING_KEYS = ("epoch", "train_loss", "lr", "time_s", "cpu_s")
+
+
 # ----------------------------------------------------------------------------------------------- trainer
 class Trainer:
     r"""Train ``model`` by minimising ``loss_fn`` with Adam and a per-step cosine schedule with warm-up.
@@ -484,7 +488,7 @@ class Trainer:
         if not self.history:
             return
         epochs = [row["epoch"] for row in self.history]
-        metrics = [k for k in self.history[-1] if k not in ("epoch", "train_loss", "lr", "time_s")]
+        metrics = [k for k in self.history[-1] if k not in TIMING_KEYS]
         fig, axes = plt.subplots(1, 2 if metrics else 1, figsize=(10 if metrics else 5, 3.6), squeeze=False)
         axes[0, 0].plot(epochs, [row["train_loss"] for row in self.history], marker="o", ms=3)
         axes[0, 0].set(xlabel="epoch", ylabel="training loss", title="training loss")
@@ -566,7 +570,7 @@ class Trainer:
             seed_everything(self.seed + self.rank)
         stop = self.epochs if max_epochs is None else min(self.epochs, self.epoch + int(max_epochs))
         while self.epoch < stop:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             train_loss = self._train_epoch()
             self.epoch += 1
             row: Dict[str, float] = {"epoch": self.epoch, "train_loss": train_loss,
@@ -575,7 +579,8 @@ class Trainer:
                 self.model.eval()
                 row.update({k: float(v) for k, v in self.evaluate_fn(self.model).items()})
                 self.model.train()
-            row["time_s"] = time.perf_counter() - start
+            # wall time, and this process's CPU time (with one thread: the wall time on an idle core)
+            row["time_s"], row["cpu_s"] = time.perf_counter() - start, time.process_time() - start_cpu
             self.history.append(row)
             rng = self._gather_rng()
             if self.rank == 0:
@@ -593,7 +598,7 @@ class Trainer:
         return self.history
 
     def _end_epoch(self, row: Dict[str, float], rng: List[Dict[str, Any]]) -> None:
-        monitor = self.monitor or next((k for k in row if k not in ("epoch", "train_loss", "lr", "time_s")),
+        monitor = self.monitor or next((k for k in row if k not in TIMING_KEYS),
                                        "train_loss")
         if monitor not in row:
             raise ValueError(f"monitor metric {monitor!r} is not among the metrics {sorted(row)}")

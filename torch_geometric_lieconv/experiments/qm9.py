@@ -327,8 +327,9 @@ def run_train(args: argparse.Namespace) -> int:
         history = trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
         if rank0 and history:
             per_epoch = sum(row["time_s"] for row in history) / len(history)
+            cpu_per_epoch = sum(row.get("cpu_s", float("nan")) for row in history) / len(history)
             print(f"trained {len(history)} epochs ({time.perf_counter() - start:.1f} s this call, "
-                  f"{per_epoch:.1f} s/epoch); best valid MAE {trainer.best['value']:.4g} {data['target'].unit} "
+                  f"{per_epoch:.1f} s/epoch, CPU {cpu_per_epoch:.1f} s/epoch); best valid MAE {trainer.best['value']:.4g} {data['target'].unit} "
                   f"at epoch {trainer.best['epoch']}", flush=True)
             if trainer.epoch >= trainer.epochs:
                 rows = [evaluate_run(out, root=args.root, device=trainer.device, data=data)]
