@@ -771,7 +771,8 @@ def format_momentum_table(rows: List[Dict[str, Any]]) -> str:
 
 
 def format_study_table(rows: List[Dict[str, Any]]) -> str:
-    """Test MSE per model and training size: geometric mean over seeds (and the number of seeds)."""
+    """Test MSE per model and training size: geometric mean over seeds, its 95% interval and the
+    number of seeds."""
     models = [m for m in MODELS[1:] + MODELS[:1] if any(r["model"] == m for r in rows)]
     sizes = sorted({r["n_train"] for r in rows})
     lines = [["model"] + [f"N={n}" for n in sizes]]
@@ -779,8 +780,8 @@ def format_study_table(rows: List[Dict[str, Any]]) -> str:
         line = [model]
         for n in sizes:
             values = [r["test_mse"] for r in rows if r["model"] == model and r["n_train"] == n]
-            gm = _geometric_interval(values)[0]
-            line.append(f"{gm:.3g} ({len(values)})")
+            mean, lo, hi = _geometric_interval(values)
+            line.append(f"{mean:.2g} [{lo:.2g}, {hi:.2g}] ({len(values)})")
         lines.append(line)
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
