@@ -427,3 +427,22 @@ def test_to_hetero_runs_lieconv_per_edge_type():
                             for k, v in model.state_dict().items()})
     out = hetero({"atom": x}, {key: graph.edge_index}, {key: graph.edge_attr})["atom"]
     torch.testing.assert_close(out, model(x, graph.edge_index, graph.edge_attr))
+
+
+def test_compare_runs_example_tables_and_plots_run_histories(tmp_path, capsys):
+    runs = []
+    for name, errors in (("a", [50.0, 40.0, 30.0]), ("b", [60.0, 20.0])):
+        run = tmp_path / name
+        run.mkdir()
+        lines = ["epoch,train_loss,lr,valid_error,time_s,cpu_s"]
+        lines += [f"{e + 1},1.0,0.001,{v},9.0,{2.0 * (e + 1)}" for e, v in enumerate(errors)]
+        (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+        runs.append(str(run))
+    out = tmp_path / "curves.png"
+    _example("compare_runs").main(runs + ["--metric", "valid_error", "--out", str(out)])
+    table = capsys.readouterr().out
+    assert "| a | 4.0 | 50 | 40 | 30 |" in table  # CPU s/epoch is the mean of cpu_s, not time_s
+    assert "| b | 3.0 | 60 | 20 |  |" in table
+    assert out.stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        _example("compare_runs").main(runs + ["--metric", "valid_mae"])
