@@ -6,8 +6,9 @@
         --labels LieConv SchNet --out qm9.png
 
 Reads each run's ``metrics.csv`` (one row per epoch) and plots the metric against the epoch and
-against the cumulative CPU time of the run (``cpu_s``; the wall time ``time_s`` for runs that predate
-it); prints a markdown table of the metric per epoch with the CPU seconds per epoch.
+against the cumulative process CPU time of the run (``cpu_s``; runs that predate it appear only
+against the epoch); prints a markdown table of the metric per epoch with the CPU seconds per epoch
+(the wall time, marked, for runs without ``cpu_s``).
 """
 from __future__ import annotations
 
@@ -57,26 +58,29 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f"| {label} | {per_epoch:.1f}{note} | " + " | ".join(cells) + " |")
 
     if args.out:
-        fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(10, 3.8))
-        for label, history in zip(labels, histories):
-            clock = "cpu_s" if "cpu_s" in history[0] else "time_s"
+        timed = [("cpu_s" in h[0]) for h in histories]  # wall times of a shared machine are not comparable
+        fig, axes = plt.subplots(1, 2 if any(timed) else 1, figsize=(10 if any(timed) else 5, 3.8), squeeze=False)
+        by_epoch = axes[0, 0]
+        for label, history, has_cpu in zip(labels, histories, timed):
             values = [row[args.metric] for row in history]
-            elapsed, total = [], 0.0
-            for row in history:
-                total += row[clock]
-                elapsed.append(total / 60)
             line = by_epoch.plot([row["epoch"] for row in history], values, marker="o", ms=3, label=label)[0]
-            by_time.plot(elapsed, values, marker="o", ms=3, color=line.get_color(), label=label)
+            if has_cpu:
+                elapsed, total = [], 0.0
+                for row in history:
+                    total += row["cpu_s"]
+                    elapsed.append(total / 60)
+                axes[0, 1].plot(elapsed, values, marker="o", ms=3, color=line.get_color(), label=label)
         by_epoch.set(xlabel="epoch", ylabel=args.metric)
-        by_time.set(xlabel="CPU minutes (one thread)", ylabel=args.metric)
-        for ax in (by_epoch, by_time):
+        if any(timed):
+            axes[0, 1].set(xlabel="CPU minutes (process time)", ylabel=args.metric)
+        for ax in axes[0]:
             ax.grid(alpha=0.3)
         by_epoch.legend(fontsize=8)
         if args.title:
             fig.suptitle(args.title, fontsize=10)
         fig.tight_layout()
         fig.savefig(args.out, dpi=130)
-        print(f"figure: {args.out}")
+        print(f"figure: {args.out}" + ("" if all(timed) else " (runs without cpu_s only against the epoch)"))
 
 
 if __name__ == "__main__":
