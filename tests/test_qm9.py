@@ -394,7 +394,7 @@ def test_bfloat16_autocast_run_keeps_float32_outputs(qm9_root, tmp_path):
         assert math.isfinite(json.load(f)["mae"])
 
 
-def test_schnet_baseline_trains_and_is_invariant(qm9_root, tmp_path):
+def test_schnet_baseline_trains_and_is_invariant(qm9_root, tmp_path, capsys):
     from torch_geometric_lieconv.experiments.qm9 import resolve_config
     from torch_geometric_lieconv.models import QM9SchNet
 
@@ -409,6 +409,9 @@ def test_schnet_baseline_trains_and_is_invariant(qm9_root, tmp_path):
                  "--no-progress"]) == 0
     state = load_checkpoint(os.path.join(out, "checkpoint_last.pt"))
     assert state["config"]["model"] == "schnet"
+    capsys.readouterr()
+    assert main(["evaluate", "qm9", "--run", out, "--checkpoint", "last"]) == 0
+    assert "SchNet" in capsys.readouterr().out
     with open(os.path.join(out, "results_test.json")) as f:
         assert math.isfinite(json.load(f)["mae"])
     # rotations and translations leave its prediction unchanged; other positions change it

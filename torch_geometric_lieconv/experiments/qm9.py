@@ -402,10 +402,12 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
     mae = objective.mae(model, subset, batch_size or 2 * config["batch_size"], device, dtype)
     baseline = float((target_values(data["dataset"]._data.y[data["splits"][split]], objective.target)
                       - config["target_median"]).abs().mean()) if _rows_are_molecules(data["dataset"]) else float("nan")
-    row = {"run": run, "target": config["target"], "group": config["group"], "split": split,
+    row = {"run": run, "target": config["target"], "model": config.get("model", "lieconv"), "group": config["group"],
+           "split": split,
            "checkpoint": checkpoint, "epoch": state["epoch"], "mae": mae, "median_baseline_mae": baseline,
            "unit": objective.target.unit, "paper_T3": PAPER_MAE[config["target"]],
-           "paper_group_homo": PAPER_HOMO_MAE_BY_GROUP.get(config["group"]) if config["target"] == "homo" else None,
+           "paper_group_homo": PAPER_HOMO_MAE_BY_GROUP.get(config["group"])
+           if config["target"] == "homo" and config.get("model", "lieconv") == "lieconv" else None,
            "num_molecules": len(subset), "root": os.path.abspath(root)}
     write_json(os.path.join(run, f"results_{split}.json"), row)
     return row
@@ -423,11 +425,12 @@ def _other_data(config: Dict[str, Any], root: str, split: str, download: bool) -
 
 def format_results(rows: List[Dict[str, Any]]) -> str:
     """A table of MAE per run next to the paper's figure (Table 2: T(3); Table 3: HOMO by group)."""
-    header = ["target", "group", "split", "n", "epoch", "MAE", "median baseline", "unit", "paper T3 (Tab. 2)",
+    header = ["target", "model", "split", "n", "epoch", "MAE", "median baseline", "unit", "paper T3 (Tab. 2)",
               "paper group (Tab. 3)"]
     lines = [header]
     for r in rows:
-        lines.append([r["target"], r["group"], r["split"], str(r["num_molecules"]), str(r["epoch"]), f"{r['mae']:.4g}",
+        model = "SchNet" if r.get("model") == "schnet" else f"LieConv {r['group']}"
+        lines.append([r["target"], model, r["split"], str(r["num_molecules"]), str(r["epoch"]), f"{r['mae']:.4g}",
                       f"{r['median_baseline_mae']:.4g}", r["unit"], f"{r['paper_T3']:g}",
                       "-" if r["paper_group_homo"] is None else f"{r['paper_group_homo']:g}"])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
