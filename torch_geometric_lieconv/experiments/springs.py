@@ -211,18 +211,21 @@ class RolloutObjective:
 
 @torch.no_grad()
 def long_rollouts(model: nn.Module, dataset, objective: RolloutObjective, batch_size: int, device, dtype,
-                  steps: Optional[int] = None) -> Dict[str, Tensor]:
+                  steps: Optional[int] = None, progress: bool = False) -> Dict[str, Tensor]:
     """Roll out from ``t = 0`` over the whole trajectories; return predictions, targets and per-system curves.
 
     Returns ``pred``/``true`` ``[N, T, 2d]``, ``batch`` ``[N]``, and ``[B, T]`` curves: ``sq_error`` (mean
     squared error of the state at each time), and for the prediction and the ground truth the relative
-    energy error (true Hamiltonian) and the linear / angular momentum drifts.
+    energy error (true Hamiltonian) and the linear / angular momentum drifts. ``progress`` shows a bar
+    over the systems (a batch of long rollouts can take minutes).
     """
     from torch_geometric.loader import DataLoader
+    from tqdm import tqdm
 
     system = system_from_name(dataset.system)
     parts: Dict[str, List[Tensor]] = {}
     offset = 0
+    bar = tqdm(total=len(dataset), desc="rollouts", unit="system", leave=False, disable=not progress)
     for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         batch = move_to(batch, device, dtype)
         true = batch.traj if steps is None else batch.traj[:, :steps]
@@ -240,6 +243,8 @@ def long_rollouts(model: nn.Module, dataset, objective: RolloutObjective, batch_
         for key, value in entries.items():
             parts.setdefault(key, []).append(value.cpu())
         offset += b
+        bar.update(b)
+    bar.close()
     return {key: torch.cat(values) for key, values in parts.items()}
 
 
@@ -347,7 +352,7 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"trained {len(trainer.history)} epochs in {time.perf_counter() - start:.1f} s; best val MSE "
               f"{trainer.best['value']:.4g} at epoch {trainer.best['epoch']}", flush=True)
     if trainer.epoch >= trainer.epochs:
-        row = evaluate_run(out, root=args.root, device=trainer.device)
+        row = evaluate_run(out, root=args.root, device=trainer.device, progress=args.progress)
         print(format_results([row]))
     return 0
 
@@ -369,6 +374,7 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
                         help="RK4 steps per sample in the rollouts (training uses 1; more shrink the integrator's "
                              "angular momentum and energy error as h^4)")
     parser.add_argument("--plot", action="store_true", help="also write RUN/trajectories.png (Figure 6)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--seed", type=int, default=None,
                         help="data seed of the test systems (default: the run's; another draws new systems)")
 
@@ -390,7 +396,7 @@ def load_run(run: str, checkpoint: str = "best", device=None, dtype: torch.dtype
 def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "best", device=None,
                  n_test: Optional[int] = None, horizons: Optional[Sequence[int]] = None,
                  precision: str = "float64", substeps: int = 1, plot: bool = False,
-                 seed: Optional[int] = None) -> Dict[str, Any]:
+                 seed: Optional[int] = None, progress: bool = False) -> Dict[str, Any]:
     """Evaluate a run on its test systems; the row is also written to ``RUN/results_test.json``.
 
     ``seed`` draws other test systems (the data seed; default: the run's); the row records it.
@@ -415,7 +421,9 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
     if n_test is not None:
         chunked = chunked[: int(n_test)]
     test_mse = objective.mse(model, chunked, batch_size, device, dtype)
-    curves = long_rollouts(model, test, objective, batch_size, device, dtype, max(horizons))
+    print(f"rolling out {len(test)} test systems over {max(horizons)} steps ({substeps} RK4 step(s) per sample)",
+          flush=True)
+    curves = long_rollouts(model, test, objective, batch_size, device, dtype, max(horizons), progress)
     row: Dict[str, Any] = {"run": run, "model": config["model"],
                            "group": config["group"] if config["model"] == "HLieConv" else "-",
                            "center": config.get("center"), "n_train": config["n_train"], "n_test": len(test),
@@ -452,7 +460,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     device = _setup_runtime(args)
     rows = [evaluate_run(run, root=args.root, checkpoint=args.checkpoint, device=device, n_test=args.n_test,
                          horizons=args.horizons, precision=args.precision, substeps=args.substeps, plot=args.plot,
-                         seed=args.seed)
+                         seed=args.seed, progress=args.progress)
             for run in args.runs]
     print(format_results(rows))
     return 0
