@@ -528,7 +528,7 @@ def plot_conservation(curves_by_label: Dict[str, Dict[str, Tensor]], dt: float, 
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"HLieConv rollouts (float64, RK4 with {substeps} step(s) per sample): the model's symmetry "
-                 f"decides which momentum is conserved (median and 10-90% over test systems)", fontsize=10)
+                 f"decides which momentum is conserved (median and 10-90% over test systems and seeds)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
