@@ -133,6 +133,16 @@ MUTATIONS: List[Mutation] = [
     Mutation("Hamiltonian vector field: dp/dt with the wrong sign", "dynamics.py",
              "    return join_state(dh_dp, -dh_dq)", "    return join_state(dh_dp, dh_dq)",
              ["tests/test_dynamics.py"]),
+    Mutation("image network widens by 1/rho per block instead of 1/sqrt(rho)", "models/image.py",
+             "    growth = [ds_frac ** (-i / 2) if grow_channels", "    growth = [ds_frac ** (-i) if grow_channels",
+             ["tests/test_rotmnist.py::test_image_network_widens_as_the_points_thin_out"]),
+    Mutation("QM9 prediction left in bfloat16 under autocast", "models/qm9.py",
+             "        h = h.to(torch.promote_types(h.dtype, self.std.dtype))\n", "",
+             ["tests/test_qm9.py::test_bfloat16_autocast_run_keeps_float32_outputs"]),
+    Mutation("springs study drops the rows of the parts it did not run", "experiments/springs.py",
+             '            rows = [r for r in json.load(f) if r.get("part") not in args.parts] + rows',
+             "            rows = rows",
+             ["tests/test_springs.py::test_study_momentum_part_over_seeds_and_kept_rows"]),
 ]
 
 
