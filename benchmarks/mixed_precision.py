@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"Command: `python benchmarks/mixed_precision.py {' '.join(sys.argv[1:])}`".replace(" `", "`", 0))
+    print(f"Command: `python benchmarks/mixed_precision.py {' '.join(sys.argv[1:])}`")
     print(f"CPU: {platform.processor() or platform.machine()} ({cpu_flags()}); torch {torch.__version__}; "
           f"one thread; median of {args.rounds} interleaved rounds; load average at start "
           f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}.\n")

@@ -1,10 +1,10 @@
-"""Command-line options every task shares."""
+"""Command-line options and output helpers every task shares."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 
@@ -40,3 +40,9 @@ def read_config_file(path: Optional[str]) -> Dict[str, Any]:
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a JSON object of settings")
     return values
+
+
+def text_table(lines: Sequence[Sequence[str]]) -> str:
+    """Rows of cells (the first row the header) as left-aligned columns separated by two spaces."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)

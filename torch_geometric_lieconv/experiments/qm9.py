@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
                             qm9_splits, save_splits, target_statistics, target_values)
-from .common import add_threads_option, apply_threads, read_config_file
+from .common import add_threads_option, apply_threads, read_config_file, text_table
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distributed, is_main_process,
                         load_checkpoint, seed_everything)
@@ -433,8 +433,7 @@ def format_results(rows: List[Dict[str, Any]]) -> str:
         lines.append([r["target"], model, r["split"], str(r["num_molecules"]), str(r["epoch"]), f"{r['mae']:.4g}",
                       f"{r['median_baseline_mae']:.4g}", r["unit"], f"{r['paper_T3']:g}",
                       "-" if r["paper_group_homo"] is None else f"{r['paper_group_homo']:g}"])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return text_table(lines)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

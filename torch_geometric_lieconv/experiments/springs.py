@@ -40,7 +40,7 @@ from ..datasets.safe_load import safe_torch_load
 from ..datasets.springs import ParticleDynamics, system_from_name, system_params
 from ..dynamics import conservation_metrics, rollout, rollout_mse
 from ..groups import group_from_name
-from .common import add_threads_option, apply_threads, read_config_file
+from .common import add_threads_option, apply_threads, read_config_file, text_table
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, move_to, seed_everything
 
@@ -454,8 +454,7 @@ def format_results(rows: List[Dict[str, Any]]) -> str:
         lines.append(["(data)", "-", "-", "-"] + ["-"] * len(mse_keys) + [
             f"{r['data_energy_drift']:.2g}", f"{r['data_linear_momentum_drift']:.2g}",
             f"{r['data_angular_momentum_drift']:.2g}"])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return text_table(lines)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -777,8 +776,7 @@ def format_momentum_table(rows: List[Dict[str, Any]]) -> str:
             mean, lo, hi = _geometric_interval([r[key] for r in runs])
             cells.append(f"{mean:.2g} [{lo:.2g}, {hi:.2g}]")
         lines.append([label, str(len(runs))] + cells)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return text_table(lines)
 
 
 def format_study_table(rows: List[Dict[str, Any]]) -> str:
@@ -794,5 +792,4 @@ def format_study_table(rows: List[Dict[str, Any]]) -> str:
             mean, lo, hi = _geometric_interval(values)
             line.append(f"{mean:.2g} [{lo:.2g}, {hi:.2g}] ({len(values)})")
         lines.append(line)
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+    return text_table(lines)

@@ -194,7 +194,7 @@ class LieResNet(nn.Module):
         with this model's lift samples and :meth:`candidate_radius`."""
         if x.dim() != 2 or x.shape[0] != pos.shape[0] or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_channels}], got {list(x.shape)}")
-        x, pos = self._checked_features(x), self._in_model_dtype(pos, "pos")
+        x, pos = self._checked_features(x), self._in_model_dtype(pos)
         lifted, graph = self.lift_and_connect(pos, batch, frames)
         return self._forward_graph(x[lifted.node_index], lifted, graph, pos.shape[0], num_graphs)
 
@@ -225,7 +225,7 @@ class LieResNet(nn.Module):
         num_points = int(torch.as_tensor(data.num_points).sum())
         return self._forward_graph(x, lifted, graph, num_points, num_graphs)
 
-    def _in_model_dtype(self, value: Tensor, name: str) -> Tensor:
+    def _in_model_dtype(self, value: Tensor) -> Tensor:
         """``value`` cast to the model's floating point dtype (integer input is left to the checks)."""
         dtype = self.lin_in.weight.dtype
         return value.to(dtype) if value.is_floating_point() and value.dtype != dtype else value
@@ -237,7 +237,7 @@ class LieResNet(nn.Module):
         if not bool(torch.isfinite(x).all()):  # host sync, once per forward
             bad = (~torch.isfinite(x)).any(-1).nonzero().flatten()[:5].tolist()
             raise ValueError(f"x contains NaN or inf values (rows {bad} ...)")
-        return self._in_model_dtype(x, "x")
+        return self._in_model_dtype(x)
 
     def _forward_graph(self, x: Tensor, lifted: LiftedPoints, graph: PairGraph, num_points: int,
                        num_graphs: Optional[int]) -> Tensor:

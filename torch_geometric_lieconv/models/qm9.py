@@ -14,6 +14,20 @@ from ..groups import LieGroup
 from .lieresnet import LieResNet
 
 
+def _register_target_scale(module: nn.Module, mean: float, std: float) -> None:
+    """The buffers ``mean`` and ``std`` of a regressor that predicts :math:`(y - \mu)/\sigma`."""
+    if not std > 0:
+        raise ValueError(f"std must be positive, got {std}")
+    module.register_buffer("mean", torch.tensor(float(mean)))
+    module.register_buffer("std", torch.tensor(float(std)))
+
+
+def _in_target_units(h: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    r""":math:`\mu + \sigma h` in at least the buffers' precision (a bfloat16 ``h`` under autocast
+    would round a HOMO of -6,500 meV to steps of 32 meV)."""
+    return h.to(torch.promote_types(h.dtype, std.dtype)) * std + mean
+
+
 class QM9LieConv(nn.Module):
     r"""LieResNet regressor of one molecular property (the paper's QM9 model and settings).
 
@@ -67,11 +81,8 @@ class QM9LieConv(nn.Module):
         super().__init__()
         if readout not in ("mean", "sum"):
             raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
-        if not std > 0:
-            raise ValueError(f"std must be positive, got {std}")
         self.readout = readout
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("std", torch.tensor(float(std)))
+        _register_target_scale(self, mean, std)
         self.register_buffer("atomref", None if atomref is None else torch.as_tensor(atomref).reshape(-1).clone())
         self.net = LieResNet(3 * len(QM9_SPECIES), 1, group, hidden_channels=hidden_channels, num_layers=num_layers,
                              mc_samples=mc_samples, fill=fill, lift_samples=lift_samples, **kwargs)
@@ -109,10 +120,7 @@ class QM9LieConv(nn.Module):
         """Normalised per-molecule outputs ``h`` ``[B]`` -> the target in physical units."""
         from torch_scatter import scatter_add
 
-        # physical units in at least the buffers' precision (a bfloat16 output under autocast would
-        # round a HOMO of -6,500 meV to steps of 32 meV)
-        h = h.to(torch.promote_types(h.dtype, self.std.dtype))
-        y = h * self.std + self.mean
+        y = _in_target_units(h, self.mean, self.std)
         num_molecules = h.shape[0]
         if self.readout == "sum":
             atoms = scatter_add(torch.ones_like(z, dtype=y.dtype), batch, dim=0, dim_size=num_molecules)
@@ -203,13 +211,10 @@ class QM9SchNet(nn.Module):
         from torch_geometric.nn.models import SchNet
 
         super().__init__()
-        if not std > 0:
-            raise ValueError(f"std must be positive, got {std}")
+        _register_target_scale(self, mean, std)
         self.net = SchNet(hidden_channels=hidden_channels, num_filters=hidden_channels,
                           num_interactions=num_interactions, cutoff=cutoff,
                           interaction_graph=RadiusInteractionGraph(cutoff))
-        self.register_buffer("mean", torch.tensor(float(mean)))
-        self.register_buffer("std", torch.tensor(float(std)))
 
     def reset_parameters(self) -> None:
         self.net.reset_parameters()
@@ -217,8 +222,7 @@ class QM9SchNet(nn.Module):
     def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None) -> Tensor:
         if batch is None:
             batch = torch.zeros_like(z)
-        h = self.net(z, pos, batch).squeeze(-1)
-        return h.to(torch.promote_types(h.dtype, self.std.dtype)) * self.std + self.mean
+        return _in_target_units(self.net(z, pos, batch).squeeze(-1), self.mean, self.std)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(hidden_channels={self.net.hidden_channels}, "
