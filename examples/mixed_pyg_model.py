@@ -26,7 +26,7 @@ def build_model(in_channels: int, hidden: int = 32) -> Sequential:
     edge_dim = group.embedding_dim  # abq of SE(3): the 6 Lie algebra coordinates of v^-1 u
     return Sequential("x, edge_index, edge_attr, batch", [
         (nn.Linear(in_channels, hidden), "x -> x"),
-        (LieConv(hidden, hidden, group, mc_samples=16, fill=1.0), "x, edge_index, edge_attr, batch -> x"),
+        (LieConv(hidden, hidden, group, mc_samples=16, fill=1.0), "x, edge_index, edge_attr -> x"),
         nn.SiLU(),
         (GATConv(hidden, hidden, heads=2, concat=False, edge_dim=edge_dim), "x, edge_index, edge_attr -> x"),
         nn.SiLU(),

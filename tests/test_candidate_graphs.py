@@ -62,8 +62,8 @@ def test_ball_layer_on_candidates_equals_the_all_pairs_layer(name):
     sparse = build_pair_graph(group, lifted, radius=0.4)
     full = build_pair_graph(group, lifted, radius=None)
     assert sparse.edge_index.shape[1] < full.edge_index.shape[1]
-    out = conv(x, sparse.edge_index, sparse.edge_attr, sparse.batch, candidate_radius=0.4)
-    ref = conv(x, full.edge_index, full.edge_attr, full.batch)
+    out = conv(x, sparse.edge_index, sparse.edge_attr, batch=sparse.batch, candidate_radius=0.4)
+    ref = conv(x, full.edge_index, full.edge_attr, batch=full.batch, candidate_radius=full.candidate_radius)
     torch.testing.assert_close(out, ref, atol=1e-12, rtol=1e-12)
 
 

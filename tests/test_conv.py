@@ -28,7 +28,7 @@ def test_sparse_layer_equals_dense_reference(name, dtype, atol):
     conv = LieConv(6, 5, group, mc_samples=1000, fill=1.0).to(dtype)
     x, lifted = random_batch(group, [3, 7, 1, 5], dtype=dtype)
     graph = build_pair_graph(group, lifted)
-    out = conv(x, graph.edge_index, graph.edge_attr, graph.batch)
+    out = conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, candidate_radius=graph.candidate_radius)
     ref = dense_lieconv(conv, x, lifted.a, lifted.q, lifted.batch, None)
     assert out.shape == ref.shape
     torch.testing.assert_close(out, ref, atol=atol, rtol=atol)
@@ -42,7 +42,7 @@ def test_ball_neighbourhood_equals_dense_reference(name):
     conv.radius.fill_(1.5)
     x, lifted = random_batch(group, [12, 9, 20], dtype=torch.float64)
     graph = build_pair_graph(group, lifted, radius=1.5)
-    out = conv(x, graph.edge_index, graph.edge_attr, graph.batch)
+    out = conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, candidate_radius=graph.candidate_radius)
     ref = dense_lieconv(conv, x, lifted.a, lifted.q, lifted.batch, 1.5)
     torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
     # and the bounded candidate graph is really sparser than all pairs here
@@ -57,7 +57,7 @@ def test_bmm_and_scatter_aggregation_agree():
     bmm = LieConv(6, 5, group, mc_samples=1000, fill=1.0, aggregation="bmm")
     scatter = LieConv(6, 5, group, mc_samples=1000, fill=1.0, aggregation="scatter")
     scatter.load_state_dict(bmm.state_dict())
-    torch.testing.assert_close(bmm(x, graph.edge_index, graph.edge_attr, graph.batch), scatter(x, graph.edge_index, graph.edge_attr, graph.batch), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(bmm(x, graph.edge_index, graph.edge_attr, batch=graph.batch), scatter(x, graph.edge_index, graph.edge_attr, batch=graph.batch), atol=1e-5, rtol=1e-5)
 
 
 def test_mc_sampling_draws_at_most_mc_samples_inside_the_ball():
@@ -104,7 +104,7 @@ def test_radius_adapts_towards_fill():
     x = torch.randn(200, 4, generator=gen)
     fills = []
     for _ in range(150):
-        conv(x, graph.edge_index, graph.edge_attr, graph.batch)
+        conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, candidate_radius=graph.candidate_radius)
         fills.append(float(conv.observed_fill))
     assert abs(fills[0] - 0.25) > 0.1
     assert abs(fills[-1] - 0.25) < 0.02
@@ -112,7 +112,7 @@ def test_radius_adapts_towards_fill():
     # eval mode freezes the radius
     conv.eval()
     r = float(conv.radius)
-    conv(x, graph.edge_index, graph.edge_attr, graph.batch)
+    conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, candidate_radius=graph.candidate_radius)
     assert float(conv.radius) == r
 
 
@@ -130,9 +130,10 @@ def test_radius_is_saved_in_state_dict_and_round_trips():
     graph = build_pair_graph(group, lifted)
     conv.eval(), other.eval()
     torch.manual_seed(3)
-    a = conv(x, graph.edge_index, graph.edge_attr, graph.batch)
+    a = conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, candidate_radius=graph.candidate_radius)
     torch.manual_seed(3)
-    torch.testing.assert_close(a, other(x, graph.edge_index, graph.edge_attr, graph.batch))
+    torch.testing.assert_close(a, other(x, graph.edge_index, graph.edge_attr, batch=graph.batch,
+                                               candidate_radius=graph.candidate_radius))
 
 
 def test_reset_parameters_and_repr():

@@ -38,7 +38,7 @@ def test_non_finite_features_raise(bad):
         model(x, torch.randn(5, 3))
     graph = lift_graph("T3", torch.randn(5, 3))
     with pytest.raises(ValueError, match="x contains NaN or inf"):
-        model.forward_lifted(x, graph)
+        model.forward_lifted(graph, x)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])

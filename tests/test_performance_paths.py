@@ -40,7 +40,8 @@ def output_and_grads(conv: LieConv, x: torch.Tensor, graph, seed: int = 0, **kwa
     """Output, and gradients of a fixed random loss w.r.t. x and every parameter (same neighbourhood draws via the seed)."""
     x = x.detach().clone().requires_grad_(True)
     torch.manual_seed(seed)
-    out = conv(x, graph.edge_index, graph.edge_attr, graph.batch, **kwargs)
+    kwargs.setdefault("candidate_radius", graph.candidate_radius)
+    out = conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, **kwargs)
     probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
     grads = torch.autograd.grad((out * probe).sum(), [x] + list(conv.parameters()))
     return out, grads
@@ -83,12 +84,12 @@ def test_scatter_aggregation_is_twice_differentiable_like_bmm():
 
     def second_order(module):
         xg = x.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(module(xg, graph.edge_index, graph.edge_attr, graph.batch).square().sum(), xg, create_graph=True)
+        (g,) = torch.autograd.grad(module(xg, graph.edge_index, graph.edge_attr, batch=graph.batch).square().sum(), xg, create_graph=True)
         return torch.autograd.grad(g.sin().sum(), [xg, module.lin.weight])
 
     for a, b in zip(second_order(conv), second_order(scatter)):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
-    assert torch.autograd.gradcheck(lambda xx: scatter(xx, graph.edge_index, graph.edge_attr, graph.batch), (x.clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(lambda xx: scatter(xx, graph.edge_index, graph.edge_attr, batch=graph.batch), (x.clone().requires_grad_(True),))
 
 
 def test_every_edge_path_equals_the_selected_subset_path():
@@ -172,9 +173,9 @@ def test_chunking_refuses_batchnorm_statistics():
     group, graph, _, _ = molecule_graph("T3", dtype=torch.float32)
     conv = LieConv(4, 4, group, mc_samples=100, fill=1.0, kernel_batch_norm=True, chunk_size=5).train()
     with pytest.raises(ValueError, match="chunk_size"):
-        conv(torch.randn(graph.num_nodes, 4), graph.edge_index, graph.edge_attr, graph.batch)
+        conv(torch.randn(graph.num_nodes, 4), graph.edge_index, graph.edge_attr, batch=graph.batch)
     conv.eval()
-    assert torch.isfinite(conv(torch.randn(graph.num_nodes, 4), graph.edge_index, graph.edge_attr, graph.batch)).all()
+    assert torch.isfinite(conv(torch.randn(graph.num_nodes, 4), graph.edge_index, graph.edge_attr, batch=graph.batch)).all()
 
 
 # ---------------------------------------------------------------------------------------------- autocast
@@ -227,7 +228,8 @@ def test_layer_traces_in_one_graph_when_every_edge_is_used():
     group, graph, _, _ = molecule_graph("T3", dtype=torch.float32)
     conv = LieConv(6, 5, group, mc_samples=100, fill=1.0, kernel_batch_norm=True).train()
     x = torch.randn(graph.num_nodes, 6)
-    explanation = torch._dynamo.explain(twin(conv))(x, graph.edge_index, graph.edge_attr, table=graph.table)
+    explanation = torch._dynamo.explain(twin(conv))(x, graph.edge_index, graph.edge_attr, table=graph.table,
+                                                       candidate_radius=graph.radius_bound)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
     torch._dynamo.reset()
 
@@ -238,7 +240,8 @@ def test_ball_layer_breaks_only_at_the_selected_edge_count_and_compiled_graph_ma
     group, graph, _, _ = molecule_graph("SE3", lift_samples=2, dtype=torch.float32)
     conv = LieConv(6, 5, group, mc_samples=6, fill=0.5, kernel_batch_norm=True).train()
     x = torch.randn(graph.num_nodes, 6)
-    explanation = torch._dynamo.explain(twin(conv))(x, graph.edge_index, graph.edge_attr, table=graph.table)
+    explanation = torch._dynamo.explain(twin(conv))(x, graph.edge_index, graph.edge_attr, table=graph.table,
+                                                       candidate_radius=graph.radius_bound)
     assert explanation.graph_break_count >= 1
     for reason in explanation.break_reasons:
         assert "nonzero" in str(reason.reason)

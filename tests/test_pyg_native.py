@@ -61,7 +61,7 @@ def test_sampled_neighbourhoods_equal_direct_computation_over_the_propagated_edg
     x = torch.randn(graph.num_nodes, 3, generator=gen, dtype=F64)
     propagated = {}
     conv.register_propagate_forward_pre_hook(lambda m, inp: propagated.update(edge_index=inp[0], kw=inp[2]))
-    out = conv(x, graph.edge_index, graph.edge_attr)
+    out = conv(x, graph.edge_index, graph.edge_attr, candidate_radius=graph.candidate_radius)
     edge_index, edge_attr = propagated["edge_index"], propagated["kw"]["edge_attr"]
     degree = torch.bincount(edge_index[1], minlength=graph.num_nodes)
     assert int(degree.max()) == 5 and (fill < 1) == bool((degree < 5).any())
@@ -76,7 +76,7 @@ def test_bipartite_targets_equal_the_rows_of_the_full_layer():
     graph = lift_graph(group, torch.randn(12, 3, generator=gen, dtype=F64), num_samples=2, generator=gen)
     conv = LieConv(3, 4, group, mc_samples=1000, fill=1.0).to(F64)
     x = torch.randn(graph.num_nodes, 3, generator=gen, dtype=F64)
-    full = conv(x, graph.edge_index, graph.edge_attr)
+    full = conv(x, graph.edge_index, graph.edge_attr, candidate_radius=graph.candidate_radius)
     targets = torch.tensor([2, 5, 6, 17])
     relabel = torch.full((graph.num_nodes,), -1)
     relabel[targets] = torch.arange(targets.numel())
@@ -97,7 +97,7 @@ def test_model_forward_equals_forward_lifted_and_the_dense_reference():
     frames = random_rotations((14, 2), 3, generator=gen, dtype=F64)
     points_in = model(x, pos, batch, frames)
     graph = lift_graph("SE3", pos, batch, num_samples=2, frames=frames)
-    lifted_in = model.forward_lifted(x[graph.node_index], graph)
+    lifted_in = model.forward_lifted(graph, x[graph.node_index])
     dense = dense_model_forward(model, x, pos, batch, frames)
     torch.testing.assert_close(points_in, lifted_in, atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(points_in, dense, atol=1e-10, rtol=1e-10)
@@ -128,7 +128,7 @@ def test_message_and_aggregate_hooks_fire_and_can_change_the_output(fill):
         conv.register_message_forward_hook(lambda m, inp, out: record("message", out.shape)),
         conv.register_aggregate_forward_hook(lambda m, inp, out: record("aggregate", out.shape)),
     ]
-    out = conv(x, graph.edge_index, graph.edge_attr)
+    out = conv(x, graph.edge_index, graph.edge_attr, candidate_radius=graph.candidate_radius)
     num_messages = seen["propagate"]
     assert seen["message"] == (num_messages, conv.kernel_channels)
     assert seen["aggregate"] == (graph.num_nodes, conv.kernel_channels * conv.in_channels)
@@ -137,7 +137,7 @@ def test_message_and_aggregate_hooks_fire_and_can_change_the_output(fill):
         handle.remove()
     # a message hook that silences every edge leaves only the bias
     conv.register_message_forward_hook(lambda m, inp, msg: torch.zeros_like(msg))
-    silenced = conv(x, graph.edge_index, graph.edge_attr)
+    silenced = conv(x, graph.edge_index, graph.edge_attr, candidate_radius=graph.candidate_radius)
     torch.testing.assert_close(silenced, conv.lin.bias.expand_as(silenced))
     assert (out - silenced).abs().max() > 1e-3
 
@@ -149,7 +149,7 @@ def test_explain_edge_mask_receives_gradient_on_the_used_edges(fill):
     conv.radius.fill_(1.2)
     mask = torch.zeros(graph.num_edges, dtype=F64, requires_grad=True)
     set_masks(conv, mask, graph.edge_index, apply_sigmoid=True)
-    out = conv(x, graph.edge_index, graph.edge_attr)
+    out = conv(x, graph.edge_index, graph.edge_attr, candidate_radius=graph.candidate_radius)
     out.square().sum().backward()
     clear_masks(conv)
     used = torch.ones(graph.num_edges, dtype=torch.bool)
@@ -160,9 +160,9 @@ def test_explain_edge_mask_receives_gradient_on_the_used_edges(fill):
     assert bool((mask.grad[~used] == 0).all())
     # the masked layer at sigmoid(0) = 1/2 on every edge is the plain layer at half the messages
     set_masks(conv, torch.zeros(graph.num_edges, dtype=F64), graph.edge_index, apply_sigmoid=True)
-    half = conv(x, graph.edge_index, graph.edge_attr)
+    half = conv(x, graph.edge_index, graph.edge_attr, candidate_radius=graph.candidate_radius)
     clear_masks(conv)
-    plain = conv(x, graph.edge_index, graph.edge_attr)
+    plain = conv(x, graph.edge_index, graph.edge_attr, candidate_radius=graph.candidate_radius)
     torch.testing.assert_close(half - conv.lin.bias, (plain - conv.lin.bias) / 2)
 
 
@@ -190,7 +190,7 @@ def test_explainer_runs_on_a_lieconv_model():
 
 def pyg_sequential(group, channels=8):
     return Sequential("x, edge_index, edge_attr, batch", [
-        (LieConv(4, channels, group, mc_samples=1000, fill=1.0), "x, edge_index, edge_attr, batch -> x"),
+        (LieConv(4, channels, group, mc_samples=1000, fill=1.0), "x, edge_index, edge_attr -> x"),
         nn.SiLU(),
         (GATConv(channels, channels, heads=2, concat=False, edge_dim=group.embedding_dim),
          "x, edge_index, edge_attr -> x"),
@@ -277,17 +277,17 @@ def test_dataloader_batches_give_the_outputs_of_the_graphs_one_by_one(name, fill
     for data in clouds:  # SO(3) lifts draw a random frame: fix them once, then batch the same graphs
         torch.manual_seed(int(torch.randint(0, 1000, (1,), generator=frames)))
         lifted.append(transform(data))
-    one_by_one = torch.cat([model.forward_lifted(g.x, g) for g in lifted])
+    one_by_one = torch.cat([model.forward_lifted(g) for g in lifted])
     loader = DataLoader(lifted, batch_size=5)
     (batch,) = list(loader)
-    batched = model.forward_lifted(batch.x, batch)
+    batched = model.forward_lifted(batch)
     torch.testing.assert_close(batched, one_by_one, atol=1e-12, rtol=1e-12)
     # node_index is offset by the input points of the graphs before
     offsets = torch.tensor([0, 3, 11, 12, 18]).repeat_interleave(torch.tensor([g.num_nodes for g in lifted]))
     assert torch.equal(batch.node_index, torch.cat([g.node_index for g in lifted]) + offsets)
     # per-point outputs come back to the batched input points
     per_point = LieResNet(4, 3, name, hidden_channels=16, num_layers=1, fill=1.0, mc_samples=1000, pool=False)
-    assert per_point.to(F64).eval().forward_lifted(batch.x, batch).shape == (29, 3)
+    assert per_point.to(F64).eval().forward_lifted(batch).shape == (29, 3)
 
 
 def test_batched_node_index_points_to_the_batched_input_points():
@@ -312,18 +312,63 @@ def test_qm9_model_on_lifted_graphs_equals_its_point_forward():
 
 
 # ---------------------------------------------------------------------------------------------- the radius guard
-def test_a_ball_wider_than_the_candidate_radius_raises():
-    group, graph, x = small_graph("T3")
-    narrow = lift_graph(group, graph.pos, radius=0.5)
-    assert narrow.candidate_radius == 0.5
-    conv = LieConv(4, 3, group, fill=0.3).to(F64)  # initial radius 2
-    with pytest.raises(ValueError, match="ball radius 2 exceeds the radius 0.5"):
-        conv(x, narrow.edge_index, narrow.edge_attr, candidate_radius=narrow.candidate_radius)
-    conv(x, narrow.edge_index, narrow.edge_attr, candidate_radius=2.5)  # a wide enough graph is fine
-    model = LieResNet(4, 1, group, hidden_channels=8, num_layers=1, fill=0.3).to(F64)
-    with pytest.raises(ValueError, match="exceeds the radius 0.5"):
-        model.forward_lifted(x, narrow)
+def test_a_ball_needs_the_radius_its_edges_were_built_for():
+    group, graph, x = small_graph("SE3", samples=2)
+    conv = LieConv(4, 3, group, fill=0.3).to(F64)
+    with pytest.raises(ValueError, match="candidate_radius"):
+        conv(x, graph.edge_index, graph.edge_attr)
+    for needs_none in (LieConv(4, 3, group, fill=1.0), LieConv(4, 3, group, fill=0.3, knn=True)):
+        needs_none.to(F64)(x, graph.edge_index, graph.edge_attr)
 
+
+@pytest.mark.parametrize("name", ["SE3", "SO2"])
+def test_a_ball_wider_than_its_graph_is_capped_at_the_graph_radius(name):
+    """Ball r = 2 on a graph built for R = 0.5: the layer is the same layer with r = 0.5 on every pair
+    (SE(3)/SO(2): the candidates are a strict superset of the ball, so an uncapped ball would take
+    more of them), one warning per layer, the fill it reaches recorded."""
+    group = group_from_name(name)
+    gen = torch.Generator().manual_seed(4)
+    pos = torch.randn(14, group.space_dim, generator=gen, dtype=F64) * 1.5
+    frames = random_rotations((14, 2), 3, generator=gen, dtype=F64) if name == "SE3" else None
+    samples = 2 if name == "SE3" else 1
+    narrow = lift_graph(group, pos, num_samples=samples, radius=0.5, frames=frames)
+    full = lift_graph(group, pos, num_samples=samples, frames=frames)
+    x = torch.randn(full.num_nodes, 4, generator=gen, dtype=F64)
+    dist = group.distance(narrow.edge_attr)
+    assert bool((dist >= 0.5).any()), "the candidates must reach beyond the ball for the test to bite"
+    conv = LieConv(4, 3, group, fill=0.3, mc_samples=1000).to(F64).eval()  # initial radius 2
+    reference = LieConv(4, 3, group, fill=0.3, mc_samples=1000).to(F64).eval()
+    reference.load_state_dict(conv.state_dict())
+    reference.radius.fill_(0.5)
+    with pytest.warns(UserWarning, match="capped at 0.5") as record:
+        out = conv(x, narrow.edge_index, narrow.edge_attr, candidate_radius=narrow.candidate_radius)
+        again = conv(x, narrow.edge_index, narrow.edge_attr, candidate_radius=narrow.candidate_radius)
+    assert sum("capped" in str(w.message) for w in record) == 1
+    expected = reference(x, full.edge_index, full.edge_attr, candidate_radius=full.candidate_radius)
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(again, expected, atol=1e-12, rtol=1e-12)
+    assert float(conv.observed_fill) == pytest.approx(float(reference.observed_fill))
+    assert float(conv.radius) == 2.0  # eval mode: the radius itself is kept
+
+
+def test_fixed_radius_graphs_train_with_the_ball_capped():
+    """A dataset lifted once at R = 1.5 and a model whose balls start at 2: training runs, the model warns
+    once per layer, and the adapted radii stay within R plus one adaptation step."""
+    gen = torch.Generator().manual_seed(8)
+    graphs = [lift_graph("T3", torch.randn(n, 3, generator=gen) * 2, radius=1.5) for n in (9, 13, 11)]
+    for g in graphs:
+        g.x, g.y = torch.randn(g.num_nodes, 4, generator=gen), torch.randn(1, 1, generator=gen)
+    model = LieResNet(4, 1, "T3", hidden_channels=8, num_layers=2, fill=0.9, mc_samples=8)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    with pytest.warns(UserWarning, match="capped at 1.5") as record:
+        for _ in range(4):
+            for data in DataLoader(graphs, batch_size=2):
+                loss = (model.forward_lifted(data) - data.y).square().mean()
+                optimizer.zero_grad(), loss.backward(), optimizer.step()
+    assert sum("capped" in str(w.message) for w in record) == len(model.convs)
+    for conv in model.convs:
+        assert float(conv.radius) <= 1.5 + conv.radius_step * conv.fill
+        assert 0 < float(conv.observed_fill) < 0.9
 
 def test_bad_edge_inputs_raise_clear_errors():
     group, graph, x = small_graph("SE3")

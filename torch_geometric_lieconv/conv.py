@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from typing import Optional, Tuple, Union
 
+import math
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.nn.dense.linear import Linear, is_uninitialized_parameter
 from torch_geometric.typing import PairTensor
 
 from .graph import NeighbourTable, graph_sizes, neighbour_table, select_slots
@@ -97,8 +101,19 @@ class LieConv(MessagePassing):
     :math:`0.5\,(\text{fill} - \text{observed fill})` each step so that on average a fraction ``fill``
     of each graph lies in the ball; ``fill >= 1`` means every edge (no radius).
 
+    **The ball and its graph.** A ball can only select pairs that are in ``edge_index``, so a layer
+    with a ball (``fill < 1`` and not ``knn``) must know the group radius :math:`R` the candidate edges
+    were built for: pass ``candidate_radius`` (the ``candidate_radius`` of
+    :func:`~torch_geometric_lieconv.lift_graph` and :class:`~torch_geometric_lieconv.transforms.LiftGraph`,
+    or ``float("inf")`` when ``edge_index`` holds every pair of each graph); without it the layer
+    raises. A ball wider than its graph is capped, :math:`\min(r, R)`, with one warning per layer
+    (the fill it then reaches is recorded in the ``observed_fill`` buffer), and in training the
+    radius adapts from the capped value, so it stays within :math:`R` plus one step.
+
     Args:
-        in_channels (int): :math:`c_{in}`.
+        in_channels (int or tuple): :math:`c_{in}`, the source features' size; ``-1`` infers it
+            from the first input (lazy initialisation); a tuple ``(source, target)`` is accepted for
+            bipartite graphs (the targets' features are not used).
         out_channels (int): :math:`c_{out}`.
         group (LieGroup or str): the group, or its name.
         mc_samples (int, optional): neighbourhood size (Monte Carlo samples of Eq. 7).
@@ -127,6 +142,9 @@ class LieConv(MessagePassing):
             each block is recomputed in backward (activation checkpointing), so the memory beyond
             the graph and the features is O(chunk_size * mc_samples). Needs the kernel's BatchNorm
             (if any) in eval mode. (default: :obj:`None`, all targets at once)
+        **kwargs (optional): arguments of :class:`~torch_geometric.nn.conv.MessagePassing` that
+            apply to this layer: ``flow`` and ``node_dim`` (``0`` or ``-2``). ``aggr`` (the layer's
+            aggregation is its own) and ``decomposed_layers > 1`` raise.
 
     Shapes:
         - **input:**
@@ -134,14 +152,15 @@ class LieConv(MessagePassing):
           edge indices :math:`(2, |\mathcal{E}|)`,
           edge features (abq) :math:`(|\mathcal{E}|, D)` with :math:`D` the group's
           ``embedding_dim``,
+          size :math:`(|\mathcal{V}_s|, |\mathcal{V}_t|)` *(optional)*,
           batch vector :math:`(|\mathcal{V}_s|)` or a pair for the sources and the targets
-          *(optional)*
+          *(optional, by keyword)*
         - **output:** node features :math:`(|\mathcal{V}_t|, c_{out})`
     """
 
     def __init__(
         self,
-        in_channels: int,
+        in_channels: Union[int, Tuple[int, int]],
         out_channels: int,
         group: Union[LieGroup, str],
         *,
@@ -157,8 +176,20 @@ class LieConv(MessagePassing):
         radius_step: float = 0.5,
         continuous_kernel: bool = False,
         chunk_size: Optional[int] = None,
+        **kwargs,
     ) -> None:
-        super().__init__(aggr=None)
+        for name in ("aggr", "aggr_kwargs"):
+            if name in kwargs:
+                raise ValueError(f"LieConv: '{name}' cannot be set: the layer aggregates by its own "
+                                 f"neighbourhood mean (mean=False for a sum)")
+        if kwargs.get("node_dim", -2) not in (0, -2):
+            raise ValueError(f"LieConv: node features are [num_nodes, channels]: node_dim must be 0 or -2, "
+                             f"got {kwargs['node_dim']}")
+        if kwargs.get("decomposed_layers", 1) != 1:
+            raise ValueError("LieConv: decomposed_layers > 1 is not supported (the aggregation contracts "
+                             "all channels at once)")
+        kwargs["node_dim"] = 0
+        super().__init__(aggr=None, **kwargs)
         if aggregation not in ("bmm", "scatter"):
             raise ValueError(f"aggregation must be 'bmm' or 'scatter', got {aggregation!r}")
         if mc_samples < 1:
@@ -168,7 +199,9 @@ class LieConv(MessagePassing):
         if chunk_size is not None and chunk_size < 1:
             raise ValueError(f"chunk_size must be None or >= 1, got {chunk_size}")
         self.chunk_size = None if chunk_size is None else int(chunk_size)
-        self.in_channels, self.out_channels = in_channels, out_channels
+        if isinstance(in_channels, (tuple, list)):
+            in_channels = in_channels[0]
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.group: LieGroup = group_from_name(group) if isinstance(group, str) else group
         self.mc_samples, self.fill, self.knn, self.mean = int(mc_samples), float(fill), knn, mean
         self.kernel_channels, self.aggregation = kernel_channels, aggregation
@@ -176,9 +209,10 @@ class LieConv(MessagePassing):
         self.continuous_kernel = bool(continuous_kernel)
         self.kernel = KernelMLP(self.group.kernel_input_dim(self.continuous_kernel), kernel_channels, kernel_hidden,
                                 kernel_batch_norm)
-        self.lin = nn.Linear(in_channels * kernel_channels, out_channels)
+        self.lin = Linear(self.in_channels * kernel_channels if self.in_channels > 0 else -1, out_channels)
         self.register_buffer("radius", torch.tensor(float(initial_radius)))
         self.register_buffer("observed_fill", torch.tensor(float("nan")))
+        self._warned_capped = False
 
     @property
     def uses_ball(self) -> bool:
@@ -191,15 +225,16 @@ class LieConv(MessagePassing):
         self.lin.reset_parameters()
         self.radius.fill_(self.initial_radius)
         self.observed_fill.fill_(float("nan"))
+        self._warned_capped = False
 
     def forward(
         self,
         x: Union[Tensor, PairTensor],
         edge_index: Tensor,
         edge_attr: Tensor,
-        batch: Optional[Union[Tensor, PairTensor]] = None,
         size: Optional[Tuple[int, int]] = None,
         *,
+        batch: Optional[Union[Tensor, PairTensor]] = None,
         candidate_radius: Optional[Union[float, Tensor]] = None,
         table: Optional[NeighbourTable] = None,
         edge_dist: Optional[Tensor] = None,
@@ -209,36 +244,44 @@ class LieConv(MessagePassing):
         Args:
             x (torch.Tensor or (torch.Tensor, torch.Tensor)): features of the lifted source points
                 (a pair: sources and targets; the targets' features are not used).
-            edge_index (torch.Tensor): candidate edges :math:`j \to i` (source row 0, target row 1).
+            edge_index (torch.Tensor): candidate edges :math:`j \to i` (with the default
+                ``flow="source_to_target"``: source row 0, target row 1).
             edge_attr (torch.Tensor): their pair embeddings :math:`\text{abq}_{ij}`.
+            size ((int, int), optional): the number of sources and targets for a bipartite graph.
+                (default: :obj:`None`, the same points)
             batch (torch.Tensor or (torch.Tensor, torch.Tensor), optional): graph of each source
                 (and target) point; it sets each graph's size for the fill. (default: :obj:`None`,
                 one graph)
-            size ((int, int), optional): the number of sources and targets for a bipartite graph.
-                (default: :obj:`None`, the same points)
             candidate_radius (float or torch.Tensor, optional): the group radius the candidate
-                edges were built for (e.g. the ``candidate_radius`` of
-                :func:`~torch_geometric_lieconv.lift_graph`); a ball wider than it raises instead
-                of silently missing pairs. (default: :obj:`None`, not checked)
+                edges were built for (the ``candidate_radius`` of
+                :func:`~torch_geometric_lieconv.lift_graph`; ``float("inf")``: every pair of each
+                graph). Required with a ball (``fill < 1``, not ``knn``); a ball wider than it is
+                capped (see the class docstring). (default: :obj:`None`)
             table (NeighbourTable, optional): the targets' candidate rows, laid out once and shared
                 by the layers of a model (:func:`~torch_geometric_lieconv.graph.neighbour_table`);
-                with rows of a subset of the targets the outputs are those targets'.
-                (default: :obj:`None`, laid out here)
+                with rows of a subset of the targets the outputs are those targets'. The caller of
+                a precomputed table is the one who warns about a capped ball (models do, from the
+                radii they read once per forward). (default: :obj:`None`, laid out here)
             edge_dist (torch.Tensor, optional): ``[E]`` the group distances of ``edge_attr``, when a
                 model already has them for all its layers. (default: :obj:`None`, computed here)
         """
+        if size is not None and not isinstance(size, (tuple, list)):
+            raise TypeError(f"LieConv: size must be a pair (num_sources, num_targets), got "
+                            f"{type(size).__name__}; pass the batch vector by keyword (batch=...)")
         x_src, x_dst = (x[0], x[1]) if isinstance(x, (tuple, list)) else (x, None)
+        if self.flow == "target_to_source":
+            edge_index = edge_index.flip(0)
         num_sources = x_src.shape[0]
+        self._materialize(x_src)
         self._check_inputs(x_src, edge_index, edge_attr)
-        if table is None:
+        own_table = table is None
+        if own_table:
             num_targets = size[1] if size is not None else (x_dst.shape[0] if x_dst is not None else num_sources)
             batch_src, batch_dst = batch if isinstance(batch, (tuple, list)) else (batch, None)
             table = neighbour_table(
                 edge_index, num_targets, graph_sizes(batch_src, batch_dst, num_sources, num_targets, x_src.device)
             )
-        radius = self.radius if self.uses_ball else None
-        if radius is not None and candidate_radius is not None:
-            self._check_radius(candidate_radius)
+        radius = self._ball(candidate_radius, warn=own_table)
         selects = radius is not None or self.knn or self.mc_samples < table.width
         dist = edge_attr.new_empty(0)
         if selects:
@@ -247,12 +290,49 @@ class LieConv(MessagePassing):
             table.slots, table.mask, dist, table.graph_size, radius, self.mc_samples, self.knn
         )
         if observed is not None:
-            self._adapt_radius(observed)
+            self._adapt_radius(radius, observed)
         if self.chunk_size is not None and chosen.shape[0] > self.chunk_size:
             return self._chunked(x_src, edge_index, edge_attr, chosen, valid)
         # a complete table with no selection: propagate over the input edges as they are
         position = table.position if table.complete and not selects else None
         return self._neighbourhood_pass(x_src, edge_index, edge_attr, chosen, valid, position)
+
+    def _ball(self, candidate_radius: Optional[Union[float, Tensor]], warn: bool) -> Optional[Tensor]:
+        """The ball radius :math:`\\min(r, R)` (``None``: no ball)."""
+        if not self.uses_ball:
+            return None
+        if candidate_radius is None:
+            raise ValueError(
+                f"LieConv: fill={self.fill:g} cuts each neighbourhood by a ball, which can only select pairs "
+                f"present in edge_index; pass candidate_radius=..., the group radius the edges were built "
+                f"for (graph.candidate_radius of lift_graph / LiftGraph), or float('inf') when edge_index "
+                f"holds every pair of each graph"
+            )
+        if not isinstance(candidate_radius, Tensor) and math.isinf(float(candidate_radius)):
+            return self.radius
+        bound = torch.as_tensor(candidate_radius, dtype=self.radius.dtype).to(self.radius.device).min()
+        if warn and not self._warned_capped and not torch.compiler.is_compiling():
+            self.warn_if_capped(float(self.radius), float(bound))  # host sync, only without a table
+        return torch.minimum(self.radius, bound)
+
+    def warn_if_capped(self, radius: float, candidate_radius: float) -> None:
+        """Warn (once per layer) when the ball radius ``radius`` exceeds the graph's ``candidate_radius``."""
+        if radius > candidate_radius * (1 + 1e-6) and not self._warned_capped:
+            self._warned_capped = True
+            warnings.warn(
+                f"LieConv: the ball radius {radius:.4g} exceeds the radius {candidate_radius:.4g} the "
+                f"candidate edges were built for; the ball is capped at {candidate_radius:.4g}, so the "
+                f"neighbourhoods reach a smaller fill than fill={self.fill:g} (recorded in "
+                f"observed_fill); build the graph with a larger radius to reach it", stacklevel=3,
+            )
+
+    def _materialize(self, x: Tensor) -> None:
+        """Infer ``in_channels`` from the first input (lazy ``in_channels=-1``)."""
+        if self.in_channels > 0:
+            return
+        if is_uninitialized_parameter(self.lin.weight):
+            self.lin.initialize_parameters(self.lin, (x.new_empty(0, x.shape[-1] * self.kernel_channels),))
+        self.in_channels = self.lin.in_channels // self.kernel_channels
 
     def _check_inputs(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> None:
         if x.dim() != 2 or x.shape[1] != self.in_channels:
@@ -263,15 +343,6 @@ class LieConv(MessagePassing):
             raise ValueError(
                 f"LieConv: edge_attr must hold the {self.group} pair embeddings, shape "
                 f"[{edge_index.shape[1]}, {self.group.embedding_dim}], got {list(edge_attr.shape)}"
-            )
-
-    def _check_radius(self, candidate_radius: Union[float, Tensor]) -> None:
-        bound = float(torch.as_tensor(candidate_radius).min())  # host sync: one scalar per layer
-        if float(self.radius) > bound * (1 + 1e-6):
-            raise ValueError(
-                f"LieConv: the ball radius {float(self.radius):.4g} exceeds the radius {bound:.4g} the "
-                f"candidate edges were built for, so pairs inside the ball are missing; rebuild the "
-                f"graph with a larger radius (lift_graph(..., radius=...)), or use fill=1 or knn"
             )
 
     def _neighbourhood_pass(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor,
@@ -292,8 +363,11 @@ class LieConv(MessagePassing):
                 position = None  # every row is full: the selected edges, in order, are the rows themselves
             edge_index = torch.stack([edge_index[0].index_select(0, edge_id), rows])
             edge_attr = edge_attr.index_select(0, edge_id)
-        p = self.propagate(edge_index, size=(x.shape[0], num_targets), x=x, edge_attr=edge_attr, norm=norm,
-                           position=position, slot_mask=valid, edge_id=edge_id)
+        size = (x.shape[0], num_targets)
+        if self.flow == "target_to_source":  # propagate in the layer's own convention
+            edge_index, size = edge_index.flip(0), (num_targets, x.shape[0])
+        p = self.propagate(edge_index, size=size, x=x, edge_attr=edge_attr, norm=norm, position=position,
+                           slot_mask=valid, edge_id=edge_id)
         return F.linear(p, self._lin_weight_kernel_major(), self.lin.bias)
 
     def _chunked(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor, valid: Tensor) -> Tensor:
@@ -366,10 +440,11 @@ class LieConv(MessagePassing):
         return self.lin.weight.view(c_out, c_in, c_m).transpose(1, 2).reshape(c_out, c_m * c_in)
 
     @torch.no_grad()
-    def _adapt_radius(self, observed: Tensor) -> None:
+    def _adapt_radius(self, ball: Tensor, observed: Tensor) -> None:
+        """Record the fill reached; in training move the radius from the ball used (``min(r, R)``)."""
         self.observed_fill.copy_(observed)
         if self.training:
-            self.radius.add_(self.radius_step * (self.fill - observed)).clamp_(min=1e-6)
+            self.radius.copy_((ball + self.radius_step * (self.fill - observed)).clamp(min=1e-6))
 
     def __repr__(self) -> str:
         return (

@@ -18,13 +18,51 @@ tensors: no loop over graphs or nodes, no host-device synchronisation, and stati
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .groups import LieGroup
 from .lift import LiftedPoints
+
+
+class GraphSizes(NamedTuple):
+    r"""The sizes of the graphs of a batch: on the device, and the few numbers the host needs.
+
+    Read once per forward (:meth:`read`, one host sync for every stage of a model), they let
+    every later step size its tensors without reading the device again: the all-pairs edge count
+    for ``repeat_interleave``, the widest graph for the neighbour table and the radius search.
+    """
+
+    counts: Tensor  #: ``[B]`` points in each graph
+    max_count: int  #: the largest graph
+    num_pairs: int  #: :math:`\sum_g n_g^2`, the all-pairs edge count
+    total: int  #: :math:`\sum_g n_g`, the number of points
+
+    @staticmethod
+    def summary(counts: Tensor) -> Tensor:
+        """``[3]`` (max, sum of squares, sum) of ``counts``, to be read with others in one sync."""
+        if counts.numel() == 0:
+            return counts.new_zeros(3)
+        return torch.stack([counts.max(), counts.square().sum(), counts.sum()])
+
+    @classmethod
+    def from_summary(cls, counts: Tensor, summary) -> "GraphSizes":
+        """The sizes of ``counts`` from its :meth:`summary`, read on the host."""
+        return cls(counts, *(int(v) for v in summary))
+
+    @classmethod
+    def read(cls, batch: Tensor, num_graphs: Optional[int] = None) -> "GraphSizes":
+        """The sizes of the graphs of a sorted ``batch`` (one host sync, two without ``num_graphs``)."""
+        if num_graphs is None:
+            num_graphs = int(batch[-1]) + 1 if batch.numel() else 0  # host sync
+        counts = torch.bincount(batch, minlength=num_graphs)
+        return cls.from_summary(counts, cls.summary(counts).tolist())  # host sync
+
+    def per_node(self, batch: Tensor) -> Tensor:
+        """``[N]`` the size of each node's graph."""
+        return self.counts[batch]
 
 
 class NeighbourTable(NamedTuple):
@@ -57,6 +95,7 @@ def neighbour_table(
     num_targets: int,
     graph_size: Tensor,
     max_degree: Optional[int] = None,
+    is_sorted: Optional[bool] = None,
 ) -> NeighbourTable:
     r"""Lay out the edges of ``edge_index`` (any order) as one padded row per target.
 
@@ -64,23 +103,37 @@ def neighbour_table(
         edge_index (torch.Tensor): ``[2, E]`` edges ``j -> i`` (row 1 the targets).
         num_targets (int): number of targets :math:`T`.
         graph_size (torch.Tensor): ``[T]`` number of source points in each target's graph.
-        max_degree (int, optional): padded width, at least the largest degree (``None``: computed,
-            one host sync).
+        max_degree (int, optional): padded width, at least the largest degree. (default:
+            :obj:`None`, computed)
+        is_sorted (bool, optional): whether the edges are sorted by target. (default: :obj:`None`,
+            checked)
+
+    Reads the device once when ``max_degree`` or ``is_sorted`` is not given (both in one sync).
     """
     target = edge_index[1]
+    degree = torch.bincount(target, minlength=num_targets)
+    if max_degree is None or is_sorted is None:
+        max_degree, is_sorted = _degree_and_order(target, degree, max_degree, is_sorted)
     order = None
-    if target.numel() > 1 and not bool((target[1:] >= target[:-1]).all()):  # host sync
+    if not is_sorted:
         order = torch.argsort(target, stable=True)
         target = target[order]
-    degree = torch.bincount(target, minlength=num_targets)
-    if max_degree is None:
-        max_degree = int(degree.max()) if degree.numel() else 0  # host sync: the padded width
     slots, mask = padded_segments(target, degree, max_degree)
     position = target * max_degree + segment_rank(target, num_targets, degree)
     if order is not None and order.numel():
         slots = order[slots]
         position = torch.empty_like(position).index_copy_(0, order, position)
     return NeighbourTable(slots, mask, graph_size, True, position)
+
+
+def _degree_and_order(target: Tensor, degree: Tensor, max_degree: Optional[int],
+                      is_sorted: Optional[bool]) -> Tuple[int, bool]:
+    """The largest degree and whether ``target`` is sorted, read in one host sync."""
+    unsorted = (target[1:] < target[:-1]).any() if target.numel() > 1 else target.new_zeros((), dtype=torch.bool)
+    widest = degree.max() if degree.numel() else degree.new_zeros(())
+    read_degree, read_unsorted = torch.stack([widest, unsorted.long()]).tolist()  # host sync
+    return (read_degree if max_degree is None else max_degree,
+            (not read_unsorted) if is_sorted is None else is_sorted)
 
 
 def graph_sizes(batch: Optional[Tensor], target_batch: Optional[Tensor], num_sources: int,
@@ -109,12 +162,25 @@ class PairGraph:
     num_nodes: int
     max_degree: Optional[int] = None
     radius: Optional[float] = None  #: the group radius every ball of the graph's layers must stay within
+    sizes: Optional[GraphSizes] = None  #: the sizes of the graphs (``None``: read here)
+    is_sorted: Optional[bool] = None  #: whether the edges are sorted by target (``None``: checked)
     table: NeighbourTable = field(init=False, repr=False)
+    radius_bound: Union[float, Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        counts = torch.bincount(self.batch)  # host sync (once per graph): the number of graphs
-        self.table = neighbour_table(self.edge_index, self.num_nodes, counts[self.batch], self.max_degree)
+        if self.sizes is None:
+            self.sizes = GraphSizes.read(self.batch)
+        self.table = neighbour_table(self.edge_index, self.num_nodes, self.sizes.per_node(self.batch),
+                                     self.max_degree, self.is_sorted)
         self.max_degree = self.table.width
+        #: the radius as a tensor for the layers (a changing Python float would recompile them)
+        self.radius_bound = float("inf") if self.radius is None else torch.tensor(
+            float(self.radius), dtype=torch.float64, device=self.batch.device)
+
+    @property
+    def candidate_radius(self) -> float:
+        """The group radius the edges were built for (``inf``: every pair of each graph)."""
+        return float("inf") if self.radius is None else float(self.radius)
 
     @property
     def slots(self) -> Tensor:
@@ -131,15 +197,16 @@ class PairGraph:
         """``[M]`` the number of lifted points in the graph of each point."""
         return self.table.graph_size
 
-    def subgraph(self, index: Tensor) -> "PairGraph":
-        """The graph induced on the lifted points ``index`` (sorted), relabelled ``0..len(index)-1``."""
+    def subgraph(self, index: Tensor, sizes: Optional[GraphSizes] = None) -> "PairGraph":
+        """The graph induced on the lifted points ``index`` (sorted), relabelled ``0..len(index)-1``
+        (``sizes``: of the new graphs, when known)."""
         relabel = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.batch.device)
         relabel[index] = torch.arange(index.numel(), device=index.device)
         src, dst = relabel[self.edge_index[0]], relabel[self.edge_index[1]]
         keep = (src >= 0) & (dst >= 0)  # boolean indexing below: one host sync (the new edge count)
         return PairGraph(
             torch.stack([src[keep], dst[keep]]), self.edge_attr[keep], self.dist[keep], self.batch[index],
-            index.numel(), self.max_degree, self.radius,
+            index.numel(), self.max_degree, self.radius, sizes, is_sorted=True,
         )
 
 
@@ -156,13 +223,17 @@ def padded_segments(target: Tensor, degree: Tensor, width: int) -> Tuple[Tensor,
     return slots, mask
 
 
-def all_pairs_within_graphs(batch: Tensor) -> Tensor:
-    """All ordered pairs (self pairs included) of nodes in the same graph, sorted by target. ``batch`` sorted."""
-    counts = torch.bincount(batch)
+def all_pairs_within_graphs(batch: Tensor, sizes: Optional[GraphSizes] = None) -> Tensor:
+    """All ordered pairs (self pairs included) of nodes in the same graph, sorted by target. ``batch`` sorted.
+
+    With the graphs' ``sizes`` known on the host this reads nothing from the device."""
+    if sizes is None:
+        sizes = GraphSizes.read(batch)
+    counts = sizes.counts
     per_node = counts[batch]
     first = torch.cumsum(counts, 0) - counts
     num_nodes = batch.numel()
-    dst = torch.arange(num_nodes, device=batch.device).repeat_interleave(per_node)
+    dst = torch.arange(num_nodes, device=batch.device).repeat_interleave(per_node, output_size=sizes.num_pairs)
     edge_start = torch.cumsum(per_node, 0) - per_node
     offset = torch.arange(dst.numel(), device=batch.device) - edge_start[dst]
     src = first[batch][dst] + offset
@@ -174,14 +245,21 @@ def radius_pairs(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: O
 
     ``max_num_neighbors`` defaults to the largest graph, which makes the result exact.
     """
+    edge_index = radius_candidates(pos, batch, radius, max_num_neighbors)
+    target = edge_index[1]
+    if target.numel() > 1 and bool((target[1:] < target[:-1]).any()):  # host sync: skip the sort when sorted
+        edge_index = edge_index[:, torch.argsort(target, stable=True)]
+    return edge_index
+
+
+def radius_candidates(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: Optional[int] = None) -> Tensor:
+    """Pairs ``[2, E]`` (source, target) within Euclidean ``radius`` in the same graph, in
+    :func:`torch_cluster.radius`'s order (by target on the devices it runs on, not promised)."""
     import torch_cluster
 
     if max_num_neighbors is None:
         max_num_neighbors = int(torch.bincount(batch).max())  # host sync: the size bound for torch_cluster
     row, col = torch_cluster.radius(pos, pos, radius, batch, batch, max_num_neighbors=max_num_neighbors)
-    if row.numel() > 1 and not bool((row[1:] >= row[:-1]).all()):  # host sync: skip the sort when sorted
-        order = torch.argsort(row, stable=True)
-        row, col = row[order], col[order]
     return torch.stack([col, row])
 
 
@@ -190,6 +268,7 @@ def build_pair_graph(
     lifted: LiftedPoints,
     radius: Optional[float] = None,
     max_num_neighbors: Optional[int] = None,
+    sizes: Optional[GraphSizes] = None,
 ) -> PairGraph:
     """Candidate pairs covering every ball of group radius ``radius`` (``None``: all pairs in each graph).
 
@@ -204,6 +283,10 @@ def build_pair_graph(
         radius: the largest ball radius any layer will use.
         max_num_neighbors: cap on candidates per point for :func:`torch_cluster.radius`
             (``None``: exact; set it for very large point clouds).
+        sizes: the sizes of the lifted graphs, when the caller has read them (``None``: read here).
+
+    Host syncs: none for all pairs with ``sizes`` given; one for a radius graph (its widest row
+    and whether the search returned it sorted), one more for a group without a search embedding.
     """
     if radius is not None and not float(radius) >= 0:
         raise ValueError(f"radius must be None or a non-negative number, got {radius}")
@@ -217,15 +300,25 @@ def build_pair_graph(
         else:
             max_norm = float(lifted.pos.detach().norm(dim=-1).max())  # host sync: the bound needs it
             bound = group.euclidean_radius(float(radius), max_norm)
+    if sizes is None:
+        sizes = GraphSizes.read(lifted.batch)
+    max_degree = None
     if bound is None:
-        edge_index = all_pairs_within_graphs(lifted.batch)
+        edge_index = all_pairs_within_graphs(lifted.batch, sizes)
+        max_degree = sizes.max_count
     else:
         # widen by a relative 1e-6 so rounding never drops a pair on the boundary
-        edge_index = radius_pairs(points.detach(), lifted.batch, bound * (1 + 1e-6) + 1e-9, max_num_neighbors)
+        cap = sizes.max_count if max_num_neighbors is None else max_num_neighbors
+        edge_index = radius_candidates(points.detach(), lifted.batch, bound * (1 + 1e-6) + 1e-9, cap)
+        degree = torch.bincount(edge_index[1], minlength=lifted.num_nodes)
+        max_degree, is_sorted = _degree_and_order(edge_index[1], degree, None, None)  # host sync
+        if not is_sorted:
+            edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
     with torch.autocast(lifted.pos.device.type, enabled=False):  # group math stays in the input precision
         edge_attr = group.pair_embedding(lifted.a, lifted.q, edge_index)
         dist = group.distance(edge_attr)
-    return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes, radius=radius)
+    return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes, max_degree, radius, sizes,
+                     is_sorted=True)
 
 
 def segment_rank(target: Tensor, num_nodes: int, counts: Optional[Tensor] = None) -> Tensor:

@@ -45,6 +45,7 @@ def lift_points(
     num_samples: int = 1,
     frames: Optional[Tensor] = None,
     generator: Optional[torch.Generator] = None,
+    checked: bool = False,
 ) -> LiftedPoints:
     """Validate ``pos`` ``[N, d]`` and lift it with ``group`` (``num_samples`` stabilizer samples per point).
 
@@ -55,22 +56,21 @@ def lift_points(
         num_samples: K, lifted elements per point (only matters for groups with a stabilizer).
         frames: explicit stabilizer frames ``[N, K, m, m]`` (see :meth:`LieGroup.lift`).
         generator: random generator for the stabilizer samples.
+        checked: the caller has checked the values of ``pos`` and ``batch``
+            (:func:`point_flags`); only shapes are checked here.
     """
     if not isinstance(group, LieGroup):
         raise TypeError(f"group must be a LieGroup, got {type(group).__name__}")
     if int(num_samples) < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-    group.check_pos(pos)
+    group.check_pos_shape(pos)
     n = pos.shape[0]
     if batch is None:
         batch = torch.zeros(n, dtype=torch.long, device=pos.device)
     elif batch.shape != (n,):
         raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
-    elif n > 1 and bool((batch[1:] < batch[:-1]).any()):  # host sync: graphs must be contiguous
-        raise ValueError(
-            "batch must be sorted (each graph's points contiguous, as PyG's DataLoader makes them); an "
-            "unsorted batch vector would connect points of different graphs"
-        )
+    if not checked and bool(point_flags(group, pos, batch).any()):  # one host sync
+        raise_for_points(group, pos, batch)
     k = int(num_samples)
     a, q = group.lift(pos, k, frames=frames, generator=generator)
     node_index = torch.arange(n, device=pos.device).repeat_interleave(k)
@@ -81,6 +81,22 @@ def lift_points(
         batch=batch[node_index],
         node_index=node_index,
         num_samples=k,
+    )
+
+
+def point_flags(group: LieGroup, pos: Tensor, batch: Tensor) -> Tensor:
+    """``[3]`` booleans on the device: the group's :meth:`LieGroup.pos_flags` of ``pos`` and an
+    unsorted ``batch``, to be read with others in one host sync (:func:`raise_for_points` explains)."""
+    unsorted = (batch[1:] < batch[:-1]).any() if batch.numel() > 1 else batch.new_zeros((), dtype=torch.bool)
+    return torch.cat([group.pos_flags(pos), unsorted.view(1)])
+
+
+def raise_for_points(group: LieGroup, pos: Tensor, batch: Tensor) -> None:
+    """Raise the clear error for what :func:`point_flags` found."""
+    group.raise_for_pos(pos)
+    raise ValueError(
+        "batch must be sorted (each graph's points contiguous, as PyG's DataLoader makes them); an "
+        "unsorted batch vector would connect points of different graphs"
     )
 
 
@@ -118,7 +134,8 @@ def lift_graph(
     (:func:`torch_cluster.radius` under the group's Euclidean bound, then every pair it returns),
     each with :math:`\text{abq}_{ij} = [\log(v_j^{-1}u_i), q_i, q_j]` as ``edge_attr``. Pass the
     result's ``x``-free fields to :class:`~torch_geometric_lieconv.LieConv` as
-    ``conv(x[graph.node_index], graph.edge_index, graph.edge_attr, graph.batch)``.
+    ``conv(x[graph.node_index], graph.edge_index, graph.edge_attr, batch=graph.batch,
+    candidate_radius=graph.candidate_radius)``.
 
     Args:
         group (LieGroup or str): the group, or its name.

@@ -8,10 +8,17 @@ import torch
 from torch import Tensor
 from torch_scatter import scatter_max
 
-from .graph import PairGraph
+from .graph import GraphSizes, PairGraph
 
 
-def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional[torch.Generator] = None) -> Tensor:
+def subsample_counts(counts: Tensor, ratio: float) -> Tensor:
+    r"""``[B]`` points kept per graph by :func:`farthest_point_subsample`: :math:`\lceil \text{ratio}\,n_g\rceil`
+    (at least one of a non-empty graph)."""
+    return torch.ceil(counts.to(torch.float64) * ratio).long().clamp_(min=1) * (counts > 0)
+
+
+def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional[torch.Generator] = None,
+                             kept: Optional[GraphSizes] = None) -> Tensor:
     r"""Indices (sorted) of :math:`\lceil \text{ratio}\cdot n_g\rceil` points per graph chosen by farthest point sampling.
 
     Starting from a random point of each graph, repeatedly add the point whose distance
@@ -19,16 +26,20 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
     ones, taken from the candidate pairs of ``graph`` (a pair that is not a candidate is farther than
     any candidate, i.e. infinitely far here), so the choice commutes with the group action. All graphs of
     the batch advance together, one round per kept point of the largest graph: a round reads the
-    chosen points' rows of the slot table (``num_graphs x max_degree``), with no host sync.
+    chosen points' rows of the slot table (``num_graphs x max_degree``), with no host sync. With the
+    kept sizes given (``kept``, e.g. read by a model with its other sizes) nothing is read from the
+    device; else they are read once.
     """
     if not 0 < ratio <= 1:
         raise ValueError(f"ratio must lie in (0, 1], got {ratio}")
     batch, device, num_nodes = graph.batch, graph.batch.device, graph.num_nodes
     if ratio == 1:
         return torch.arange(num_nodes, device=device)
-    counts = torch.bincount(batch)
+    counts = graph.sizes.counts
     num_graphs = counts.numel()
-    keep = torch.ceil(counts.to(torch.float64) * ratio).long().clamp_(min=1) * (counts > 0)
+    keep = subsample_counts(counts, ratio)
+    if kept is None:
+        kept = GraphSizes.from_summary(keep, GraphSizes.summary(keep).tolist())  # host sync
     first = torch.cumsum(counts, 0) - counts
     source = graph.edge_index[0]
 
@@ -36,7 +47,7 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
     start = torch.rand(num_graphs, device=device, generator=generator)
     chosen = (first + (start * counts).long().clamp_(max=counts - 1)).clamp_(0, max(num_nodes - 1, 0))
     chosen_per_round, active_per_round = [], []
-    for step in range(int(keep.max()) if num_graphs else 0):  # host sync: the number of rounds
+    for step in range(kept.max_count):
         active = keep > step
         chosen_per_round.append(chosen)
         active_per_round.append(active)
@@ -50,5 +61,6 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
         chosen = chosen.clamp_(max=max(num_nodes - 1, 0))  # empty graphs report index num_nodes
     if not chosen_per_round:
         return torch.zeros(0, dtype=torch.long, device=device)
-    selected = torch.stack(chosen_per_round)[torch.stack(active_per_round)]  # host sync: the kept count
-    return torch.sort(selected).values
+    # the chosen points of the active graphs, in order: inactive entries sort last and are cut off
+    selected = torch.stack(chosen_per_round).masked_fill(~torch.stack(active_per_round), num_nodes)
+    return torch.sort(selected.flatten()).values[: kept.total]

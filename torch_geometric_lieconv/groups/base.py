@@ -203,7 +203,13 @@ class LieGroup(abc.ABC):
         return None
 
     def check_pos(self, pos: Tensor) -> None:
-        """Raise a clear ``ValueError`` for input this group cannot lift."""
+        """Raise a clear ``ValueError`` for input this group cannot lift (one host sync)."""
+        self.check_pos_shape(pos)
+        if bool(self.pos_flags(pos).any()):  # one host sync per lift, for a clear error
+            self.raise_for_pos(pos)
+
+    def check_pos_shape(self, pos: Tensor) -> None:
+        """Raise for a ``pos`` of the wrong type, shape or dtype (reads nothing from the device)."""
         if not isinstance(pos, Tensor):
             raise TypeError(f"{self.name}: pos must be a torch.Tensor, got {type(pos).__name__}")
         if pos.dim() != 2 or pos.shape[-1] != self.space_dim:
@@ -213,17 +219,29 @@ class LieGroup(abc.ABC):
             )
         if not pos.is_floating_point():
             raise ValueError(f"{self.name}: pos must be a floating point tensor, got {pos.dtype}")
-        if not bool(torch.isfinite(pos).all()):  # one host sync per lift, for a clear error
+
+    def pos_flags(self, pos: Tensor) -> Tensor:
+        """``[2]`` booleans on the device: some coordinate is NaN or inf; some point is where the lift
+        is undefined (the origin, for polar lifts). Read them with others in one sync."""
+        nonfinite = ~torch.isfinite(pos).all()
+        if not self.undefined_at_origin:
+            return torch.stack([nonfinite, torch.zeros_like(nonfinite)])
+        return torch.stack([nonfinite, self._at_origin(pos).any()])
+
+    def _at_origin(self, pos: Tensor) -> Tensor:
+        return pos.norm(dim=-1) < torch.finfo(pos.dtype).tiny ** 0.5
+
+    def raise_for_pos(self, pos: Tensor) -> None:
+        """Raise the error that :meth:`pos_flags` found (several host syncs: only on bad input)."""
+        if not bool(torch.isfinite(pos).all()):
             bad = (~torch.isfinite(pos)).any(-1).nonzero().flatten()[:5].tolist()
             raise ValueError(f"{self.name}: pos contains NaN or inf coordinates (points {bad} ...)")
-        if self.undefined_at_origin:
-            at_origin = pos.norm(dim=-1) < torch.finfo(pos.dtype).tiny ** 0.5
-            if bool(at_origin.any()):
-                bad = at_origin.nonzero().flatten()[:5].tolist()
-                raise ValueError(
-                    f"{self.name}'s lift is undefined at the origin (its orbit coordinates are polar), "
-                    f"but points {bad} lie there: shift the points off the origin or use another group"
-                )
+        if self.undefined_at_origin and bool(self._at_origin(pos).any()):
+            bad = self._at_origin(pos).nonzero().flatten()[:5].tolist()
+            raise ValueError(
+                f"{self.name}'s lift is undefined at the origin (its orbit coordinates are polar), "
+                f"but points {bad} lie there: shift the points off the origin or use another group"
+            )
 
     def _frames(self, frames: Optional[Tensor], pos: Tensor, num_samples: int, generator) -> Tensor:
         """The given stabilizer frames (validated) or Haar-random ones, ``[N, K, m, m]``."""

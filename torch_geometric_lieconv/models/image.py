@@ -11,7 +11,7 @@ from ..datasets.rotmnist import ImageToPointSet
 from ..graph import PairGraph
 from ..groups import LieGroup, group_from_name
 from ..lift import LiftedPoints
-from .lieresnet import LieResNet
+from .lieresnet import ForwardPlan, LieResNet
 
 __all__ = ["ImageLieResNet", "LayerSchedule", "LiftedGraphCache", "layer_schedule"]
 
@@ -169,18 +169,18 @@ class ImageLieResNet(LieResNet):
         self.cache_graph = cache_graph
         self.graph_cache = LiftedGraphCache()
 
-    def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None,
-                         frames: Optional[Tensor] = None) -> Tuple[LiftedPoints, PairGraph]:
+    def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
+                         plan: Optional[ForwardPlan] = None) -> Tuple[LiftedPoints, PairGraph]:
         """:meth:`LieResNet.lift_and_connect`, through :attr:`graph_cache` where that is safe."""
         random_lift = bool(self.group.frame_dim)  # stabilizer samples
         if not self.cache_graph or random_lift or frames is not None or pos.requires_grad:
-            return super().lift_and_connect(pos, batch, frames)
+            return super().lift_and_connect(pos, batch, frames, plan)
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        radius = self.candidate_radius()
+        radius = self.candidate_radius(0, None if plan is None else plan.radii)
         cached = self.graph_cache.get(pos, batch, radius)
         if cached is None:
-            cached = super().lift_and_connect(pos, batch, frames)
+            cached = super().lift_and_connect(pos, batch, frames, plan)
             self.graph_cache.put(pos, batch, radius, cached)
         return cached
 

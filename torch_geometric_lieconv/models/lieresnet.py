@@ -1,19 +1,39 @@
 r"""LieResNet (Fig. 5 of the paper): bottleneck residual blocks of LieConv over PyG batches."""
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_mean_pool
 from torch_scatter import scatter_mean
 
 from ..conv import LieConv
-from ..graph import PairGraph, build_pair_graph
+from ..graph import GraphSizes, PairGraph, build_pair_graph
 from ..groups import LieGroup, group_from_name
-from ..lift import LiftedPoints, lift_points
-from ..pool import farthest_point_subsample
+from ..lift import LiftedPoints, lift_points, point_flags, raise_for_points
+from ..pool import farthest_point_subsample, subsample_counts
+
+
+class ForwardPlan(NamedTuple):
+    """What a :class:`LieResNet` forward pass reads from the device, once (:meth:`LieResNet.read_plan`)."""
+
+    flags: List[bool]  #: the input problems that were checked
+    radii: List[Optional[float]]  #: each block's ball radius (``None``: no ball)
+    sizes: List[GraphSizes]  #: the lifted graphs' sizes before each block and after the last
+    num_graphs: int
+    extras: list  #: the extra scalars asked for
+
+
+def _nonfinite(x: Tensor) -> Tensor:
+    """``[1]`` whether ``x`` holds a NaN or inf, on the device."""
+    return (~torch.isfinite(x).all()).view(1)
+
+
+def _raise_nonfinite(x: Tensor) -> None:
+    bad = (~torch.isfinite(x)).any(-1).nonzero().flatten()[:5].tolist()
+    raise ValueError(f"x contains NaN or inf values (rows {bad} ...)")
 
 
 def _norm_act(channels: int, batch_norm: bool) -> List[nn.Module]:
@@ -48,12 +68,14 @@ class BottleBlock(nn.Module):
         out, kept = self.convolve(x, graph)
         return out, (graph if kept is None else graph.subgraph(kept))
 
-    def convolve(self, x: Tensor, graph: PairGraph) -> Tuple[Tensor, Optional[Tensor]]:
-        """The block's output at its kept points, and their indices (``None``: every point is kept)."""
-        kept = farthest_point_subsample(graph, self.ds_frac) if self.ds_frac < 1 else None
+    def convolve(self, x: Tensor, graph: PairGraph, kept_sizes: Optional[GraphSizes] = None
+                 ) -> Tuple[Tensor, Optional[Tensor]]:
+        """The block's output at its kept points, and their indices (``None``: every point is kept).
+        ``kept_sizes``: the sizes of the kept graphs, when the caller has read them."""
+        kept = farthest_point_subsample(graph, self.ds_frac, kept=kept_sizes) if self.ds_frac < 1 else None
         table = graph.table if kept is None else graph.table.rows(kept)
         out = self.post(self.conv(self.pre(x), graph.edge_index, graph.edge_attr, table=table,
-                                  candidate_radius=graph.radius, edge_dist=graph.dist))
+                                  candidate_radius=graph.radius_bound, edge_dist=graph.dist))
         residual = x if kept is None else x[kept]
         c = min(self.in_channels, self.out_channels)
         return torch.cat([out[:, :c] + residual[:, :c], out[:, c:]], dim=-1), kept
@@ -164,26 +186,71 @@ class LieResNet(nn.Module):
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def candidate_radius(self, first_block: int = 0) -> Optional[float]:
+    def candidate_radius(self, first_block: int = 0, radii: Optional[Sequence[Optional[float]]] = None
+                         ) -> Optional[float]:
         """The largest ball radius of the blocks the graph built before block ``first_block`` serves
         (that block alone with :attr:`graph_per_block`, else it and all later ones), or ``None`` when one
-        of them needs every pair."""
-        convs = self.convs[first_block : first_block + 1] if self.graph_per_block else self.convs[first_block:]
-        if any(not conv.uses_ball for conv in convs):
+        of them needs every pair. ``radii``: the blocks' ball radii as read by :meth:`read_plan`
+        (``None``: read here, one host sync)."""
+        if radii is None:
+            radii = self.ball_radii()
+        used = radii[first_block : first_block + 1] if self.graph_per_block else radii[first_block:]
+        if any(r is None for r in used):
             return None
-        return max(float(conv.radius) for conv in convs)  # host sync: a few scalars per graph
+        return max(used)
 
-    def connect(self, lifted: LiftedPoints, first_block: int = 0) -> PairGraph:
-        """The candidate pair graph of ``lifted`` for block ``first_block`` (and the later ones, unless per block)."""
+    def ball_radii(self) -> List[Optional[float]]:
+        """Each block's ball radius (``None``: no ball), read in one host sync."""
+        balls = [conv.radius for conv in self.convs if conv.uses_ball]
+        values = iter(torch.stack(balls).tolist() if balls else [])  # host sync
+        return [next(values) if conv.uses_ball else None for conv in self.convs]
+
+    def read_plan(self, counts: Tensor, flags: Tensor, num_graphs: Union[int, Tensor],
+                  extras: Sequence[Tensor] = ()) -> "ForwardPlan":
+        r"""Everything a forward pass needs from the device, read in one host sync.
+
+        Args:
+            counts (torch.Tensor): lifted points per graph, at least as long as the number of graphs
+                (trailing zeros are cut to ``num_graphs``).
+            flags (torch.Tensor): input problems (booleans); the caller raises when any is set.
+            num_graphs (int or torch.Tensor): the number of graphs (a tensor: read in the sync).
+            extras (sequence of torch.Tensor): more scalars to read in the same sync.
+        """
+        stages = [counts]
+        for block in self.blocks:
+            stages.append(subsample_counts(stages[-1], block.ds_frac) if block.ds_frac < 1 else stages[-1])
+        balls = [conv.radius.detach().reshape(1) for conv in self.convs if conv.uses_ball]
+        last = [num_graphs.reshape(1)] if isinstance(num_graphs, Tensor) else []
+        parts = [flags.reshape(-1), *(GraphSizes.summary(c) for c in stages), *balls, *last,
+                 *(e.reshape(1) for e in extras)]
+        values = torch.cat([p.to(torch.float64) for p in parts]).tolist()  # the host sync
+        num_flags = flags.numel()
+        flag_values, values = [bool(v) for v in values[:num_flags]], values[num_flags:]
+        summaries = [values[3 * i : 3 * i + 3] for i in range(len(stages))]
+        values = values[3 * len(stages):]
+        ball_values, values = iter(values[: len(balls)]), values[len(balls):]
+        radii = [next(ball_values) if conv.uses_ball else None for conv in self.convs]
+        if isinstance(num_graphs, Tensor):
+            num_graphs, values = int(values[0]), values[1:]
+        sizes = [GraphSizes.from_summary(c[:num_graphs], s) for c, s in zip(stages, summaries)]
+        return ForwardPlan(flag_values, radii, sizes, num_graphs, values)
+
+    def connect(self, lifted: LiftedPoints, first_block: int = 0, plan: Optional["ForwardPlan"] = None) -> PairGraph:
+        """The candidate pair graph of ``lifted`` for block ``first_block`` (and the later ones, unless
+        per block); with a ``plan`` (:meth:`read_plan`) nothing is read from the device but the new
+        graph's widest row (radius graphs only)."""
+        radius = self.candidate_radius(first_block, None if plan is None else plan.radii)
+        sizes = None if plan is None else plan.sizes[first_block]
         with torch.autocast(lifted.pos.device.type, enabled=False):  # group math in the input precision
-            return build_pair_graph(self.group, lifted, self.candidate_radius(first_block), self.max_num_neighbors)
+            return build_pair_graph(self.group, lifted, radius, self.max_num_neighbors, sizes)
 
-    def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None,
-                         frames: Optional[Tensor] = None) -> Tuple[LiftedPoints, PairGraph]:
-        """Lift the points (Algorithm 1) and build the first block's candidate pair graph."""
+    def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
+                         plan: Optional["ForwardPlan"] = None) -> Tuple[LiftedPoints, PairGraph]:
+        """Lift the points (Algorithm 1) and build the first block's candidate pair graph (``plan``:
+        the points were checked and the sizes read by :meth:`read_plan`)."""
         with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
-            lifted = lift_points(self.group, pos, batch, self.lift_samples, frames)
-        return lifted, self.connect(lifted)
+            lifted = lift_points(self.group, pos, batch, self.lift_samples, frames, checked=plan is not None)
+        return lifted, self.connect(lifted, 0, plan)
 
     def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
                 num_graphs: Optional[int] = None) -> Tensor:
@@ -191,39 +258,89 @@ class LieResNet(nn.Module):
         (or ``[N, out_channels]`` with ``pool=False``). ``frames`` fixes the stabilizer samples.
 
         The same as :meth:`forward_lifted` on :func:`~torch_geometric_lieconv.lift_graph` of the points
-        with this model's lift samples and :meth:`candidate_radius`."""
+        with this model's lift samples and :meth:`candidate_radius`. Under :func:`torch.compile` the
+        lift and the graph (data-dependent sizes) run eagerly and the rest is compiled: with
+        ``fill >= 1`` (or ``knn``) and no subsampling, that is one graph."""
         if x.dim() != 2 or x.shape[0] != pos.shape[0] or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_channels}], got {list(x.shape)}")
         x, pos = self._checked_features(x), self._in_model_dtype(pos)
-        lifted, graph = self.lift_and_connect(pos, batch, frames)
-        return self._forward_graph(x[lifted.node_index], lifted, graph, pos.shape[0], num_graphs)
+        lifted, graph, plan = self._lift_and_plan(x, pos, batch, frames, num_graphs)
+        return self._forward_graph(x[lifted.node_index], lifted, graph, plan, pos.shape[0])
 
-    def forward_lifted(self, x: Tensor, data: Data, num_graphs: Optional[int] = None) -> Tensor:
+    @torch.compiler.disable
+    def _lift_and_plan(self, x: Tensor, pos: Tensor, batch: Optional[Tensor], frames: Optional[Tensor],
+                       num_graphs: Optional[int]) -> Tuple[LiftedPoints, PairGraph, "ForwardPlan"]:
+        """Check the input, read the plan (one host sync), lift and connect: the eager part of a forward."""
+        self.group.check_pos_shape(pos)
+        n = pos.shape[0]
+        if batch is None:
+            batch = torch.zeros(n, dtype=torch.long, device=pos.device)
+        elif batch.shape != (n,):
+            raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
+        counts = torch.bincount(batch, minlength=max(n, num_graphs or 0)) * self.lift_samples
+        flags = torch.cat([point_flags(self.group, pos, batch), _nonfinite(x)])
+        if num_graphs is None:
+            num_graphs = batch[-1] + 1 if n else 0
+        plan = self.read_plan(counts, flags, num_graphs)
+        if any(plan.flags[:3]):
+            raise_for_points(self.group, pos, batch)
+        if plan.flags[3]:
+            _raise_nonfinite(x)
+        lifted, graph = self.lift_and_connect(pos, batch, frames, plan)
+        return lifted, graph, plan
+
+    def forward_lifted(self, data: Data, x: Optional[Tensor] = None) -> Tensor:
         r"""The model on a lifted graph (:func:`~torch_geometric_lieconv.lift_graph`,
         :class:`~torch_geometric_lieconv.transforms.LiftGraph`, or a batch of them).
 
         Args:
-            x (torch.Tensor): ``[M, in_channels]`` features of the lifted nodes.
-            data (LiftedGraph): the lifted graph; ``data.candidate_radius`` must cover every ball
-                of the model (else its LieConv layers raise).
-            num_graphs (int, optional): number of graphs (default: from ``data.batch``).
+            data (LiftedGraph): the lifted graph. A ball wider than ``data.candidate_radius`` is
+                capped at it, with one warning per layer (see :class:`LieConv`).
+            x (torch.Tensor, optional): ``[M, in_channels]`` features of the lifted nodes.
+                (default: :obj:`None`, ``data.x``)
 
         Returns ``[num_graphs, out_channels]`` (or one row per input point with ``pool=False``).
         """
+        if isinstance(data, Tensor):
+            raise TypeError("forward_lifted takes the lifted graph first: forward_lifted(data, x=None) "
+                            "(x defaults to data.x)")
+        x = data.x if x is None else x
         num_nodes = data.num_nodes
-        if x.dim() != 2 or x.shape[0] != num_nodes or x.shape[1] != self.in_channels:
-            raise ValueError(f"x must have shape [{num_nodes}, {self.in_channels}], got {list(x.shape)}")
+        if x is None or x.dim() != 2 or x.shape[0] != num_nodes or x.shape[1] != self.in_channels:
+            got = None if x is None else list(x.shape)
+            raise ValueError(f"x must have shape [{num_nodes}, {self.in_channels}], got {got}")
         x = self._checked_features(x)
+        lifted, graph, plan = self._plan_lifted(data, x)
+        return self._forward_graph(x, lifted, graph, plan, plan.extras[1])
+
+    @torch.compiler.disable
+    def _plan_lifted(self, data: Data, x: Tensor) -> Tuple[LiftedPoints, PairGraph, "ForwardPlan"]:
+        """The plan and pair graph of a lifted graph (the eager part of :meth:`forward_lifted`)."""
+        num_nodes = data.num_nodes
         batch = getattr(data, "batch", None)
         if batch is None:
             batch = torch.zeros(num_nodes, dtype=torch.long, device=x.device)
-        lifted = LiftedPoints(data.u, data.q, data.pos, batch, data.node_index, int(data.lift_samples.max())
-                              if isinstance(data.lift_samples, Tensor) else int(data.lift_samples))
-        radius = float(torch.as_tensor(data.candidate_radius).min())  # host sync: one scalar per graph
+        if isinstance(data, Batch):
+            num_graphs = data.num_graphs
+        else:
+            num_graphs = batch[-1] + 1 if batch.numel() else 0
+        bound = torch.as_tensor(data.candidate_radius, dtype=torch.float64).min()
+        num_points = torch.as_tensor(data.num_points).sum()
+        counts = torch.bincount(batch, minlength=max(num_nodes, num_graphs if isinstance(num_graphs, int) else 0))
+        plan = self.read_plan(counts, _nonfinite(x), num_graphs, extras=[bound, num_points])
+        if plan.flags[0]:
+            _raise_nonfinite(x)
+        radius = plan.extras[0]
+        for conv, r in zip(self.convs, plan.radii):
+            if r is not None:
+                conv.warn_if_capped(r, radius)
+        samples = data.lift_samples
+        lifted = LiftedPoints(data.u, data.q, data.pos, batch, data.node_index,
+                              int(samples.max()) if isinstance(samples, Tensor) else int(samples))
         graph = PairGraph(data.edge_index, data.edge_attr, self.group.distance(data.edge_attr), batch, num_nodes,
-                          radius=None if radius == float("inf") else radius)
-        num_points = int(torch.as_tensor(data.num_points).sum())
-        return self._forward_graph(x, lifted, graph, num_points, num_graphs)
+                          radius=None if radius == float("inf") else radius, sizes=plan.sizes[0])
+        return lifted, graph, ForwardPlan(plan.flags, plan.radii, plan.sizes, plan.num_graphs,
+                                          [radius, int(plan.extras[1])])
 
     def _in_model_dtype(self, value: Tensor) -> Tensor:
         """``value`` cast to the model's floating point dtype (integer input is left to the checks)."""
@@ -231,34 +348,33 @@ class LieResNet(nn.Module):
         return value.to(dtype) if value.is_floating_point() and value.dtype != dtype else value
 
     def _checked_features(self, x: Tensor) -> Tensor:
-        """``x`` in the model's dtype; NaN or inf raise (BatchNorm would spread them to other graphs)."""
+        """``x`` in the model's dtype (NaN or inf are checked with the plan: BatchNorm would spread them)."""
         if not x.is_floating_point():
             raise TypeError(f"x must be a floating point tensor, got {x.dtype}")
-        if not bool(torch.isfinite(x).all()):  # host sync, once per forward
-            bad = (~torch.isfinite(x)).any(-1).nonzero().flatten()[:5].tolist()
-            raise ValueError(f"x contains NaN or inf values (rows {bad} ...)")
         return self._in_model_dtype(x)
 
-    def _forward_graph(self, x: Tensor, lifted: LiftedPoints, graph: PairGraph, num_points: int,
-                       num_graphs: Optional[int]) -> Tensor:
+    def _forward_graph(self, x: Tensor, lifted: LiftedPoints, graph: PairGraph, plan: "ForwardPlan",
+                       num_points: int) -> Tensor:
         """The blocks, head and pooling on lifted features ``x`` ``[M, in_channels]``."""
         h = self.lin_in(x)
         for i, block in enumerate(self.blocks):
-            h, kept = block.convolve(h, graph)
+            h, kept = block.convolve(h, graph, plan.sizes[i + 1])
             if kept is not None:
                 lifted = lifted.index_select(kept)
             if i + 1 == self.num_layers:
                 break
             if self.graph_per_block:
-                graph = self.connect(lifted, i + 1)
+                graph = self._connect_eagerly(lifted, i + 1, plan)
             elif kept is not None:
-                graph = graph.subgraph(kept)
+                graph = graph.subgraph(kept, plan.sizes[i + 1])
         h = self.head(h)
         if not self.pool:
             return scatter_mean(h, lifted.node_index, dim=0, dim_size=num_points)
-        if num_graphs is None:
-            num_graphs = int(lifted.batch.max()) + 1 if lifted.batch.numel() else 0  # host sync
-        return global_mean_pool(h, lifted.batch, num_graphs)
+        return global_mean_pool(h, lifted.batch, plan.num_graphs)
+
+    @torch.compiler.disable
+    def _connect_eagerly(self, lifted: LiftedPoints, first_block: int, plan: "ForwardPlan") -> PairGraph:
+        return self.connect(lifted, first_block, plan)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, group={self.group}, "

@@ -155,7 +155,7 @@ class QM9LieConv(nn.Module):
         ``Compose([Center(), LiftGraph("SO3", radius=...)])``.
         """
         x = self.atom_features(data.z).to(data.edge_attr.dtype)
-        h = self.net.forward_lifted(x, data).squeeze(-1)
+        h = self.net.forward_lifted(data, x).squeeze(-1)
         batch = getattr(data, "batch", None)
         batch = torch.zeros_like(data.z) if batch is None else batch
         return self._to_target(h, data.z, batch, int(torch.as_tensor(data.lift_samples).max()))
