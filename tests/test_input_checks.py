@@ -136,7 +136,7 @@ print('cli', main(['train', 'springs']))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "qm9 (1,)" in done.stdout and "trained 1" in done.stdout and "cli 2" in done.stdout
+    assert "qm9 (1, 1)" in done.stdout and "trained 1" in done.stdout and "cli 2" in done.stdout
     assert "learning_curve.png skipped: matplotlib is not installed" in done.stdout
     assert "rollouts need torchdiffeq" in done.stderr and "[experiments]" in done.stderr
 

@@ -118,7 +118,7 @@ def test_knn_smaller_than_graph_single_atom_and_mixed_batches_have_no_nan():
         model = QM9LieConv(hidden_channels=32, num_layers=2, **kwargs).train()
         pos = batch.pos.clone().requires_grad_(True)
         out = model(batch.z, pos, batch.batch)
-        assert out.shape == (5,) and torch.isfinite(out).all()
+        assert out.shape == (5, 1) and torch.isfinite(out).all()
         out.sum().backward()
         assert torch.isfinite(pos.grad).all()
         assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
@@ -139,7 +139,7 @@ def test_pyg_dataloader_state_dict_and_double():
     loader = DataLoader(data, batch_size=2)
     model = small_qm9("T3")
     outs = [model(b.z, b.pos, b.batch) for b in loader]
-    assert [o.shape for o in outs] == [(2,), (2,)]
+    assert [o.shape for o in outs] == [(2, 1), (2, 1)]
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)

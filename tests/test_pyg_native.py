@@ -413,17 +413,23 @@ def test_qm9_model_returns_physical_units_with_atomref_and_sum_readout():
     atomref = torch.randn(100, generator=gen, dtype=F64)
     plain = QM9LieConv("T3", hidden_channels=8, num_layers=1).to(F64).eval()
     scaled = QM9LieConv("T3", hidden_channels=8, num_layers=1, mean=-250.0, std=40.0, atomref=atomref,
-                        readout="sum").to(F64).eval()
+                        readout="add").to(F64).eval()
     scaled.load_state_dict(plain.state_dict() | {"mean": scaled.mean, "std": scaled.std, "atomref": scaled.atomref})
     h = plain(z, pos, batch)
-    atoms = torch.tensor([4.0, 5.0], dtype=F64)
-    reference = atoms * (h * 40.0 - 250.0) + torch.stack([atomref[z[:4]].sum(), atomref[z[4:]].sum()])
+    assert h.shape == (2, 1)  # one row per molecule, as SchNet
+    atoms = torch.tensor([[4.0], [5.0]], dtype=F64)
+    reference = atoms * (h * 40.0 - 250.0) + torch.stack([atomref[z[:4]].sum(), atomref[z[4:]].sum()]).unsqueeze(-1)
     torch.testing.assert_close(scaled(z, pos, batch), reference)
+    # statistics in meV, outputs in eV: the same values divided by 1000
+    in_ev = QM9LieConv("T3", hidden_channels=8, num_layers=1, mean=-250.0, std=40.0, atomref=atomref,
+                       readout="add", target_scale=1000.0).to(F64).eval()
+    in_ev.load_state_dict(scaled.state_dict())
+    torch.testing.assert_close(in_ev(z, pos, batch), reference / 1000)
     # the lifted-graph path gives the same physical values (2 lift samples per atom for SE(3))
     graphs = Batch.from_data_list([LiftGraph("T3", num_samples=1)(Data(z=z[:4], pos=pos[:4])),
                                    LiftGraph("T3", num_samples=1)(Data(z=z[4:], pos=pos[4:]))])
     torch.testing.assert_close(scaled.forward_lifted(graphs), reference)
-    with pytest.raises(ValueError, match="readout must be 'mean' or 'sum'"):
+    with pytest.raises(ValueError, match="readout must be 'mean' or 'add'"):
         QM9LieConv("T3", readout="max")
 
 

@@ -14,9 +14,10 @@ import torch
 from qm9_fixture import write_qm9_root
 
 from torch_geometric_lieconv.cli import main
-from torch_geometric_lieconv.datasets.qm9 import (QM9_TARGETS, RandomRotation3d, atom_features, get_target, load_qm9,
+from torch_geometric_lieconv.datasets.qm9 import (QM9_TARGETS, RandomRotation3d, get_target, load_qm9,
                                                   qm9_split_sizes, qm9_splits, target_statistics, target_values)
 from torch_geometric_lieconv.training import load_checkpoint
+from torch_geometric_lieconv.models.qm9 import atom_features
 
 NUM_MOLECULES = 30
 # tiny model and run settings shared by the CLI tests
@@ -90,15 +91,20 @@ def test_atom_features_by_hand():
     for row, (species, value) in enumerate([(0, 1), (1, 6), (4, 9), (3, 8)]):
         expected[row, 3 * species:3 * species + 3] = torch.tensor([1.0, value / 9, (value / 9) ** 2])
     torch.testing.assert_close(f, expected)
-    with pytest.raises(ValueError, match="atomic numbers"):
-        atom_features(torch.tensor([6, 16]))
+    assert bool(atom_features(torch.tensor([6, 16])).isnan()[1].all())  # unknown: a NaN row for the check
+    wide = atom_features(torch.tensor([16, 1]), species=(1, 16), dtype=torch.float64)
+    torch.testing.assert_close(wide[0], torch.tensor([0, 0, 0, 1, 16 / 9, (16 / 9) ** 2], dtype=torch.float64))
 
 
-def test_atom_features_match_the_model():
+def test_model_refuses_unknown_atoms_by_name_and_takes_any_element_when_asked():
     from torch_geometric_lieconv.models import QM9LieConv
 
-    z = torch.tensor([1, 6, 7, 8, 9, 6])
-    torch.testing.assert_close(atom_features(z), QM9LieConv("T3", hidden_channels=8, num_layers=1).atom_features(z))
+    pos = torch.randn(3, 3)
+    with pytest.raises(ValueError, match=r"knows the atomic numbers \[1, 6, 7, 8, 9\], got \[16\]"):
+        QM9LieConv("T3", hidden_channels=8, num_layers=1)(torch.tensor([6, 16, 1]), pos)
+    for species in ("all", [1, 6, 16]):
+        out = QM9LieConv("T3", hidden_channels=8, num_layers=1, species=species).eval()(torch.tensor([6, 16, 1]), pos)
+        assert out.shape == (1, 1) and bool(torch.isfinite(out).all())
 
 
 def test_split_sizes_and_disjointness():
@@ -191,8 +197,8 @@ def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
     with torch.no_grad():
         for i in test_index:
             z, pos = torch.tensor(molecules[i]["z"]), molecules[i]["pos"]
-            prediction = float(model(z, pos, torch.zeros_like(z)))  # the model returns meV
-            errors.append(abs(prediction - molecules[i]["raw"]["homo"] * HARTREE_MEV))
+            prediction = float(model(z, pos, torch.zeros_like(z)))  # the model returns eV, PyG's unit of y
+            errors.append(abs(prediction * 1000 - molecules[i]["raw"]["homo"] * HARTREE_MEV))
     assert result["mae"] == pytest.approx(sum(errors) / len(errors), rel=1e-4)
     assert result["unit"] == "meV"
     # the same model, rebuilt from the run folder alone
@@ -202,8 +208,12 @@ def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
     assert float(restored.std) == pytest.approx(config["target_mad"])
     assert float(restored.mean) == pytest.approx(config["target_median"])
     with torch.no_grad():
-        again = [abs(float(restored(torch.tensor(molecules[i]["z"]), molecules[i]["pos"]))
+        again = [abs(1000 * float(restored(torch.tensor(molecules[i]["z"]), molecules[i]["pos"]))
                      - molecules[i]["raw"]["homo"] * HARTREE_MEV) for i in test_index]
+        # in the units of PyG's QM9 y (eV): model(z, pos) - data.y[:, 2] is the error, as for SchNet
+        dataset = load_qm9(root, download=False)
+        in_ev = [abs(float(restored(dataset[i].z, dataset[i].pos) - dataset[i].y[:, 2])) for i in test_index]
+    assert sum(in_ev) / len(in_ev) == pytest.approx(result["mae"] / 1000, rel=1e-4)
     assert sum(again) / len(again) == pytest.approx(result["mae"], rel=1e-4)
 
 
@@ -352,7 +362,8 @@ def test_evaluate_on_another_root_uses_the_runs_own_normalisation(t3_run, tmp_pa
 
     model = QM9LieConv.from_checkpoint(t3_run, "last")
     with torch.no_grad():
-        errors = [abs(float(model(torch.tensor(m["z"]), m["pos"])) - m["raw"]["homo"] * HARTREE_MEV) for m in molecules]
+        errors = [abs(1000 * float(model(torch.tensor(m["z"]), m["pos"])) - m["raw"]["homo"] * HARTREE_MEV)
+                  for m in molecules]  # eV predictions, meV errors
     assert result["mae"] == pytest.approx(sum(errors) / len(errors), rel=1e-4)
     # a split of the other root follows the run's protocol
     assert main(["evaluate", "qm9", "--run", t3_run, "--root", other, "--split", "test"]) == 0

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from .groups import LieGroup
+from .host_syncs import note_host_sync, read_to_host
 from .lift import LiftedPoints
 
 
@@ -57,8 +58,8 @@ class GraphSizes(NamedTuple):
         """The sizes of the graphs of a sorted ``batch`` (one host sync, two without ``num_graphs``)."""
         if num_graphs is None:
             num_graphs = int(batch[-1]) + 1 if batch.numel() else 0  # host sync
-        counts = torch.bincount(batch, minlength=num_graphs)
-        return cls.from_summary(counts, cls.summary(counts).tolist())  # host sync
+        counts = count_index(batch, num_graphs)
+        return cls.from_summary(counts, read_to_host(cls.summary(counts)))
 
     def per_node(self, batch: Tensor) -> Tensor:
         """``[N]`` the size of each node's graph."""
@@ -111,7 +112,7 @@ def neighbour_table(
     Reads the device once when ``max_degree`` or ``is_sorted`` is not given (both in one sync).
     """
     target = edge_index[1]
-    degree = torch.bincount(target, minlength=num_targets)
+    degree = count_index(target, num_targets)
     if max_degree is None or is_sorted is None:
         max_degree, is_sorted = _degree_and_order(target, degree, max_degree, is_sorted)
     order = None
@@ -126,12 +127,18 @@ def neighbour_table(
     return NeighbourTable(slots, mask, graph_size, True, position)
 
 
+def count_index(index: Tensor, size: int) -> Tensor:
+    """``[size]`` occurrences of each value of ``index`` (values in ``[0, size)``), without a host sync
+    (:func:`torch.bincount` reads the maximum of its input to size its output)."""
+    return torch.zeros(size, dtype=torch.long, device=index.device).scatter_add_(0, index, torch.ones_like(index))
+
+
 def _degree_and_order(target: Tensor, degree: Tensor, max_degree: Optional[int],
                       is_sorted: Optional[bool]) -> Tuple[int, bool]:
     """The largest degree and whether ``target`` is sorted, read in one host sync."""
     unsorted = (target[1:] < target[:-1]).any() if target.numel() > 1 else target.new_zeros((), dtype=torch.bool)
     widest = degree.max() if degree.numel() else degree.new_zeros(())
-    read_degree, read_unsorted = torch.stack([widest, unsorted.long()]).tolist()  # host sync
+    read_degree, read_unsorted = read_to_host(torch.stack([widest, unsorted.long()]))
     return (read_degree if max_degree is None else max_degree,
             (not read_unsorted) if is_sorted is None else is_sorted)
 
@@ -252,14 +259,19 @@ def radius_pairs(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: O
     return edge_index
 
 
-def radius_candidates(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: Optional[int] = None) -> Tensor:
+def radius_candidates(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: Optional[int] = None,
+                      num_graphs: Optional[int] = None) -> Tensor:
     """Pairs ``[2, E]`` (source, target) within Euclidean ``radius`` in the same graph, in
-    :func:`torch_cluster.radius`'s order (by target on the devices it runs on, not promised)."""
+    :func:`torch_cluster.radius`'s order (by target on the devices it runs on, not promised).
+
+    One host sync (the search's output size) when ``max_num_neighbors`` and ``num_graphs`` are given."""
     import torch_cluster
 
     if max_num_neighbors is None:
         max_num_neighbors = int(torch.bincount(batch).max())  # host sync: the size bound for torch_cluster
-    row, col = torch_cluster.radius(pos, pos, radius, batch, batch, max_num_neighbors=max_num_neighbors)
+    note_host_sync("torch_cluster.radius")
+    row, col = torch_cluster.radius(pos, pos, radius, batch, batch, max_num_neighbors=max_num_neighbors,
+                                    batch_size=num_graphs)
     return torch.stack([col, row])
 
 
@@ -309,8 +321,9 @@ def build_pair_graph(
     else:
         # widen by a relative 1e-6 so rounding never drops a pair on the boundary
         cap = sizes.max_count if max_num_neighbors is None else max_num_neighbors
-        edge_index = radius_candidates(points.detach(), lifted.batch, bound * (1 + 1e-6) + 1e-9, cap)
-        degree = torch.bincount(edge_index[1], minlength=lifted.num_nodes)
+        edge_index = radius_candidates(points.detach(), lifted.batch, bound * (1 + 1e-6) + 1e-9, cap,
+                                       max(sizes.counts.numel(), 1))
+        degree = count_index(edge_index[1], lifted.num_nodes)
         max_degree, is_sorted = _degree_and_order(edge_index[1], degree, None, None)  # host sync
         if not is_sorted:
             edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
@@ -324,7 +337,7 @@ def build_pair_graph(
 def segment_rank(target: Tensor, num_nodes: int, counts: Optional[Tensor] = None) -> Tensor:
     """Position of each edge within its target's segment (``target`` sorted; ``counts`` its bincount)."""
     if counts is None:
-        counts = torch.bincount(target, minlength=num_nodes)
+        counts = count_index(target, num_nodes)
     start = torch.cumsum(counts, 0) - counts
     return torch.arange(target.numel(), device=target.device) - start[target]
 
@@ -393,7 +406,7 @@ def select_neighbourhood(
         target_graph_size: ``[num_targets]`` number of points in each target's graph.
         radius, mc_samples, knn, generator: see :func:`select_slots`.
     """
-    degree = torch.bincount(target, minlength=target_graph_size.numel())
+    degree = count_index(target, target_graph_size.numel())
     width = int(degree.max()) if degree.numel() else 0  # host sync: the padded width
     slots, mask = padded_segments(target, degree, width)
     chosen, valid, observed_fill = select_slots(slots, mask, dist, target_graph_size, radius, mc_samples, knn, generator)

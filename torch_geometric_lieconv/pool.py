@@ -9,6 +9,7 @@ from torch import Tensor
 from torch_scatter import scatter_max
 
 from .graph import GraphSizes, PairGraph
+from .host_syncs import read_to_host
 
 
 def subsample_counts(counts: Tensor, ratio: float) -> Tensor:
@@ -39,7 +40,7 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
     num_graphs = counts.numel()
     keep = subsample_counts(counts, ratio)
     if kept is None:
-        kept = GraphSizes.from_summary(keep, GraphSizes.summary(keep).tolist())  # host sync
+        kept = GraphSizes.from_summary(keep, read_to_host(GraphSizes.summary(keep)))
     first = torch.cumsum(counts, 0) - counts
     source = graph.edge_index[0]
 

@@ -26,13 +26,12 @@ from .._errors import first_line
 from .safe_load import SafeLoadMixin, safe_torch_load
 
 __all__ = [
-    "QM9Target", "QM9_TARGETS", "QM9_SPECIES", "PAPER_MAE", "PAPER_HOMO_MAE_BY_GROUP", "get_target",
+    "QM9Target", "QM9_TARGETS", "PAPER_MAE", "PAPER_HOMO_MAE_BY_GROUP", "get_target",
     "atom_features", "qm9_split_sizes", "qm9_splits", "save_splits", "load_splits", "target_statistics",
     "RandomRotation3d", "load_qm9", "target_values",
 ]
 
 #: atomic numbers of the one-hot species encoding (H, C, N, O, F)
-QM9_SPECIES: Tuple[int, ...] = (1, 6, 7, 8, 9)
 
 #: molecules of full QM9 after PyG removes the 3,054 uncharacterized ones; the paper trains on 100k
 QM9_FULL_SIZE = 130_831
@@ -86,24 +85,6 @@ def get_target(name: str) -> QM9Target:
 def target_values(y: Tensor, target: QM9Target) -> Tensor:
     """PyG's target rows ``y`` ``[B, 19]`` -> the target in the paper's units ``[B]``."""
     return y[:, target.column] * target.scale
-
-
-# ----------------------------------------------------------------------------------------------- features
-def atom_features(z: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
-    r"""Atomic numbers ``z`` ``[N]`` -> ``[N, 15]``: one-hot species (H, C, N, O, F) times :math:`[1, z/9, (z/9)^2]`.
-
-    Channel ``3 s + p`` is :math:`[z = Z_s]\,(z/9)^p` for species ``s`` and power ``p`` (the reference order).
-    Unknown atomic numbers raise a ``ValueError``.
-    """
-    species = torch.tensor(QM9_SPECIES, device=z.device)
-    onehot = z.unsqueeze(-1) == species
-    known = onehot.any(-1)
-    if not bool(known.all()):
-        unknown = sorted(set(z[~known].tolist()))
-        raise ValueError(f"QM9 atom features know the atomic numbers {list(QM9_SPECIES)}, got {unknown}")
-    scaled = (z.to(dtype or torch.get_default_dtype()) / 9).unsqueeze(-1)
-    powers = torch.cat([torch.ones_like(scaled), scaled, scaled * scaled], dim=-1)
-    return (onehot.unsqueeze(-1).to(powers.dtype) * powers.unsqueeze(-2)).flatten(1)
 
 
 # ----------------------------------------------------------------------------------------------- splits

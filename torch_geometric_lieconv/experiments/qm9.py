@@ -109,14 +109,16 @@ SCHNET_DEFAULTS: Dict[str, Any] = {"hidden_channels": 128, "num_layers": 6}
 
 # ----------------------------------------------------------------------------------------------- model
 def build_model(config: Dict[str, Any], pos_scale: float = 1.0) -> nn.Module:
-    """The QM9 regressor for ``config``: ``model(z, pos, batch) -> [num_graphs]`` in the target's units
-    (the training median and MAD of ``config``, when present, are its ``mean`` and ``std``)."""
+    """The QM9 regressor for ``config``: ``model(z, pos, batch) -> [num_graphs, 1]`` in the dataset's
+    units (PyG's QM9: eV for energies); the training median and MAD of ``config`` (in the paper's
+    units, e.g. meV), when present, are its ``mean`` and ``std``, with the target's factor between
+    the two units as its ``target_scale``."""
     from ..groups import group_from_name
     from ..models import QM9LieConv, QM9SchNet
 
     if config["model"] == "schnet":
         return QM9SchNet(config["hidden_channels"], config["num_layers"], mean=config.get("target_median", 0.0),
-                         std=config.get("target_mad", 1.0))
+                         std=config.get("target_mad", 1.0), target_scale=get_target(config["target"]).scale)
     if config["model"] != "lieconv":
         raise ValueError(f"unknown QM9 model {config['model']!r}; choose one of {', '.join(MODELS)}")
     group_name = "Trivial3" if config["group"] == "Trivial" else config["group"]
@@ -125,6 +127,7 @@ def build_model(config: Dict[str, Any], pos_scale: float = 1.0) -> nn.Module:
                       mc_samples=config["mc_samples"], fill=config["fill"], lift_samples=config["lift_samples"],
                       batch_norm=config["batch_norm"], center=True if config["recenter"] else None,
                       pos_scale=pos_scale, mean=config.get("target_median", 0.0), std=config.get("target_mad", 1.0),
+                      target_scale=get_target(config["target"]).scale,
                       continuous_kernel=config.get("continuous_kernel", False))
 
 
@@ -140,8 +143,10 @@ def _autocast(config: Dict[str, Any]) -> Optional[torch.dtype]:
 class QM9Objective:
     """The L1 loss on the normalised target and the MAE in the paper's units.
 
-    The model predicts the target in the paper's units (its ``mean``/``std`` buffers are the training
-    median and MAD); the loss is the L1 error divided by the MAD, i.e. on the normalised target.
+    The model predicts the target in the dataset's units (its ``mean``/``std`` buffers are the training
+    median and MAD in the paper's units, its ``target_scale`` the factor between them); :meth:`predict`
+    converts to the paper's units, and the loss is the L1 error divided by the MAD, i.e. on the
+    normalised target.
     """
 
     def __init__(self, target: QM9Target, median: float, mad: float, autocast: Optional[torch.dtype] = None) -> None:
@@ -152,11 +157,12 @@ class QM9Objective:
         return (self.predict(model, batch) - target).abs().mean() / self.mad
 
     def predict(self, model: nn.Module, batch) -> Tensor:
-        """The model's prediction; under ``autocast`` its matmuls run in that dtype (bfloat16), the
-        group math and the output in float32."""
+        """The model's prediction ``[B]`` in the paper's units; under ``autocast`` its matmuls run in
+        that dtype (bfloat16), the group math and the output in float32."""
         with torch.autocast(batch.pos.device.type, dtype=self.autocast or torch.bfloat16,
                             enabled=self.autocast is not None):
-            return model(batch.z, batch.pos, batch.batch).to(batch.pos.dtype)
+            out = model(batch.z, batch.pos, batch.batch).squeeze(-1).to(batch.pos.dtype)
+        return out * self.target.scale
 
     @torch.no_grad()
     def mae(self, model: nn.Module, dataset, batch_size: int, device: torch.device,

@@ -10,7 +10,8 @@ from torch_geometric.nn import global_mean_pool
 from torch_scatter import scatter_mean
 
 from ..conv import LieConv
-from ..graph import GraphSizes, PairGraph, build_pair_graph
+from ..graph import GraphSizes, PairGraph, build_pair_graph, count_index
+from ..host_syncs import read_to_host
 from ..groups import LieGroup, group_from_name
 from ..lift import LiftedPoints, lift_points, point_flags, raise_for_points
 from ..pool import farthest_point_subsample, subsample_counts
@@ -202,7 +203,7 @@ class LieResNet(nn.Module):
     def ball_radii(self) -> List[Optional[float]]:
         """Each block's ball radius (``None``: no ball), read in one host sync."""
         balls = [conv.radius for conv in self.convs if conv.uses_ball]
-        values = iter(torch.stack(balls).tolist() if balls else [])  # host sync
+        values = iter(read_to_host(torch.stack(balls)) if balls else [])
         return [next(values) if conv.uses_ball else None for conv in self.convs]
 
     def read_plan(self, counts: Tensor, flags: Tensor, num_graphs: Union[int, Tensor],
@@ -223,7 +224,7 @@ class LieResNet(nn.Module):
         last = [num_graphs.reshape(1)] if isinstance(num_graphs, Tensor) else []
         parts = [flags.reshape(-1), *(GraphSizes.summary(c) for c in stages), *balls, *last,
                  *(e.reshape(1) for e in extras)]
-        values = torch.cat([p.to(torch.float64) for p in parts]).tolist()  # the host sync
+        values = read_to_host(torch.cat([p.to(torch.float64) for p in parts]))  # the host sync
         num_flags = flags.numel()
         flag_values, values = [bool(v) for v in values[:num_flags]], values[num_flags:]
         summaries = [values[3 * i : 3 * i + 3] for i in range(len(stages))]
@@ -277,7 +278,7 @@ class LieResNet(nn.Module):
             batch = torch.zeros(n, dtype=torch.long, device=pos.device)
         elif batch.shape != (n,):
             raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
-        counts = torch.bincount(batch, minlength=max(n, num_graphs or 0)) * self.lift_samples
+        counts = count_index(batch, max(n, num_graphs or 0)) * self.lift_samples
         flags = torch.cat([point_flags(self.group, pos, batch), _nonfinite(x)])
         if num_graphs is None:
             num_graphs = batch[-1] + 1 if n else 0
@@ -326,7 +327,7 @@ class LieResNet(nn.Module):
             num_graphs = batch[-1] + 1 if batch.numel() else 0
         bound = torch.as_tensor(data.candidate_radius, dtype=torch.float64).min()
         num_points = torch.as_tensor(data.num_points).sum()
-        counts = torch.bincount(batch, minlength=max(num_nodes, num_graphs if isinstance(num_graphs, int) else 0))
+        counts = count_index(batch, max(num_nodes, num_graphs if isinstance(num_graphs, int) else 0))
         plan = self.read_plan(counts, _nonfinite(x), num_graphs, extras=[bound, num_points])
         if plan.flags[0]:
             _raise_nonfinite(x)

@@ -1,56 +1,105 @@
-r"""QM9 regressors with SchNet's calling convention ``forward(z, pos, batch)``: the paper's LieConv
-model, and PyG's SchNet as the baseline."""
+r"""QM9 regressors with SchNet's calling convention ``forward(z, pos, batch) -> [B, 1]``: the paper's
+LieConv model, and PyG's SchNet as the baseline."""
 from __future__ import annotations
 
 import os
-from typing import Optional, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
 
-from ..datasets.qm9 import QM9_SPECIES, atom_features
+from ..graph import count_index
 from ..groups import LieGroup
 from .lieresnet import LieResNet
 
+#: the elements of QM9: H, C, N, O, F
+QM9_SPECIES: Tuple[int, ...] = (1, 6, 7, 8, 9)
+#: every element up to fermium, for ``species="all"``
+ALL_SPECIES: Tuple[int, ...] = tuple(range(1, 101))
 
-def _register_target_scale(module: nn.Module, mean: float, std: float) -> None:
-    """The buffers ``mean`` and ``std`` of a regressor that predicts :math:`(y - \mu)/\sigma`."""
+
+def atom_features(z: Tensor, species: Sequence[int] = QM9_SPECIES, dtype: Optional[torch.dtype] = None) -> Tensor:
+    r"""Atomic numbers ``z`` ``[N]`` -> ``[N, 3S]``: one-hot species times :math:`[1, z/9, (z/9)^2]`.
+
+    Channel ``3 s + p`` is :math:`[z = Z_s]\,(z/9)^p` for species ``s`` of ``species`` and power ``p``
+    (the reference's order; with QM9's five species, 15 channels). An atom of no listed species gets a
+    row of NaN (found by the model's one input check; :func:`unknown_species` names them).
+    """
+    table = torch.tensor(species, device=z.device)
+    onehot = z.unsqueeze(-1) == table
+    scaled = (z.to(dtype or torch.get_default_dtype()) / 9).unsqueeze(-1)
+    powers = torch.cat([torch.ones_like(scaled), scaled, scaled * scaled], dim=-1)
+    features = (onehot.unsqueeze(-1).to(powers.dtype) * powers.unsqueeze(-2)).flatten(1)
+    return features.masked_fill(~onehot.any(-1, keepdim=True), float("nan"))
+
+
+def unknown_species(z: Tensor, species: Sequence[int] = QM9_SPECIES) -> list:
+    """The atomic numbers in ``z`` outside ``species`` (sorted; reads ``z`` on the host)."""
+    return sorted(set(z.tolist()) - set(int(s) for s in species))
+
+
+def _register_target_scale(module: nn.Module, mean: float, std: float, target_scale: float) -> None:
+    r"""The buffers ``mean`` and ``std`` of a regressor that predicts :math:`(y - \mu)/\sigma`."""
     if not std > 0:
         raise ValueError(f"std must be positive, got {std}")
+    if not target_scale > 0:
+        raise ValueError(f"target_scale must be positive, got {target_scale}")
     module.register_buffer("mean", torch.tensor(float(mean)))
     module.register_buffer("std", torch.tensor(float(std)))
+    module.target_scale = float(target_scale)
 
 
-def _in_target_units(h: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    r""":math:`\mu + \sigma h` in at least the buffers' precision (a bfloat16 ``h`` under autocast
-    would round a HOMO of -6,500 meV to steps of 32 meV)."""
-    return h.to(torch.promote_types(h.dtype, std.dtype)) * std + mean
+def _in_target_units(module: nn.Module, h: Tensor) -> Tensor:
+    r""":math:`(\mu + \sigma h)/s` with :math:`s` the ``target_scale``, in at least the buffers' precision
+    (a bfloat16 ``h`` under autocast would round a HOMO of -6,500 meV to steps of 32 meV)."""
+    y = h.to(torch.promote_types(h.dtype, module.std.dtype)) * module.std + module.mean
+    return y if module.target_scale == 1.0 else y / module.target_scale
+
 
 
 class QM9LieConv(nn.Module):
-    r"""LieResNet regressor of one molecular property (the paper's QM9 model and settings).
+    r"""LieResNet regressor of one molecular property (the paper's QM9 model and settings), with the
+    calling convention of PyG's :class:`~torch_geometric.nn.models.SchNet`.
 
-    Atoms are featurised as the one-hot species (H, C, N, O, F) times :math:`[1, z/9, (z/9)^2]`
-    (15 channels). For groups containing rotations (SE(3), SO(3)) the positions are centred per
-    molecule and multiplied by ``pos_scale`` before the lift, as in the reference.
+    Atoms are featurised as the one-hot species times :math:`[1, z/9, (z/9)^2]` (:func:`atom_features`;
+    QM9's H, C, N, O, F by default: 15 channels). For groups containing rotations (SE(3), SO(3)) the
+    positions are centred per molecule and multiplied by ``pos_scale`` before the lift, as in the
+    reference. The output is
+
+    .. math::
+        y = \frac{1}{s}\Big(\mu + \sigma\, \underset{m \in \mathcal{L}}{\mathrm{mean}}\; h_m\Big)
+        \quad\text{(readout "mean")}, \qquad
+        y = \frac{n}{s}\Big(\mu + \sigma\, \underset{m}{\mathrm{mean}}\; h_m\Big)
+        \quad\text{(readout "add", } n \text{ atoms)},
+
+    plus the ``atomref`` of every atom, with :math:`h_m` the network's output at the lifted atom
+    :math:`m`: the network predicts the target normalised by :math:`\mu, \sigma` and the model returns
+    it in the units of the dataset (``target_scale`` :math:`s` converts, e.g. the paper's meV
+    statistics to the eV of PyG's ``data.y``).
 
     Args:
-        group: the group (``"T3"``, ``"SE3"``, ``"SO3"``, ``"Trivial3"``...).
-        hidden_channels, num_layers, mc_samples, fill, lift_samples, ...: see :class:`LieResNet`.
-        center: centre each molecule at its centroid before lifting (default: when the group has
-            rotations; T(3) and Trivial(3) don't need it).
-        pos_scale: multiply positions by this (after centring).
+        group (LieGroup or str, optional): the group (``"T3"``, ``"SE3"``, ``"SO3"``, ``"Trivial3"``...).
+            (default: :obj:`"T3"`)
+        hidden_channels, num_layers, mc_samples, fill, lift_samples: see :class:`LieResNet`.
+        center (bool, optional): centre each molecule at its centroid before lifting. (default:
+            :obj:`None`, when the group has rotations; T(3) and Trivial(3) don't need it)
+        pos_scale (float, optional): multiply positions by this (after centring). (default: :obj:`1.0`)
         mean (float, optional): the target's offset :math:`\mu` (e.g. the training median).
             (default: :obj:`0.0`)
-        std (float, optional): the target's scale :math:`\sigma` (e.g. the training MAD): the network
-            predicts :math:`(y - \mu)/\sigma` and the model returns :math:`y` in physical units.
+        std (float, optional): the target's scale :math:`\sigma` (e.g. the training MAD).
             (default: :obj:`1.0`)
+        target_scale (float, optional): :math:`s`, the units of ``mean``, ``std`` and ``atomref`` per
+            unit of the output, e.g. ``1000`` for statistics in meV and outputs in eV. (default:
+            :obj:`1.0`)
         atomref (torch.Tensor, optional): a per-element reference ``[100]`` (or ``[100, 1]``) added
             per atom, as in :class:`~torch_geometric.nn.models.SchNet`. (default: :obj:`None`)
-        readout (str, optional): ``"mean"``: :math:`y = \mu + \sigma h`, with :math:`h` the mean
-            over the molecule's lifted atoms (the paper's); ``"sum"``: :math:`y = n(\mu + \sigma h)`
-            for a molecule of :math:`n` atoms, for extensive targets. (default: :obj:`"mean"`)
+        readout (str, optional): ``"mean"`` (the paper's) or ``"add"`` (``"sum"``), for extensive
+            targets. (default: :obj:`"mean"`)
+        species (sequence of int or str, optional): the atomic numbers the model knows (one-hot
+            channels), or ``"all"`` for elements 1 to 100. An atom of another species raises.
+            (default: QM9's :obj:`(1, 6, 7, 8, 9)`)
+        **kwargs (optional): more arguments of :class:`LieResNet`.
 
     Forces: the output is differentiable in ``pos``, so
     ``-torch.autograd.grad(model(z, pos).sum(), pos)[0]`` gives them for an energy target.
@@ -59,7 +108,7 @@ class QM9LieConv(nn.Module):
         - **input** of :meth:`forward`: atomic numbers :math:`(N)`, positions :math:`(N, 3)`, batch
           vector :math:`(N)` *(optional)*
         - **input** of :meth:`forward_lifted`: a lifted graph with ``z`` per lifted node
-        - **output:** one value per molecule :math:`(B)`
+        - **output:** one value per molecule :math:`(B, 1)`
     """
 
     def __init__(
@@ -74,19 +123,30 @@ class QM9LieConv(nn.Module):
         pos_scale: float = 1.0,
         mean: float = 0.0,
         std: float = 1.0,
+        target_scale: float = 1.0,
         atomref: Optional[Tensor] = None,
         readout: str = "mean",
+        species: Union[Sequence[int], str] = QM9_SPECIES,
         **kwargs,
     ) -> None:
         super().__init__()
-        if readout not in ("mean", "sum"):
-            raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
-        self.readout = readout
-        _register_target_scale(self, mean, std)
+        if readout not in ("mean", "add", "sum"):
+            raise ValueError(f"readout must be 'mean' or 'add' ('sum'), got {readout!r}")
+        self.readout = "add" if readout == "sum" else readout
+        if isinstance(species, str):
+            if species != "all":
+                raise ValueError(f"species must be a sequence of atomic numbers or 'all', got {species!r}")
+            species = ALL_SPECIES
+        self.species = tuple(int(s) for s in species)
+        if not self.species or any(not 1 <= s <= 100 for s in self.species) or len(set(self.species)) < len(self.species):
+            raise ValueError(f"species must be distinct atomic numbers in 1..100, got {list(species)}")
+        _register_target_scale(self, mean, std, target_scale)
         self.register_buffer("atomref", None if atomref is None else torch.as_tensor(atomref).reshape(-1).clone())
-        self.net = LieResNet(3 * len(QM9_SPECIES), 1, group, hidden_channels=hidden_channels, num_layers=num_layers,
-                             mc_samples=mc_samples, fill=fill, lift_samples=lift_samples, **kwargs)
-        self.center = self.net.group.frame_dim is not None or self.net.group.undefined_at_origin if center is None else center
+        self.net = LieResNet(3 * len(self.species), 1, group, hidden_channels=hidden_channels,
+                             num_layers=num_layers, mc_samples=mc_samples, fill=fill, lift_samples=lift_samples,
+                             **kwargs)
+        has_rotations = self.net.group.frame_dim is not None or self.net.group.undefined_at_origin
+        self.center = has_rotations if center is None else bool(center)
         self.pos_scale = float(pos_scale)
 
     @property
@@ -97,11 +157,12 @@ class QM9LieConv(nn.Module):
         self.net.reset_parameters()
 
     def atom_features(self, z: Tensor) -> Tensor:
-        """``[N]`` atomic numbers -> ``[N, 15]`` features (:func:`~torch_geometric_lieconv.datasets.qm9.atom_features`)."""
-        return atom_features(z)
+        """``[N]`` atomic numbers -> ``[N, 3 * len(species)]`` features (:func:`atom_features`)."""
+        return atom_features(z, self.species)
 
-    def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None) -> Tensor:
-        """Atomic numbers ``z`` ``[N]``, positions ``[N, 3]``, ``batch`` ``[N]`` -> one value per molecule ``[B]``."""
+    def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None
+                ) -> Tensor:
+        """Atomic numbers ``z`` ``[N]``, positions ``[N, 3]``, ``batch`` ``[N]`` -> ``[B, 1]``."""
         if z.dim() != 1 or pos.dim() != 2 or pos.shape[0] != z.shape[0]:
             raise ValueError(f"z [N] and pos [N, 3] must describe the same atoms, got {list(z.shape)} and "
                              f"{list(pos.shape)}")
@@ -110,29 +171,57 @@ class QM9LieConv(nn.Module):
         elif batch.shape != z.shape:
             raise ValueError(f"batch must have one entry per atom ({z.shape[0]}), got {list(batch.shape)}")
         if self.center:
-            from torch_scatter import scatter_mean
-
-            pos = pos - scatter_mean(pos, batch, dim=0)[batch]
+            pos = pos - _centroids(pos, batch)
         x = self.atom_features(z).to(pos.dtype)
-        return self._to_target(self.net(x, pos * self.pos_scale, batch, frames).squeeze(-1), z, batch)
+        h = self._checked_species(z, lambda: self.net(x, pos * self.pos_scale, batch, frames))
+        return self._to_target(h, z, batch)
+
+    def forward_lifted(self, data: Data) -> Tensor:
+        r"""One value per molecule ``[B, 1]`` of a lifted graph (or a batch of them) that carries ``z``
+        per lifted node, e.g. a :class:`~torch_geometric.datasets.QM9` item through
+        :class:`~torch_geometric_lieconv.transforms.LiftGraph` and a
+        :class:`~torch_geometric.loader.DataLoader`.
+
+        The graph is used as lifted: centring and ``pos_scale`` (which :meth:`forward` applies
+        before its lift) are the transform's job here, e.g.
+        ``Compose([Center(), LiftGraph("SO3", radius=...)])``.
+        """
+        if isinstance(data, Tensor):
+            raise TypeError("forward_lifted takes the lifted graph: forward_lifted(data)")
+        x = self.atom_features(data.z).to(data.edge_attr.dtype)
+        h = self._checked_species(data.z, lambda: self.net.forward_lifted(data, x))
+        batch = getattr(data, "batch", None)
+        batch = torch.zeros_like(data.z) if batch is None else batch
+        return self._to_target(h, data.z, batch, int(torch.as_tensor(data.lift_samples).max()))
+
+    def _checked_species(self, z: Tensor, run):
+        """``run()``, with the error for atoms of unknown species named (they reach the network as NaN)."""
+        try:
+            return run()
+        except ValueError as error:
+            unknown = unknown_species(z, self.species) if "NaN" in str(error) else []
+            if unknown:
+                raise ValueError(f"{type(self).__name__} knows the atomic numbers {list(self.species)}, got "
+                                 f"{unknown}; build it with species=[...] or species='all'") from None
+            raise
 
     def _to_target(self, h: Tensor, z: Tensor, batch: Tensor, atoms_per_point: int = 1) -> Tensor:
-        """Normalised per-molecule outputs ``h`` ``[B]`` -> the target in physical units."""
-        from torch_scatter import scatter_add
-
-        y = _in_target_units(h, self.mean, self.std)
+        """Normalised per-molecule outputs ``h`` ``[B, 1]`` -> the target in the output's units."""
+        y = _in_target_units(self, h)
         num_molecules = h.shape[0]
-        if self.readout == "sum":
-            atoms = scatter_add(torch.ones_like(z, dtype=y.dtype), batch, dim=0, dim_size=num_molecules)
+        if self.readout == "add":
+            atoms = count_index(batch, num_molecules).to(y.dtype).unsqueeze(-1)
             y = y * atoms / atoms_per_point
         if self.atomref is not None:
-            y = y + scatter_add(self.atomref[z].to(y.dtype), batch, dim=0, dim_size=num_molecules) / atoms_per_point
+            ref = torch.zeros(num_molecules, dtype=y.dtype, device=y.device).index_add_(
+                0, batch, self.atomref[z].to(y.dtype))
+            y = y + (ref / (atoms_per_point * self.target_scale)).unsqueeze(-1)
         return y
 
     @classmethod
     def from_checkpoint(cls, run: str, checkpoint: str = "best", map_location: str = "cpu") -> "QM9LieConv":
         """The trained model of a ``lieconv train qm9`` run folder (``checkpoint``: ``"best"`` or
-        ``"last"``), in eval mode, returning the target in the run's units."""
+        ``"last"``), in eval mode, predicting in the dataset's units (PyG's QM9: eV)."""
         from ..experiments.qm9 import build_model
         from ..training import load_checkpoint
 
@@ -144,25 +233,17 @@ class QM9LieConv(nn.Module):
         model.load_state_dict(state["model"])
         return model.eval()
 
-    def forward_lifted(self, data: Data) -> Tensor:
-        r"""One value per molecule ``[B]`` of a lifted graph (or a batch of them) that carries ``z``
-        per lifted node, e.g. a :class:`~torch_geometric.datasets.QM9` item through
-        :class:`~torch_geometric_lieconv.transforms.LiftGraph` and a
-        :class:`~torch_geometric.loader.DataLoader`.
-
-        The graph is used as lifted: centring and ``pos_scale`` (which :meth:`forward` applies
-        before its lift) are the transform's job here, e.g.
-        ``Compose([Center(), LiftGraph("SO3", radius=...)])``.
-        """
-        x = self.atom_features(data.z).to(data.edge_attr.dtype)
-        h = self.net.forward_lifted(data, x).squeeze(-1)
-        batch = getattr(data, "batch", None)
-        batch = torch.zeros_like(data.z) if batch is None else batch
-        return self._to_target(h, data.z, batch, int(torch.as_tensor(data.lift_samples).max()))
-
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(group={self.group}, hidden_channels={self.net.hidden_channels}, "
                 f"num_layers={self.net.num_layers}, readout={self.readout!r})")
+
+
+def _centroids(pos: Tensor, batch: Tensor) -> Tensor:
+    """``[N, d]`` the centroid of each point's graph (no host sync: sized by the number of points)."""
+    size = pos.shape[0]
+    sums = torch.zeros(size, pos.shape[1], dtype=pos.dtype, device=pos.device).index_add_(0, batch, pos)
+    counts = count_index(batch, size).clamp_(min=1).to(pos.dtype).unsqueeze(-1)
+    return (sums / counts)[batch]
 
 
 class RadiusInteractionGraph(nn.Module):
@@ -200,18 +281,20 @@ class QM9SchNet(nn.Module):
         cutoff (float, optional): interaction radius in Ångström. (default: :obj:`10.0`)
         mean (float, optional): the target's offset :math:`\mu`. (default: :obj:`0.0`)
         std (float, optional): the target's scale :math:`\sigma`. (default: :obj:`1.0`)
+        target_scale (float, optional): units of ``mean`` and ``std`` per unit of the output (see
+            :class:`QM9LieConv`). (default: :obj:`1.0`)
 
     Shapes:
         - **input:** atomic numbers :math:`(N)`, positions :math:`(N, 3)`, batch vector :math:`(N)`
-        - **output:** :math:`(B)`
+        - **output:** :math:`(B, 1)`
     """
 
     def __init__(self, hidden_channels: int = 128, num_interactions: int = 6, cutoff: float = 10.0,
-                 mean: float = 0.0, std: float = 1.0) -> None:
+                 mean: float = 0.0, std: float = 1.0, target_scale: float = 1.0) -> None:
         from torch_geometric.nn.models import SchNet
 
         super().__init__()
-        _register_target_scale(self, mean, std)
+        _register_target_scale(self, mean, std, target_scale)
         self.net = SchNet(hidden_channels=hidden_channels, num_filters=hidden_channels,
                           num_interactions=num_interactions, cutoff=cutoff,
                           interaction_graph=RadiusInteractionGraph(cutoff))
@@ -222,7 +305,7 @@ class QM9SchNet(nn.Module):
     def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None) -> Tensor:
         if batch is None:
             batch = torch.zeros_like(z)
-        return _in_target_units(self.net(z, pos, batch).squeeze(-1), self.mean, self.std)
+        return _in_target_units(self, self.net(z, pos, batch))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(hidden_channels={self.net.hidden_channels}, "
