@@ -90,8 +90,10 @@ def worker(spec: dict) -> Dict[str, float]:
     speaks_edge_index = "edge_attr" in inspect.signature(LieConv.forward).parameters
     calls = {"": lambda inp: conv(inp, graph)}
     if speaks_edge_index:
-        calls = {"": lambda inp: conv(inp, graph.edge_index, graph.edge_attr, table=graph.table),
-                 " (edge_index only)": lambda inp: conv(inp, graph.edge_index, graph.edge_attr)}
+        calls = {"": lambda inp: conv(inp, graph.edge_index, graph.edge_attr, table=graph.table,
+                                      candidate_radius=radius),
+                 " (edge_index only)": lambda inp: conv(inp, graph.edge_index, graph.edge_attr,
+                                                        candidate_radius=radius)}
     xg = x.clone().requires_grad_(True)
     for suffix, call in calls.items():
         def forward():

@@ -166,6 +166,72 @@ def test_explain_edge_mask_receives_gradient_on_the_used_edges(fill):
     torch.testing.assert_close(half - conv.lin.bias, (plain - conv.lin.bias) / 2)
 
 
+def unequal_shuffled_batch(name="SE2", sizes=(5, 11, 8), seed=11):
+    """A batch of graphs of unequal size, its edges in random order (edge ids are not slot positions)."""
+    gen = torch.Generator().manual_seed(seed)
+    group = group_from_name(name)
+    batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
+    graph = lift_graph(group, torch.randn(len(batch), group.space_dim, generator=gen, dtype=F64) + 0.2, batch,
+                       num_samples=2, generator=gen)
+    perm = torch.randperm(graph.num_edges, generator=gen)
+    x = torch.randn(graph.num_nodes, 3, generator=gen, dtype=F64)
+    return group, graph, graph.edge_index[:, perm], graph.edge_attr[perm], x
+
+
+def masked(conv, x, edge_index, edge_attr, mask, **kwargs):
+    set_masks(conv, mask, edge_index, apply_sigmoid=False)
+    try:
+        return conv(x, edge_index, edge_attr, **kwargs)
+    finally:
+        clear_masks(conv)
+
+
+def test_an_edge_masked_to_zero_is_the_edge_deleted_on_a_batch_of_unequal_graphs():
+    """Every candidate used (no subsampling), sum aggregation: an explainer mask of zero on edge e gives
+    exactly the layer on ``edge_index`` without e."""
+    group, graph, edge_index, edge_attr, x = unequal_shuffled_batch()
+    conv = LieConv(3, 4, group, mc_samples=1000, fill=1.0, mean=False).to(F64).eval()
+    kwargs = dict(batch=graph.batch, candidate_radius=graph.candidate_radius)
+    for e in (0, 7, graph.num_edges // 2, graph.num_edges - 1):
+        mask = torch.ones(graph.num_edges, dtype=F64)
+        mask[e] = 0
+        keep = torch.arange(graph.num_edges) != e
+        deleted = conv(x, edge_index[:, keep], edge_attr[keep], **kwargs)
+        torch.testing.assert_close(masked(conv, x, edge_index, edge_attr, mask, **kwargs), deleted,
+                                   atol=1e-12, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fill", [1.0, 0.5])
+def test_explainer_masks_under_subsampling_hit_the_sampled_edge(fill):
+    """mc_samples below the degree (random subsets of the ball), unequal graphs, shuffled edges: with the
+    same draw, a mask of zero on a sampled edge removes exactly that edge's message, and a mask of zero
+    on an edge that was not sampled changes nothing."""
+    group, graph, edge_index, edge_attr, x = unequal_shuffled_batch()
+    conv = LieConv(3, 4, group, mc_samples=4, fill=fill, mean=False).to(F64).eval()
+    conv.radius.fill_(1.0)
+    kwargs = dict(batch=graph.batch, candidate_radius=graph.candidate_radius)
+    seen = {}
+    conv.register_propagate_forward_pre_hook(lambda m, inp: seen.update(edge_index=inp[0], kw=inp[2]))
+    torch.manual_seed(5)
+    plain = conv(x, edge_index, edge_attr, **kwargs)
+    sampled_ids, sampled_edges, sampled_attr = seen["kw"]["edge_id"], seen["edge_index"], seen["kw"]["edge_attr"]
+    assert sampled_ids is not None and sampled_ids.numel() < graph.num_edges
+    torch.testing.assert_close(plain, direct_lieconv(conv, x, sampled_edges, sampled_attr, graph.num_nodes))
+    for k in (0, sampled_ids.numel() // 2, sampled_ids.numel() - 1):
+        mask = torch.ones(graph.num_edges, dtype=F64)
+        mask[sampled_ids[k]] = 0
+        torch.manual_seed(5)
+        out = masked(conv, x, edge_index, edge_attr, mask, **kwargs)
+        rest = torch.arange(sampled_ids.numel()) != k
+        expected = direct_lieconv(conv, x, sampled_edges[:, rest], sampled_attr[rest], graph.num_nodes)
+        torch.testing.assert_close(out, expected, atol=1e-12, rtol=1e-12)
+    unsampled = torch.ones(graph.num_edges, dtype=torch.bool)
+    unsampled[sampled_ids] = False
+    mask = torch.where(unsampled, 0.0, 1.0).to(F64)
+    torch.manual_seed(5)
+    torch.testing.assert_close(masked(conv, x, edge_index, edge_attr, mask, **kwargs), plain, atol=1e-12, rtol=1e-12)
+
+
 def test_explainer_runs_on_a_lieconv_model():
     from torch_geometric.explain import Explainer, GNNExplainer
 
@@ -497,3 +563,55 @@ def test_compare_runs_example_tables_and_plots_run_histories(tmp_path, capsys):
     assert out.stat().st_size > 1000
     with pytest.raises(SystemExit):
         _example("compare_runs").main(runs + ["--metric", "valid_mae"])
+
+
+# ---------------------------------------------------------------------------------------------- PyG conv conventions
+def test_lazy_and_bipartite_in_channels_like_a_pyg_conv():
+    group, graph, x = small_graph("SE3", samples=2)
+    torch.manual_seed(0)
+    eager = LieConv(4, 3, group, fill=1.0, mc_samples=1000).to(F64)
+    torch.manual_seed(0)
+    lazy = LieConv(-1, 3, group, fill=1.0, mc_samples=1000).to(F64)
+    assert "LieConv(-1, 3" in repr(lazy)
+    out = lazy(x, graph.edge_index, graph.edge_attr)
+    assert lazy.in_channels == 4 and lazy.lin.weight.shape == (3, 4 * lazy.kernel_channels)
+    lazy.load_state_dict(eager.state_dict())
+    torch.testing.assert_close(lazy(x, graph.edge_index, graph.edge_attr), eager(x, graph.edge_index, graph.edge_attr))
+    assert out.shape == (graph.num_nodes, 3)
+    # a lazy layer loads a trained state dict before any forward pass
+    fresh = LieConv(-1, 3, group, fill=1.0, mc_samples=1000).to(F64)
+    fresh.load_state_dict(eager.state_dict())
+    torch.testing.assert_close(fresh(x, graph.edge_index, graph.edge_attr), eager(x, graph.edge_index, graph.edge_attr))
+    # (source, target) channels: the targets' features are not used
+    pair = LieConv((4, 7), 3, group, fill=1.0, mc_samples=1000).to(F64)
+    pair.load_state_dict(eager.state_dict())
+    torch.testing.assert_close(pair((x, torch.randn(graph.num_nodes, 7, dtype=F64)), graph.edge_index,
+                                    graph.edge_attr), eager(x, graph.edge_index, graph.edge_attr))
+
+
+def test_message_passing_arguments_pass_through_or_raise_clearly():
+    group, graph, x = small_graph("T3")
+    conv = LieConv(4, 3, group, fill=1.0, mc_samples=1000).to(F64)
+    flipped = LieConv(4, 3, group, fill=1.0, mc_samples=1000, flow="target_to_source", node_dim=0).to(F64)
+    flipped.load_state_dict(conv.state_dict())
+    assert flipped.flow == "target_to_source"
+    torch.testing.assert_close(flipped(x, graph.edge_index.flip(0), graph.edge_attr),
+                               conv(x, graph.edge_index, graph.edge_attr), atol=1e-12, rtol=1e-12)
+    with pytest.raises(ValueError, match="'aggr' cannot be set"):
+        LieConv(4, 3, group, aggr="max")
+    with pytest.raises(ValueError, match="node_dim"):
+        LieConv(4, 3, group, node_dim=1)
+    with pytest.raises(ValueError, match="decomposed_layers"):
+        LieConv(4, 3, group, decomposed_layers=2)
+    with pytest.raises(ValueError, match="flow"):
+        LieConv(4, 3, group, flow="sideways")
+
+
+def test_size_is_the_fourth_argument_and_batch_a_keyword():
+    group, graph, x = small_graph("T3")
+    conv = LieConv(4, 3, group, fill=1.0, mc_samples=1000).to(F64)
+    n = graph.num_nodes
+    torch.testing.assert_close(conv(x, graph.edge_index, graph.edge_attr, (n, n)),
+                               conv(x, graph.edge_index, graph.edge_attr))
+    with pytest.raises(TypeError, match="batch="):
+        conv(x, graph.edge_index, graph.edge_attr, torch.zeros(n, dtype=torch.long))

@@ -79,7 +79,7 @@ class HostSyncCounter(TorchDispatchMode):
 
 
 def _sync_kind(func, args: tuple, kwargs: dict) -> Any:
-    name = func.name()
+    name = func.name().split(".")[0]  # without the overload
     if name in ("aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::bincount",
                 "torch_cluster::radius", "torch_cluster::knn"):
         return name.split("::")[1]
