@@ -67,6 +67,23 @@ EXPECTED = {  # paper target -> (raw CSV column, factor to the paper's unit)
 }
 
 
+def test_a_lifted_pre_transform_is_saved_and_read_back_with_weights_only(tmp_path):
+    """``QM9(root, pre_transform=LiftGraph(...))`` stores LiftedGraph objects; reading them back needs no
+    fallback to unpickling arbitrary objects (PyG warns and falls back when a class is not allowlisted)."""
+    import warnings
+
+    from torch_geometric.datasets import QM9
+    from torch_geometric_lieconv import LiftedGraph
+    from torch_geometric_lieconv.transforms import LiftGraph
+
+    write_qm9_root(str(tmp_path), 6, seed=2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*[Ww]eights only load failed.*")
+        QM9(str(tmp_path), pre_transform=LiftGraph("T3"))  # processes and saves
+        again = QM9(str(tmp_path), pre_transform=LiftGraph("T3"))  # reads the saved file back
+    assert isinstance(again[0], LiftedGraph) and again[0].edge_attr.shape[1] == 3
+
+
 def test_targets_units_and_mapping(qm9_root):
     root, molecules = qm9_root
     dataset = load_qm9(root, download=False)

@@ -24,9 +24,15 @@ class LiftGraph(BaseTransform):
 
     .. code-block:: python
 
-        dataset = QM9(root, transform=LiftGraph("T3", radius=2.0))
-        for data in DataLoader(dataset, batch_size=75):
-            out = model.forward_lifted(data.x, data)
+        from torch_geometric.datasets import QM9
+        from torch_geometric.loader import DataLoader
+        from torch_geometric_lieconv import QM9LieConv
+        from torch_geometric_lieconv.transforms import LiftGraph
+
+        model = QM9LieConv("T3", hidden_channels=32, num_layers=2, fill=0.5)   # balls up to 2.0
+        dataset = QM9("data/QM9", transform=LiftGraph("T3", radius=2.0))
+        for data in DataLoader(dataset[:150], batch_size=75):
+            out = model.forward_lifted(data)    # [75, 1]
 
     Args:
         group (LieGroup or str): the group, or its name.

@@ -4,7 +4,13 @@ Every dynamics model maps the phase-space state of a batch of systems to its tim
 
 .. code-block:: python
 
-    dz_dt = model(t, z, params, batch)        # z, dz_dt: [N, 2d]; params: [N, c]; batch: [N]
+    import torch
+    from torch_geometric_lieconv.models import HamiltonianLieConv
+
+    model = HamiltonianLieConv(2, "T2", hidden_channels=32, num_layers=1)
+    t, z = torch.tensor(0.0), torch.randn(6, 4)            # z = (q, p): [N, 2d], here d = 2
+    params, batch = torch.rand(6, 2) + 0.5, torch.tensor([0, 0, 0, 1, 1, 1])   # [N, c], [N]
+    dz_dt = model(t, z, params, batch)                     # [N, 2d]
 
 with ``z[:, :d] = q``, ``z[:, d:] = p`` per particle and ``params[:, 0]`` the masses (see
 :mod:`torch_geometric_lieconv.dynamics`), so any of them can be handed to ``odeint``.
