@@ -97,6 +97,7 @@ def neighbour_table(
     graph_size: Tensor,
     max_degree: Optional[int] = None,
     is_sorted: Optional[bool] = None,
+    degree: Optional[Tensor] = None,
 ) -> NeighbourTable:
     r"""Lay out the edges of ``edge_index`` (any order) as one padded row per target.
 
@@ -108,11 +109,13 @@ def neighbour_table(
             :obj:`None`, computed)
         is_sorted (bool, optional): whether the edges are sorted by target. (default: :obj:`None`,
             checked)
+        degree (torch.Tensor, optional): ``[T]`` the number of edges of each target, when the caller
+            has counted them. (default: :obj:`None`, counted)
 
     Reads the device once when ``max_degree`` or ``is_sorted`` is not given (both in one sync).
     """
     target = edge_index[1]
-    degree = count_index(target, num_targets)
+    degree = count_index(target, num_targets) if degree is None else degree
     if max_degree is None or is_sorted is None:
         max_degree, is_sorted = _degree_and_order(target, degree, max_degree, is_sorted)
     order = None
@@ -171,6 +174,7 @@ class PairGraph:
     radius: Optional[float] = None  #: the group radius every ball of the graph's layers must stay within
     sizes: Optional[GraphSizes] = None  #: the sizes of the graphs (``None``: read here)
     is_sorted: Optional[bool] = None  #: whether the edges are sorted by target (``None``: checked)
+    degree: Optional[Tensor] = field(default=None, repr=False)  #: ``[M]`` edges per target (``None``: counted)
     table: NeighbourTable = field(init=False, repr=False)
     radius_bound: Union[float, Tensor] = field(init=False, repr=False)
 
@@ -178,7 +182,7 @@ class PairGraph:
         if self.sizes is None:
             self.sizes = GraphSizes.read(self.batch)
         self.table = neighbour_table(self.edge_index, self.num_nodes, self.sizes.per_node(self.batch),
-                                     self.max_degree, self.is_sorted)
+                                     self.max_degree, self.is_sorted, self.degree)
         self.max_degree = self.table.width
         #: the radius as a tensor for the layers (a changing Python float would recompile them)
         self.radius_bound = float("inf") if self.radius is None else torch.tensor(
@@ -314,7 +318,7 @@ def build_pair_graph(
             bound = group.euclidean_radius(float(radius), max_norm)
     if sizes is None:
         sizes = GraphSizes.read(lifted.batch)
-    max_degree = None
+    max_degree = degree = None
     if bound is None:
         edge_index = all_pairs_within_graphs(lifted.batch, sizes)
         max_degree = sizes.max_count
@@ -331,7 +335,7 @@ def build_pair_graph(
         edge_attr = group.pair_embedding(lifted.a, lifted.q, edge_index)
         dist = group.distance(edge_attr)
     return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes, max_degree, radius, sizes,
-                     is_sorted=True)
+                     is_sorted=True, degree=degree)
 
 
 def segment_rank(target: Tensor, num_nodes: int, counts: Optional[Tensor] = None) -> Tensor:
