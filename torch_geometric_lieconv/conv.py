@@ -310,7 +310,7 @@ class LieConv(MessagePassing):
             )
         if not isinstance(candidate_radius, Tensor) and math.isinf(float(candidate_radius)):
             return self.radius
-        bound = torch.as_tensor(candidate_radius, dtype=self.radius.dtype).to(self.radius.device).min()
+        bound = torch.as_tensor(candidate_radius, dtype=self.radius.dtype, device=self.radius.device).min()
         if warn and not self._warned_capped and not torch.compiler.is_compiling():
             self.warn_if_capped(float(self.radius), float(bound))  # host sync, only without a table
         return torch.minimum(self.radius, bound)

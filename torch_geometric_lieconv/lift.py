@@ -117,11 +117,11 @@ class LiftedGraph(Data):
         return super().__inc__(key, value, *args, **kwargs)
 
 
-
 # datasets saved with a LiftGraph pre_transform hold LiftedGraph objects: let PyG read them back with
 # torch.load(weights_only=True) instead of falling back to unpickling arbitrary objects
 if hasattr(torch.serialization, "add_safe_globals"):
     torch.serialization.add_safe_globals([LiftedGraph])
+
 
 def lift_graph(
     group: Union[LieGroup, str],

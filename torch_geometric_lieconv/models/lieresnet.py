@@ -27,6 +27,10 @@ class ForwardPlan(NamedTuple):
     extras: list  #: the extra scalars asked for
 
 
+class NonFiniteInputError(ValueError):
+    """Input features with NaN or inf values (BatchNorm would spread them to other graphs)."""
+
+
 def _nonfinite(x: Tensor) -> Tensor:
     """``[1]`` whether ``x`` holds a NaN or inf, on the device."""
     return (~torch.isfinite(x).all()).view(1)
@@ -34,7 +38,7 @@ def _nonfinite(x: Tensor) -> Tensor:
 
 def _raise_nonfinite(x: Tensor) -> None:
     bad = (~torch.isfinite(x)).any(-1).nonzero().flatten()[:5].tolist()
-    raise ValueError(f"x contains NaN or inf values (rows {bad} ...)")
+    raise NonFiniteInputError(f"x contains NaN or inf values (rows {bad} ...)")
 
 
 def _norm_act(channels: int, batch_norm: bool) -> List[nn.Module]:
@@ -202,8 +206,15 @@ class LieResNet(nn.Module):
 
     def ball_radii(self) -> List[Optional[float]]:
         """Each block's ball radius (``None``: no ball), read in one host sync."""
-        balls = [conv.radius for conv in self.convs if conv.uses_ball]
-        values = iter(read_to_host(torch.stack(balls)) if balls else [])
+        balls = self._ball_tensors()
+        return self._per_block(read_to_host(torch.cat(balls)) if balls else [])
+
+    def _ball_tensors(self) -> List[Tensor]:
+        return [conv.radius.detach().reshape(1) for conv in self.convs if conv.uses_ball]
+
+    def _per_block(self, ball_values: Sequence[float]) -> List[Optional[float]]:
+        """The values of the ball blocks spread over all blocks (``None`` where a block has no ball)."""
+        values = iter(ball_values)
         return [next(values) if conv.uses_ball else None for conv in self.convs]
 
     def read_plan(self, counts: Tensor, flags: Tensor, num_graphs: Union[int, Tensor],
@@ -220,7 +231,7 @@ class LieResNet(nn.Module):
         stages = [counts]
         for block in self.blocks:
             stages.append(subsample_counts(stages[-1], block.ds_frac) if block.ds_frac < 1 else stages[-1])
-        balls = [conv.radius.detach().reshape(1) for conv in self.convs if conv.uses_ball]
+        balls = self._ball_tensors()
         last = [num_graphs.reshape(1)] if isinstance(num_graphs, Tensor) else []
         parts = [flags.reshape(-1), *(GraphSizes.summary(c) for c in stages), *balls, *last,
                  *(e.reshape(1) for e in extras)]
@@ -229,8 +240,7 @@ class LieResNet(nn.Module):
         flag_values, values = [bool(v) for v in values[:num_flags]], values[num_flags:]
         summaries = [values[3 * i : 3 * i + 3] for i in range(len(stages))]
         values = values[3 * len(stages):]
-        ball_values, values = iter(values[: len(balls)]), values[len(balls):]
-        radii = [next(ball_values) if conv.uses_ball else None for conv in self.convs]
+        radii, values = self._per_block(values[: len(balls)]), values[len(balls):]
         if isinstance(num_graphs, Tensor):
             num_graphs, values = int(values[0]), values[1:]
         sizes = [GraphSizes.from_summary(c[:num_graphs], s) for c, s in zip(stages, summaries)]
@@ -312,7 +322,7 @@ class LieResNet(nn.Module):
             raise ValueError(f"x must have shape [{num_nodes}, {self.in_channels}], got {got}")
         x = self._checked_features(x)
         lifted, graph, plan = self._plan_lifted(data, x)
-        return self._forward_graph(x, lifted, graph, plan, plan.extras[1])
+        return self._forward_graph(x, lifted, graph, plan, int(plan.extras[1]))
 
     @torch.compiler.disable
     def _plan_lifted(self, data: Data, x: Tensor) -> Tuple[LiftedPoints, PairGraph, "ForwardPlan"]:
@@ -340,8 +350,7 @@ class LieResNet(nn.Module):
                               int(samples.max()) if isinstance(samples, Tensor) else int(samples))
         graph = PairGraph(data.edge_index, data.edge_attr, self.group.distance(data.edge_attr), batch, num_nodes,
                           radius=None if radius == float("inf") else radius, sizes=plan.sizes[0])
-        return lifted, graph, ForwardPlan(plan.flags, plan.radii, plan.sizes, plan.num_graphs,
-                                          [radius, int(plan.extras[1])])
+        return lifted, graph, plan
 
     def _in_model_dtype(self, value: Tensor) -> Tensor:
         """``value`` cast to the model's floating point dtype (integer input is left to the checks)."""

@@ -11,7 +11,7 @@ from torch_geometric.data import Data
 
 from ..graph import count_index
 from ..groups import LieGroup
-from .lieresnet import LieResNet
+from .lieresnet import LieResNet, NonFiniteInputError
 
 #: the elements of QM9: H, C, N, O, F
 QM9_SPECIES: Tuple[int, ...] = (1, 6, 7, 8, 9)
@@ -198,8 +198,8 @@ class QM9LieConv(nn.Module):
         """``run()``, with the error for atoms of unknown species named (they reach the network as NaN)."""
         try:
             return run()
-        except ValueError as error:
-            unknown = unknown_species(z, self.species) if "NaN" in str(error) else []
+        except NonFiniteInputError:
+            unknown = unknown_species(z, self.species)
             if unknown:
                 raise ValueError(f"{type(self).__name__} knows the atomic numbers {list(self.species)}, got "
                                  f"{unknown}; build it with species=[...] or species='all'") from None
