@@ -277,7 +277,7 @@ def worker_qm9_check(spec: dict, meter: Meter, device: torch.device) -> dict:
     SE(3) is checked with fill 1, nbhd >= molecule size and explicit frames (no randomness), where the
     sparse and dense models compute the same function.
     """
-    from torch_geometric_lieconv.groups._rotations import random_rotations
+    from torch_geometric_lieconv.groups import random_rotations
 
     spec = dict(spec)
     if spec["group"] == "SE3":

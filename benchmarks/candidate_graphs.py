@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchmark import load_average, machine_description, qm9_like_batch  # noqa: E402
 
 from torch_geometric_lieconv import LieConv, group_from_name, lift_points  # noqa: E402
-from torch_geometric_lieconv.datasets.rotmnist import ImageToPointSet  # noqa: E402
+from torch_geometric_lieconv.transforms import ImageToPointSet  # noqa: E402
 from torch_geometric_lieconv.graph import all_pairs_within_graphs, build_pair_graph, radius_pairs  # noqa: E402
 
 

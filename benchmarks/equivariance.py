@@ -33,7 +33,7 @@ def measure(name: str, dtype: torch.dtype, trials: int) -> tuple:
     # how much the output moves when the geometry really changes (so the errors are not vacuous)
     frames = None
     if group.frame_dim:
-        from torch_geometric_lieconv.groups._rotations import random_rotations
+        from torch_geometric_lieconv.groups import random_rotations
 
         frames = random_rotations((pos.shape[0], samples), group.frame_dim, dtype=dtype)
     out = model(x, pos, batch, frames)

@@ -31,7 +31,7 @@ from group_reference import ROTATION_GROUPS, WITH_ALGEBRA, reference_exp, rotati
 
 from torch_geometric_lieconv import group_from_name  # noqa: E402
 from torch_geometric_lieconv.groups import SE3  # noqa: E402
-from torch_geometric_lieconv.groups._rotations import random_rotations  # noqa: E402
+from torch_geometric_lieconv.groups import random_rotations  # noqa: E402
 
 N = 4000
 BANDS = {"random": None, "near 0": (1e-6, 1e-3), "near pi": (1e-7, 1e-4)}

@@ -28,7 +28,7 @@ from typing import List, Optional
 import torch
 import torch.nn.functional as F
 
-from torch_geometric_lieconv.datasets.rotmnist import ImageToPointSet
+from torch_geometric_lieconv.transforms import ImageToPointSet
 from torch_geometric_lieconv.experiments.rotmnist import PRESETS, paper_error
 from torch_geometric_lieconv.models.image import ImageLieResNet
 

@@ -16,7 +16,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATConv, Sequential, TransformerConv, global_mean_pool
 
 from torch_geometric_lieconv import SE3, LieConv, lift_graph
-from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.groups import random_rotations
 
 LIFT_SAMPLES = 4
 

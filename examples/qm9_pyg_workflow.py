@@ -44,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> float:
     mad = (targets - median).abs().mean()
 
     model = QM9LieConv("T3", hidden_channels=args.hidden, num_layers=3, mc_samples=32, fill=1.0,
-                       mean=float(median), std=float(mad))  # predicts eV, like data.y
+                       target_mean=float(median), target_std=float(mad))  # eV, as data.y
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     print(f"{len(train)} training and {len(test)} test molecules; model {model}")
     for epoch in range(1, args.epochs + 1):

@@ -50,7 +50,7 @@ def dense_model_forward(model, x: Tensor, pos: Tensor, batch: Tensor, frames: Op
     lifted = lift_points(model.group, pos, batch, model.lift_samples, frames)
     h = model.lin_in(x[lifted.node_index])
     for block in model.blocks:
-        out = block.post(dense_lieconv(block.conv, block.pre(h), lifted.a, lifted.q, lifted.batch, None))
+        out = block.post(dense_lieconv(block.conv, block.pre(h), lifted.u, lifted.q, lifted.batch, None))
         c = min(block.in_channels, block.out_channels)
         h = torch.cat([out[:, :c] + h[:, :c], out[:, c:]], dim=-1)
     from torch_geometric.nn import global_mean_pool

@@ -43,7 +43,7 @@ def test_candidate_graph_holds_every_pair_of_every_ball(name):
     pos, batch = awkward_cloud(group)
     lifted = lift_points(group, pos, batch, LIFT_SAMPLES.get(name, 1), generator=torch.Generator().manual_seed(1))
     everything = build_pair_graph(group, lifted, radius=None)
-    assert group.search_embedding(lifted.a, lifted.q, lifted.pos) is not None  # every built-in group has one
+    assert group.search_embedding(lifted.u, lifted.q, lifted.pos) is not None  # every built-in group has one
     for radius in [1e-3, 0.05, 0.2, 0.6, 1.5, 4.0]:
         graph = build_pair_graph(group, lifted, radius=radius)
         inside = everything.edge_index[:, everything.dist < radius]

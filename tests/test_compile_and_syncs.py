@@ -4,7 +4,7 @@ import torch
 
 from torch_geometric_lieconv import LieConv, LieResNet, QM9LieConv
 from torch_geometric_lieconv.graph import build_pair_graph
-from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.groups import random_rotations
 from torch_geometric_lieconv.host_syncs import HostSyncCounter
 from torch_geometric_lieconv.lift import lift_points
 

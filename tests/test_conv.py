@@ -29,7 +29,7 @@ def test_sparse_layer_equals_dense_reference(name, dtype, atol):
     x, lifted = random_batch(group, [3, 7, 1, 5], dtype=dtype)
     graph = build_pair_graph(group, lifted)
     out = conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, candidate_radius=graph.candidate_radius)
-    ref = dense_lieconv(conv, x, lifted.a, lifted.q, lifted.batch, None)
+    ref = dense_lieconv(conv, x, lifted.u, lifted.q, lifted.batch, None)
     assert out.shape == ref.shape
     torch.testing.assert_close(out, ref, atol=atol, rtol=atol)
 
@@ -43,7 +43,7 @@ def test_ball_neighbourhood_equals_dense_reference(name):
     x, lifted = random_batch(group, [12, 9, 20], dtype=torch.float64)
     graph = build_pair_graph(group, lifted, radius=1.5)
     out = conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, candidate_radius=graph.candidate_radius)
-    ref = dense_lieconv(conv, x, lifted.a, lifted.q, lifted.batch, 1.5)
+    ref = dense_lieconv(conv, x, lifted.u, lifted.q, lifted.batch, 1.5)
     torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
     # and the bounded candidate graph is really sparser than all pairs here
     if group.euclidean_radius(1.5, 10.0) is not None and name in ("T3", "SE3"):

@@ -24,7 +24,7 @@ from group_reference import (  # noqa: F401  (single_thread: an autouse fixture)
 )
 from torch_geometric_lieconv import group_from_name, lift_points
 from torch_geometric_lieconv.groups import SE3, SO2, LieGroup
-from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.groups import random_rotations
 from torch_geometric_lieconv.groups.planar import BRANCH_CUT_SHIFT
 from user_groups import AFFINE1_GENERATORS, MATRIX_SO2_GENERATORS, USER_GROUPS, Affine1, MatrixSO2, make_group
 
@@ -280,12 +280,12 @@ def test_distance_is_symmetric_nonnegative_and_zero_on_self_pairs(name):
     pos = torch.randn(20, group.space_dim, generator=gen, dtype=F64) + 0.5
     lifted = lift_points(group, pos, None, 2, generator=gen)
     i, j = torch.randint(0, lifted.num_nodes, (2, 200), generator=gen)
-    d_ij = group.distance(group.pair_embedding(lifted.a, lifted.q, torch.stack([j, i])))
-    d_ji = group.distance(group.pair_embedding(lifted.a, lifted.q, torch.stack([i, j])))
+    d_ij = group.distance(group.pair_embedding(lifted.u, lifted.q, torch.stack([j, i])))
+    d_ji = group.distance(group.pair_embedding(lifted.u, lifted.q, torch.stack([i, j])))
     torch.testing.assert_close(d_ij, d_ji, atol=1e-10, rtol=0)
     assert (d_ij >= 0).all() and (d_ij[i != j] > 0).any()
     self_idx = torch.arange(lifted.num_nodes)
-    d_self = group.distance(group.pair_embedding(lifted.a, lifted.q, torch.stack([self_idx, self_idx])))
+    d_self = group.distance(group.pair_embedding(lifted.u, lifted.q, torch.stack([self_idx, self_idx])))
     assert d_self.abs().max() < 1e-12
 
 
@@ -390,7 +390,7 @@ def test_user_matrix_so2_matches_builtin_so2():
     edges = torch.randint(0, 30, (2, 300), generator=gen)
     user, builtin = MatrixSO2(), SO2()
     lu, lb = lift_points(user, pos), lift_points(builtin, pos)
-    eu, eb = user.pair_embedding(lu.a, lu.q, edges), builtin.pair_embedding(lb.a, lb.q, edges)
+    eu, eb = user.pair_embedding(lu.u, lu.q, edges), builtin.pair_embedding(lb.u, lb.q, edges)
     # the user's atan2 log cuts at -pi, the built-in one at -pi + 1e-5: compare the angle modulo 2 pi
     torch.testing.assert_close(wrapped(eu[:, 0] - eb[:, 0]), torch.zeros(300, dtype=F64), atol=1e-12, rtol=0)
     torch.testing.assert_close(eu[:, 1:], eb[:, 1:])
@@ -406,7 +406,7 @@ def test_user_defined_group_end_to_end():
     pos = torch.randn(14, 1, dtype=F64)
     batch = torch.tensor([0] * 6 + [1] * 8)
     lifted = lift_points(group, pos, batch, 2)
-    assert lifted.a.shape == (28, 2)
+    assert lifted.u.shape == (28, 2)
     model = LieResNet(1, 2, group, hidden_channels=16, num_layers=2, mc_samples=100, fill=1.0, lift_samples=2)
     model = model.double().eval()
     x = torch.randn(14, 1, dtype=F64)

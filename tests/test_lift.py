@@ -13,7 +13,7 @@ from torch.autograd import gradcheck
 from group_reference import ALL, orbit_origin, single_thread  # noqa: F401  (autouse fixture)
 from torch_geometric_lieconv import group_from_name, lift_points
 from torch_geometric_lieconv.groups import SE2, SE3, SO3
-from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.groups import random_rotations
 from user_groups import USER_GROUPS, Affine1, make_group
 
 F64 = torch.float64
@@ -231,14 +231,14 @@ def test_lift_points_is_point_major_and_keeps_dtype(name):
     lifted = lift_points(group, pos, batch, 3, generator=torch.Generator().manual_seed(3))
     a, q = group.lift(pos, 3, generator=torch.Generator().manual_seed(3))
     assert lifted.num_nodes == 21 and lifted.num_samples == 3
-    torch.testing.assert_close(lifted.a, a.reshape(21, -1))
+    torch.testing.assert_close(lifted.u, a.reshape(21, -1))
     torch.testing.assert_close(lifted.q, q.reshape(21, -1))
-    assert lifted.a.dtype == lifted.q.dtype == torch.float32
+    assert lifted.u.dtype == lifted.q.dtype == torch.float32
     assert torch.equal(lifted.node_index, torch.arange(7).repeat_interleave(3))
     assert torch.equal(lifted.batch, batch.repeat_interleave(3))
     assert torch.equal(lifted.pos, pos.repeat_interleave(3, 0))
     sub = lifted.index_select(torch.tensor([5, 0]))
-    assert torch.equal(sub.node_index, torch.tensor([1, 0])) and torch.equal(sub.a, lifted.a[[5, 0]])
+    assert torch.equal(sub.node_index, torch.tensor([1, 0])) and torch.equal(sub.u, lifted.u[[5, 0]])
     default_batch = lift_points(group, pos, None, 1)
     assert torch.equal(default_batch.batch, torch.zeros(7, dtype=torch.long))
 
@@ -325,7 +325,7 @@ def test_euclidean_radius_bounds_the_group_distance(name):
             lifted = lift_points(base, pos, None, 2, frames=fr, generator=gen)
             m = lifted.num_nodes
             i, j = torch.arange(m).repeat_interleave(m), torch.arange(m).repeat(m)
-            abq = base.pair_embedding(lifted.a, lifted.q, torch.stack([j, i]))  # independent of alpha
+            abq = base.pair_embedding(lifted.u, lifted.q, torch.stack([j, i]))  # independent of alpha
             gap = (lifted.pos[i] - lifted.pos[j]).norm(dim=-1)
             for alpha in (None, 0.1, 0.5, 0.9):
                 group = group_from_name(name, alpha=alpha)
@@ -349,7 +349,7 @@ def test_euclidean_radius_is_attained_where_it_is_exact(name):
         frames = torch.eye(group.frame_dim, dtype=F64).expand(300, 1, group.frame_dim, group.frame_dim)
     lifted = lift_points(group, pos, None, 1, frames=frames)
     i, j = torch.randint(0, 300, (2, 20000), generator=gen)
-    d = group.distance(group.pair_embedding(lifted.a, lifted.q, torch.stack([j, i])))
+    d = group.distance(group.pair_embedding(lifted.u, lifted.q, torch.stack([j, i])))
     gap = (pos[i] - pos[j]).norm(dim=-1)
     r = 0.5
     assert gap[d < r].max() > 0.95 * group.euclidean_radius(r, float(pos.norm(dim=-1).max()))

@@ -11,7 +11,7 @@ from signal_scale import geometric
 from torch_geometric_lieconv import T, group_from_name, lift_points
 from torch_geometric_lieconv.equivariance import assert_equivariant, equivariance_error
 from torch_geometric_lieconv.graph import build_pair_graph
-from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.groups import random_rotations
 from torch_geometric_lieconv.models import LieResNet, QM9LieConv
 from torch_geometric_lieconv.pool import farthest_point_subsample
 

@@ -184,7 +184,7 @@ def test_group_math_stays_in_float32_under_autocast(name):
     group, _, pos, batch = molecule_graph(name, lift_samples=2, dtype=torch.float32)
     frames = None
     if group.frame_dim:
-        from torch_geometric_lieconv.groups._rotations import random_rotations
+        from torch_geometric_lieconv.groups import random_rotations
 
         frames = random_rotations((pos.shape[0], 2), 3)
     plain = build_pair_graph(group, lift_points(group, pos, batch, 2, frames))

@@ -10,7 +10,7 @@ from torch_geometric.nn import GATConv, Sequential, TransformerConv, global_mean
 from dense_reference import dense_model_forward
 from signal_scale import geometric
 from torch_geometric_lieconv import LieConv, LieResNet, QM9LieConv, group_from_name, lift_graph
-from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.groups import random_rotations
 from torch_geometric_lieconv.transforms import LiftGraph
 
 F64 = torch.float64
@@ -478,16 +478,17 @@ def test_qm9_model_returns_physical_units_with_atomref_and_sum_readout():
     batch = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1])
     atomref = torch.randn(100, generator=gen, dtype=F64)
     plain = QM9LieConv("T3", hidden_channels=8, num_layers=1).to(F64).eval()
-    scaled = QM9LieConv("T3", hidden_channels=8, num_layers=1, mean=-250.0, std=40.0, atomref=atomref,
+    scaled = QM9LieConv("T3", hidden_channels=8, num_layers=1, target_mean=-250.0, target_std=40.0, atomref=atomref,
                         readout="add").to(F64).eval()
-    scaled.load_state_dict(plain.state_dict() | {"mean": scaled.mean, "std": scaled.std, "atomref": scaled.atomref})
+    scaled.load_state_dict(plain.state_dict() | {"target_mean": scaled.target_mean, "target_std": scaled.target_std,
+                                                  "atomref": scaled.atomref})
     h = plain(z, pos, batch)
     assert h.shape == (2, 1)  # one row per molecule, as SchNet
     atoms = torch.tensor([[4.0], [5.0]], dtype=F64)
     reference = atoms * (h * 40.0 - 250.0) + torch.stack([atomref[z[:4]].sum(), atomref[z[4:]].sum()]).unsqueeze(-1)
     torch.testing.assert_close(scaled(z, pos, batch), reference)
     # statistics in meV, outputs in eV: the same values divided by 1000
-    in_ev = QM9LieConv("T3", hidden_channels=8, num_layers=1, mean=-250.0, std=40.0, atomref=atomref,
+    in_ev = QM9LieConv("T3", hidden_channels=8, num_layers=1, target_mean=-250.0, target_std=40.0, atomref=atomref,
                        readout="add", target_scale=1000.0).to(F64).eval()
     in_ev.load_state_dict(scaled.state_dict())
     torch.testing.assert_close(in_ev(z, pos, batch), reference / 1000)
@@ -505,7 +506,7 @@ def test_forces_from_the_qm9_model_sum_to_zero_and_rotate_with_the_molecule():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(9)
     model = geometric(QM9LieConv("SE3", hidden_channels=8, num_layers=2, mc_samples=100, lift_samples=2,
-                                 std=30.0)).to(F64).eval()
+                                 target_std=30.0)).to(F64).eval()
     z = torch.tensor([6, 1, 1, 8, 1])
     pos = (torch.randn(5, 3, generator=gen, dtype=F64) * 1.3).requires_grad_(True)
     frames = random_rotations((5, 2), 3, generator=gen, dtype=F64)

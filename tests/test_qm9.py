@@ -194,7 +194,8 @@ def test_train_writes_files_and_learns(t3_run, capsys):
 
 
 def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
-    from torch_geometric_lieconv.experiments.qm9 import build_model
+    from torch_geometric_lieconv.experiments.common import build_model
+    from torch_geometric_lieconv.experiments.qm9 import model_arguments
 
     root, molecules = qm9_root
     capsys.readouterr()
@@ -205,7 +206,7 @@ def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
         result = json.load(f)
     state = load_checkpoint(os.path.join(t3_run, "checkpoint_last.pt"))
     config = state["config"]
-    model = build_model(config, config["pos_scale"])
+    model = build_model(*model_arguments(config))
     model.load_state_dict(state["model"])
     model.eval()
     with open(os.path.join(t3_run, "splits.json")) as f:
@@ -222,8 +223,8 @@ def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
     from torch_geometric_lieconv import QM9LieConv
 
     restored = QM9LieConv.from_checkpoint(t3_run, "last")
-    assert float(restored.std) == pytest.approx(config["target_mad"])
-    assert float(restored.mean) == pytest.approx(config["target_median"])
+    assert float(restored.target_std) == pytest.approx(config["target_mad"])
+    assert float(restored.target_mean) == pytest.approx(config["target_median"])
     with torch.no_grad():
         again = [abs(1000 * float(restored(torch.tensor(molecules[i]["z"]), molecules[i]["pos"]))
                      - molecules[i]["raw"]["homo"] * HARTREE_MEV) for i in test_index]
@@ -317,12 +318,13 @@ def _transform(batch, rotation, shift):
 
 
 def test_trained_t3_model_is_translation_invariant(qm9_root, t3_run):
-    from torch_geometric_lieconv.experiments.qm9 import build_model
-    from torch_geometric_lieconv.groups._rotations import random_rotations
+    from torch_geometric_lieconv.experiments.common import build_model
+    from torch_geometric_lieconv.experiments.qm9 import model_arguments
+    from torch_geometric_lieconv.groups import random_rotations
 
     root, _ = qm9_root
     state = load_checkpoint(os.path.join(t3_run, "checkpoint_best.pt"))
-    model = build_model(state["config"], state["config"]["pos_scale"])
+    model = build_model(*model_arguments(state["config"]))
     model.load_state_dict(state["model"])
     model.eval()
     batch = _molecules_batch(load_qm9(root, download=False), range(8))
@@ -337,8 +339,9 @@ def test_trained_t3_model_is_translation_invariant(qm9_root, t3_run):
 
 
 def test_trained_se3_model_is_rotation_and_translation_invariant(qm9_root, tmp_path):
-    from torch_geometric_lieconv.experiments.qm9 import build_model
-    from torch_geometric_lieconv.groups._rotations import random_rotations
+    from torch_geometric_lieconv.experiments.common import build_model
+    from torch_geometric_lieconv.experiments.qm9 import model_arguments
+    from torch_geometric_lieconv.groups import random_rotations
 
     root, _ = qm9_root
     out_dir = str(tmp_path / "se3")
@@ -347,7 +350,7 @@ def test_trained_se3_model_is_rotation_and_translation_invariant(qm9_root, tmp_p
     assert main(["train", "qm9", "--root", root, "--group", "SE3", "--epochs", "1", "--out", out_dir,
                  "--mc-samples", "64", "--lift-samples", "2", "--train-size", "8"] + TINY) == 0
     state = load_checkpoint(os.path.join(out_dir, "checkpoint_best.pt"))
-    model = build_model(state["config"], state["config"]["pos_scale"]).double()
+    model = build_model(*model_arguments(state["config"])).double()
     model.load_state_dict(state["model"])
     model.eval()
     batch = _molecules_batch(load_qm9(root, download=False), range(8))
@@ -393,7 +396,7 @@ def test_bfloat16_autocast_run_keeps_float32_outputs(qm9_root, tmp_path):
     from torch_geometric_lieconv.experiments.qm9 import QM9Objective, get_target
 
     torch.manual_seed(0)
-    model = QM9LieConv("T3", hidden_channels=16, num_layers=1, mean=-6547.0, std=318.0).eval()
+    model = QM9LieConv("T3", hidden_channels=16, num_layers=1, target_mean=-6547.0, target_std=318.0).eval()
     z = torch.tensor([6, 1, 1, 8, 1])
     pos = torch.randn(5, 3)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -444,7 +447,7 @@ def test_schnet_baseline_trains_and_is_invariant(qm9_root, tmp_path, capsys):
         assert math.isfinite(json.load(f)["mae"])
     # rotations and translations leave its prediction unchanged; other positions change it
     torch.manual_seed(0)
-    model = QM9SchNet(16, 2, mean=-6547.0, std=318.0).double().eval()
+    model = QM9SchNet(16, 2, target_mean=-6547.0, target_std=318.0).double().eval()
     z, pos = torch.tensor(molecules[0]["z"]), molecules[0]["pos"].double()
     q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
     with torch.no_grad():

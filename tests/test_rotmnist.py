@@ -11,9 +11,10 @@ from torch_geometric.loader import DataLoader
 from signal_scale import geometric
 
 from torch_geometric_lieconv.cli import main
-from torch_geometric_lieconv.datasets.rotmnist import ImageToPointSet, RotMNIST, pixel_grid
+from torch_geometric_lieconv.datasets.rotmnist import RotMNIST
+from torch_geometric_lieconv.transforms import ImageToPointSet, pixel_grid
 from torch_geometric_lieconv.experiments.rotmnist import _cross_entropy, paper_error
-from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.groups import random_rotations
 from torch_geometric_lieconv.models.image import ImageLieResNet, layer_schedule
 
 TRAIN_VALID = "mnist_all_rotation_normalized_float_train_valid.amat"

@@ -10,7 +10,7 @@ from signal_scale import geometric
 from torch_geometric_lieconv import LieResNet, QM9LieConv, group_from_name, lift_points
 from torch_geometric_lieconv.equivariance import equivariance_error
 from torch_geometric_lieconv.graph import build_pair_graph
-from torch_geometric_lieconv.groups._rotations import random_rotations
+from torch_geometric_lieconv.groups import random_rotations
 from torch_geometric_lieconv.pool import farthest_point_subsample
 
 F64 = torch.float64
@@ -120,7 +120,7 @@ def test_so3_stabilizer_samples_are_haar_distributed():
     lifted = lift_points(group_from_name("SE3"), torch.zeros(1, 3, dtype=F64), num_samples=4000)
     from torch_geometric_lieconv.groups.spatial import so3_exp
 
-    lifted = so3_exp(lifted.a[:, :3])
+    lifted = so3_exp(lifted.u[:, :3])
     assert lifted.mean(0).abs().max() < 5 * (1 / 3 / 4000) ** 0.5
 
 
@@ -229,7 +229,7 @@ def test_continuous_kernel_input_has_no_jump_where_the_relative_angle_crosses_pi
             moved = pos.clone()
             moved[1] = turn @ pos[0] * (pos[1].norm() / pos[0].norm())
             lifted = lift_points(group, moved, None, 1)
-        abq = group.pair_embedding(lifted.a, lifted.q, torch.tensor([[1], [0]]))
+        abq = group.pair_embedding(lifted.u, lifted.q, torch.tensor([[1], [0]]))
         raw.append(abq)
         features.append(group.continuous_kernel_input(abq))
     assert (features[1] - features[0]).abs().max() < 100 * eps

@@ -1,7 +1,8 @@
 """torch-geometric-lieconv: LieConv (Finzi et al., ICML 2020) for PyTorch Geometric."""
 from .groups import SE2, SE3, SO2, SO3, LieGroup, Rx, RxSO2, T, Trivial, Tx, Ty, group_from_name
-from .lift import LiftedGraph, LiftedPoints, lift_graph, lift_points
+from .lift import LiftedPoints, lift_points
 from .conv import LieConv
+from .lifted_graph import LiftedGraph, lift_graph
 from .models import LieResNet, QM9LieConv
 from . import transforms
 

@@ -18,6 +18,7 @@ COMMANDS = {
     "evaluate": "evaluate a trained checkpoint",
     "study": "run a study (springs: momentum conservation and data efficiency figures)",
     "check": "equivariance check of a trained model (rotmnist)",
+    "upgrade": "add the model's arguments to checkpoints from before 0.2 (for from_checkpoint)",
 }
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from .groups import LieGroup
-from .groups._rotations import random_rotations
+from .groups import random_rotations
 
 Forward = Callable[[Tensor, Optional[Tensor]], Tensor]
 OutputAction = Callable[[Tensor, Tensor], Tensor]

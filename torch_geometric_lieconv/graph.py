@@ -310,7 +310,7 @@ def build_pair_graph(
     if radius is not None and lifted.num_nodes > 0:
         with torch.autocast(lifted.pos.device.type, enabled=False):
             work = torch.float64  # the embedding in double, so rounding never drops a pair on the boundary
-            phi = group.search_embedding(lifted.a.to(work), lifted.q.to(work), lifted.pos.to(work))
+            phi = group.search_embedding(lifted.u.to(work), lifted.q.to(work), lifted.pos.to(work))
         if phi is not None:
             points, bound = phi, group.search_radius(float(radius))
         else:
@@ -332,7 +332,7 @@ def build_pair_graph(
         if not is_sorted:
             edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
     with torch.autocast(lifted.pos.device.type, enabled=False):  # group math stays in the input precision
-        edge_attr = group.pair_embedding(lifted.a, lifted.q, edge_index)
+        edge_attr = group.pair_embedding(lifted.u, lifted.q, edge_index)
         dist = group.distance(edge_attr)
     return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes, max_degree, radius, sizes,
                      is_sorted=True, degree=degree)

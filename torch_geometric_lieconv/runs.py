@@ -15,14 +15,23 @@ import contextlib
 import json
 import os
 import tempfile
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
+
+import torch
+
+from ._files import atomic_write, write_json
 
 try:
     import fcntl
 except ImportError:  # not POSIX: no lock, everything else works
     fcntl = None
 
-__all__ = ["run_folder", "refuse_early", "atomic_write", "write_json", "default_run_folder", "RunFolderBusy"]
+__all__ = ["run_folder", "refuse_early", "check_config", "atomic_write", "write_json", "default_run_folder",
+           "RunFolderBusy", "RUNTIME_KEYS"]
+
+#: config keys that may differ between a checkpoint and the run resuming/evaluating it
+RUNTIME_KEYS = frozenset({"device", "resume", "out", "out_dir", "num_workers", "progress", "tensorboard",
+                          "root", "config", "command", "task", "run", "traceback", "checkpoint", "world_size"})
 
 #: locks this process holds: real path -> [file descriptor, nesting depth]
 _HELD: Dict[str, List[int]] = {}
@@ -93,8 +102,6 @@ def refuse_early(path: str, resume: bool, config: Mapping[str, Any], ignore: Ite
     Without ``resume`` an existing ``checkpoint_last.pt`` is refused; with it, a ``config.json`` whose
     settings (outside ``ignore``) differ from ``config``.
     """
-    from .training import check_config
-
     last = os.path.join(path, "checkpoint_last.pt")
     if not resume and os.path.exists(last):
         raise ValueError(f"{last} exists; pass --resume to continue it or choose another --out")
@@ -108,28 +115,38 @@ def refuse_early(path: str, resume: bool, config: Mapping[str, Any], ignore: Ite
         check_config(previous, json.loads(json.dumps(dict(config))), ignore=set(ignore), what=f"run in {path}")
 
 
-def atomic_write(path: str, write: Callable[[Any], None], binary: bool = True) -> None:
-    """Write ``path`` through ``write(file)`` on a unique temporary file, ``fsync`` it, then rename it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+def _plain(value: Any) -> Any:
+    """Make config values comparable (tuples -> lists, dtypes -> str)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (torch.dtype, torch.device)):
+        return str(value)
+    return value
 
 
-def write_json(path: str, obj: Any, indent: Optional[int] = 2) -> None:
-    """:func:`atomic_write` of ``obj`` as JSON."""
-    atomic_write(path, lambda f: json.dump(obj, f, indent=indent), binary=False)
+def _first_difference(saved: Any, current: Any, prefix: str, ignore: set) -> Optional[str]:
+    if isinstance(saved, Mapping) and isinstance(current, Mapping):
+        for key in sorted(set(saved) | set(current), key=str):
+            if key in ignore:
+                continue
+            found = _first_difference(saved.get(key, "<unset>"), current.get(key, "<unset>"),
+                                      f"{prefix}{key}.", ignore)
+            if found is not None:
+                return found
+        return None
+    a, b = _plain(saved), _plain(current)
+    return None if a == b else f"{prefix[:-1]}={a!r} but this run has {prefix[:-1]}={b!r}"
+
+
+def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], *, ignore: Iterable[str] = RUNTIME_KEYS,
+                 what: str = "checkpoint") -> None:
+    """Raise a one-line ``ValueError`` naming the first setting where ``saved`` and ``current`` differ.
+
+    Nested dicts are compared key by key; keys in ``ignore`` (device, output folder, ...) may differ;
+    a key present on one side only counts as a difference.
+    """
+    found = _first_difference(saved, current, "", set(ignore))
+    if found is not None:
+        raise ValueError(f"the {what} was made with {found}; use the same settings or another output folder")

@@ -38,8 +38,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
-from ._errors import first_line
-from .runs import atomic_write, run_folder
+from .models.hub import ARGUMENTS_KEY, CLASS_KEY, Rebuildable, class_name, read_checkpoint
+from .runs import RUNTIME_KEYS, atomic_write, check_config, run_folder
 
 __all__ = [
     "seed_everything",
@@ -53,11 +53,6 @@ __all__ = [
     "is_main_process",
     "RUNTIME_KEYS",
 ]
-
-#: config keys that may differ between a checkpoint and the run resuming/evaluating it
-RUNTIME_KEYS = frozenset({"device", "resume", "out", "out_dir", "num_workers", "progress", "tensorboard",
-                          "root", "config", "command", "task", "run", "traceback", "checkpoint", "world_size"})
-
 
 # ----------------------------------------------------------------------------------------------- seeding
 def seed_everything(seed: int) -> None:
@@ -196,51 +191,9 @@ def _num_samples(batch: Any) -> int:
     raise ValueError(f"cannot tell the number of samples in a batch of type {type(batch).__name__}")
 
 
-def _plain(value: Any) -> Any:
-    """Make config values comparable (tuples -> lists, dtypes -> str)."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (torch.dtype, torch.device)):
-        return str(value)
-    return value
-
-
-def _first_difference(saved: Any, current: Any, prefix: str, ignore: set) -> Optional[str]:
-    if isinstance(saved, Mapping) and isinstance(current, Mapping):
-        for key in sorted(set(saved) | set(current), key=str):
-            if key in ignore:
-                continue
-            found = _first_difference(saved.get(key, "<unset>"), current.get(key, "<unset>"),
-                                      f"{prefix}{key}.", ignore)
-            if found is not None:
-                return found
-        return None
-    a, b = _plain(saved), _plain(current)
-    return None if a == b else f"{prefix[:-1]}={a!r} but this run has {prefix[:-1]}={b!r}"
-
-
-def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], *, ignore: Iterable[str] = RUNTIME_KEYS,
-                 what: str = "checkpoint") -> None:
-    """Raise a one-line ``ValueError`` naming the first setting where ``saved`` and ``current`` differ.
-
-    Nested dicts are compared key by key; keys in ``ignore`` (device, output folder, ...) may differ;
-    a key present on one side only counts as a difference.
-    """
-    found = _first_difference(saved, current, "", set(ignore))
-    if found is not None:
-        raise ValueError(f"the {what} was made with {found}; use the same settings or another output folder")
-
-
 def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Load a checkpoint written by :class:`Trainer` (``weights_only``: no code is unpickled)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no checkpoint at {path}; train first or pass the right path")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # corrupt or foreign file
-        raise ValueError(f"{path} is not a readable checkpoint ({type(error).__name__}: {first_line(error)})") from None
+    return read_checkpoint(path, map_location)
 
 
 #: the columns of the metric history that are not metrics
@@ -412,8 +365,19 @@ class Trainer:
         dist.all_gather_object(states, state)
         return states
 
+    def _model_identity(self) -> Dict[str, Any]:
+        """The model's class and arguments, so that ``from_checkpoint`` rebuilds it (empty for a model
+        that cannot record them, e.g. one built with a user's own group)."""
+        if not isinstance(self.model, Rebuildable):
+            return {}
+        try:
+            return {CLASS_KEY: class_name(type(self.model)), ARGUMENTS_KEY: self.model.arguments}
+        except ValueError:
+            return {}
+
     def state_dict(self, rng: List[Dict[str, Any]]) -> Dict[str, Any]:
         return {
+            **self._model_identity(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),

@@ -21,7 +21,7 @@ from torch_geometric.data import Data
 from torch_geometric.datasets import QM9
 from torch_geometric.transforms import BaseTransform
 
-from ..groups._rotations import random_rotations
+from ..groups import random_rotations
 from .._errors import first_line
 from .safe_load import SafeLoadMixin, safe_torch_load
 
@@ -131,7 +131,7 @@ def qm9_splits(num_molecules: int, seed: int = 0, **sizes: Optional[int]) -> Dic
 
 def save_splits(path: str, splits: Dict[str, Tensor]) -> None:
     """Write the split indices as JSON ``{"train": [...], "valid": [...], "test": [...]}``."""
-    from ..runs import write_json
+    from .._files import write_json
 
     write_json(path, {k: v.tolist() for k, v in splits.items()}, indent=None)
 

@@ -1,25 +1,12 @@
-r"""Rotated MNIST (Larochelle et al., 2007) as point sets, and images to point sets in general.
+r"""Rotated MNIST (Larochelle et al., 2007) as point sets (:class:`RotMNIST`).
 
-An image :math:`f` of size :math:`H \times W` becomes the point set :math:`\{(p_n, f(p_n))\}` of its
-pixel centres inside a centred disc (the paper's circular centre crop, §5.1).
-
-**Coordinate convention** (used by :func:`pixel_grid`, :class:`ImageToPointSet` and :class:`RotMNIST`):
-pixel (row :math:`i`, column :math:`j`) sits at
-
-.. math::
-    p_{ij} = (x, y) = \Big(j - \frac{W-1}{2},\ \frac{H-1}{2} - i\Big),
-
-in pixel units: :math:`x` points right and :math:`y` points up as the image is displayed, the origin is
-the image centre (no pixel sits on it for even sizes), and a rotation of the point set by
-:math:`+\theta` about the origin turns the displayed image counter-clockwise. Rotations by multiples
-of 90 degrees map the pixel centres of a square image onto themselves, so they are grid permutations.
-(The reference code used (row, column) coordinates on a grid of spacing 28/27; that is ours rotated
-by -90 degrees and scaled by 28/27. Its ``Tx`` (along rows) is therefore our :class:`~torch_geometric_lieconv.groups.Ty`,
-the paper's "T(1)\ :sub:`y`".)
-
-**Crop:** pixels with :math:`\|p\| <` ``crop_radius`` are kept. The reference kept
-:math:`\|p\| < 15` in its units, i.e. :math:`\|p\| < 14.46` pixels; the default ``14.5`` keeps exactly
-the same 648 of the 784 pixels of a 28 x 28 image (no pixel centre lies between the two radii).
+Each image becomes the point set of its pixel centres inside the circular crop, with the coordinate
+convention of :class:`~torch_geometric_lieconv.transforms.ImageToPointSet` (:math:`x` right,
+:math:`y` up, origin at the image centre, pixel units). The reference code used (row, column)
+coordinates on a grid of spacing 28/27; that is ours rotated by -90 degrees and scaled by 28/27, so
+its ``Tx`` (along rows) is our :class:`~torch_geometric_lieconv.groups.Ty`, the paper's
+"T(1)\ :sub:`y`". The reference kept :math:`\|p\| < 15` in its units, i.e. :math:`\|p\| < 14.46`
+pixels; the default crop radius ``14.5`` keeps exactly the same 648 of 784 pixels.
 """
 from __future__ import annotations
 
@@ -34,102 +21,10 @@ from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset, download_url, extract_zip
 
 from .._errors import first_line
+from ..transforms import DEFAULT_CROP_RADIUS, ImageToPointSet, pixel_grid
 from .safe_load import SafeLoadMixin
 
-__all__ = ["pixel_grid", "ImageToPointSet", "RotMNIST", "read_amat", "DEFAULT_CROP_RADIUS"]
-
-#: the crop radius (pixels) that keeps the reference's 648 pixels of a 28 x 28 image
-DEFAULT_CROP_RADIUS = 14.5
-
-
-def pixel_grid(height: int, width: int, crop_radius: Optional[float] = DEFAULT_CROP_RADIUS) -> Tuple[Tensor, Tensor]:
-    r"""Centres of the pixels inside the crop, and their row-major indices.
-
-    Returns ``pos`` ``[n, 2]`` with :math:`(x, y) = (j - (W-1)/2, (H-1)/2 - i)` (see the module docstring)
-    and ``index`` ``[n]`` with :math:`iW + j`, in row-major order. ``crop_radius=None`` keeps every pixel.
-    """
-    if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {height} x {width}")
-    rows = torch.arange(height, dtype=torch.float32)
-    cols = torch.arange(width, dtype=torch.float32)
-    y, x = torch.meshgrid((height - 1) / 2 - rows, cols - (width - 1) / 2, indexing="ij")
-    pos = torch.stack([x, y], dim=-1).reshape(-1, 2)
-    index = torch.arange(height * width)
-    if crop_radius is not None:
-        if crop_radius <= 0:
-            raise ValueError(f"crop_radius must be positive, got {crop_radius}")
-        keep = pos.norm(dim=-1) < crop_radius
-        if not bool(keep.any()):
-            raise ValueError(f"crop_radius {crop_radius} keeps no pixel of a {height} x {width} image")
-        pos, index = pos[keep], index[keep]
-    return pos, index
-
-
-class ImageToPointSet:
-    r"""Turn images into the point sets of :class:`RotMNIST`: ``x`` = the pixel values inside the crop.
-
-    The pixel grid is computed once (per device and dtype). Call it on one image, ``[H, W]`` or ``[C, H, W]``
-    (e.g. the output of ``torchvision.transforms.ToTensor()`` for MNIST), to get a
-    :class:`~torch_geometric.data.Data` with ``x`` ``[n, C]`` and ``pos`` ``[n, 2]``; or use
-    :meth:`batch` on ``[B, C, H, W]`` for a batch in PyG's layout.
-
-    Args:
-        height, width: the image size.
-        crop_radius: keep pixels with :math:`\|p\| <` ``crop_radius`` (``None``: all pixels).
-    """
-
-    def __init__(self, height: int = 28, width: int = 28, crop_radius: Optional[float] = DEFAULT_CROP_RADIUS) -> None:
-        self.height, self.width, self.crop_radius = int(height), int(width), crop_radius
-        self.pos, self.index = pixel_grid(self.height, self.width, crop_radius)
-        self._on_device: Dict[Tuple[torch.device, torch.dtype], Tuple[Tensor, Tensor]] = {}
-
-    @property
-    def num_points(self) -> int:
-        return self.index.numel()
-
-    def grid(self, device: Union[torch.device, str, None] = None, dtype: torch.dtype = torch.float32) -> Tuple[Tensor, Tensor]:
-        """``(pos, index)`` with ``pos`` in ``dtype`` on ``device`` (cached)."""
-        device = torch.device(device) if device is not None else self.pos.device
-        if (device, dtype) not in self._on_device:
-            self._on_device[(device, dtype)] = (self.pos.to(device, dtype), self.index.to(device))
-        return self._on_device[(device, dtype)]
-
-    def _check(self, image: Tensor, batched: bool) -> Tensor:
-        """``image`` as ``[B, C, H*W]``."""
-        dims = "[B, C, H, W]" if batched else "[H, W] or [C, H, W]"
-        if not isinstance(image, Tensor) or image.dim() not in ((4,) if batched else (2, 3)):
-            shape = list(image.shape) if isinstance(image, Tensor) else type(image).__name__
-            raise ValueError(f"ImageToPointSet expects an image tensor {dims}, got {shape}")
-        if tuple(image.shape[-2:]) != (self.height, self.width):
-            raise ValueError(f"ImageToPointSet was built for {self.height} x {self.width} images, "
-                             f"got {tuple(image.shape[-2:])}")
-        if not batched:
-            image = image.reshape(1, -1, self.height, self.width)
-        return image.reshape(image.shape[0], image.shape[1], self.height * self.width)
-
-    def __call__(self, image: Tensor) -> Data:
-        """One image ``[H, W]`` or ``[C, H, W]`` -> ``Data(x=[n, C], pos=[n, 2])``."""
-        flat = self._check(image, batched=False)[0]
-        pos, index = self.grid(image.device, _pos_dtype(image))
-        return Data(x=flat[:, index].t().contiguous(), pos=pos.clone())
-
-    def batch(self, images: Tensor) -> Data:
-        """Images ``[B, C, H, W]`` -> ``Data(x=[B*n, C], pos=[B*n, 2], batch=[B*n])`` (graph-major)."""
-        flat = self._check(images, batched=True)
-        pos, index = self.grid(images.device, _pos_dtype(images))
-        num_images = flat.shape[0]
-        x = flat[:, :, index].transpose(1, 2).reshape(num_images * self.num_points, flat.shape[1])
-        batch = torch.arange(num_images, device=images.device).repeat_interleave(self.num_points)
-        return Data(x=x, pos=pos.repeat(num_images, 1), batch=batch)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.height}x{self.width}, crop_radius={self.crop_radius}, points={self.num_points})"
-
-
-def _pos_dtype(image: Tensor) -> torch.dtype:
-    """Coordinates in the image's floating dtype (float32 for integer images, e.g. uint8 MNIST)."""
-    return image.dtype if image.is_floating_point() else torch.float32
-
+__all__ = ["RotMNIST", "read_amat"]
 
 def read_amat(path: str, num_pixels: int = 784) -> Tuple[Tensor, Tensor]:
     """Read an ``.amat`` file: one image per line, ``num_pixels`` values then the label.
@@ -152,7 +47,7 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
     r"""The rotated-MNIST benchmark (Larochelle et al., 2007) as PyG point sets.
 
     Each item is ``Data(x=[n, 1], pos=[n, 2], y=[1])``: the intensities of the :math:`n` pixels inside
-    the circular crop (648 with the default radius), at the coordinates of :func:`pixel_grid`
+    the circular crop (648 with the default radius), at the coordinates of :func:`~torch_geometric_lieconv.transforms.pixel_grid`
     (x right, y up, origin at the image centre, pixel units), and the digit label.
 
     Files: ``root/raw/mnist_all_rotation_normalized_float_train_valid.amat`` (12,000 images) and

@@ -4,9 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+from torch import nn
+
+from ..models.hub import ARGUMENTS_KEY, CLASS_KEY, MODEL_CLASSES, Rebuildable, plain_argument, read_checkpoint
+from ..runs import atomic_write
+
+#: a task's ``config -> (model class name, constructor arguments)``
+ModelArguments = Callable[[Mapping[str, Any]], Tuple[str, Dict[str, Any]]]
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
@@ -46,3 +53,65 @@ def text_table(lines: Sequence[Sequence[str]]) -> str:
     """Rows of cells (the first row the header) as left-aligned columns separated by two spaces."""
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def build_model(name: str, arguments: Mapping[str, Any]) -> nn.Module:
+    """The model class ``name`` of this package built with ``arguments`` (a task's ``model_arguments``)."""
+    return MODEL_CLASSES[name](**arguments)
+
+
+def with_model_identity(state: Mapping[str, Any], model_arguments: ModelArguments) -> Dict[str, Any]:
+    """A checkpoint ``state`` with its model's class and arguments: as stored, or for a checkpoint from
+    before 0.2 (which stored only the run's config) derived from its config by ``model_arguments``."""
+    if CLASS_KEY in state:
+        return dict(state)
+    name, arguments = model_arguments(state.get("config", {}))
+    return {**state, CLASS_KEY: name, ARGUMENTS_KEY: plain_argument(arguments, "arguments")}
+
+
+def trained_model(state: Mapping[str, Any], where: str, model_arguments: ModelArguments) -> nn.Module:
+    """The model of a run's checkpoint ``state`` (old or new), in eval mode."""
+    return Rebuildable.from_state(with_model_identity(state, model_arguments), where)
+
+
+def configure_upgrade(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Add the model's class and arguments to checkpoints written before 0.2, so that "
+                          "Model.from_checkpoint(run) loads them (weights and everything else unchanged).")
+    parser.add_argument("--run", required=True, help="a run folder (both checkpoints) or one checkpoint file")
+
+
+def upgrade_command(task: str, model_arguments: ModelArguments) -> Callable[[argparse.Namespace], int]:
+    """``run_upgrade`` of a task: :func:`upgrade_checkpoints` of ``--run``."""
+
+    def run_upgrade(args: argparse.Namespace) -> int:
+        for path, done in upgrade_checkpoints(args.run, task, model_arguments):
+            print(f"{path}: {'upgraded' if done else 'already stores its model'}")
+        return 0
+
+    return run_upgrade
+
+
+def upgrade_checkpoints(path_or_run: str, task: str, model_arguments: ModelArguments) -> List[Tuple[str, bool]]:
+    """Rewrite each checkpoint of a run (or the one file) with its model's class and arguments;
+    returns ``(path, upgraded)`` pairs. A checkpoint of another task is refused."""
+    if os.path.isdir(path_or_run):
+        paths = [os.path.join(path_or_run, f"checkpoint_{kind}.pt") for kind in ("best", "last")]
+        paths = [p for p in paths if os.path.isfile(p)]
+        if not paths:
+            raise ValueError(f"{path_or_run} holds no checkpoint_best.pt or checkpoint_last.pt")
+    else:
+        paths = [path_or_run]
+    done = []
+    for path in paths:
+        state = read_checkpoint(path)
+        found = state.get("config", {}).get("task")
+        if found != task:
+            raise ValueError(f"{path} is a checkpoint of task {found!r}, not {task!r}")
+        if CLASS_KEY in state:
+            done.append((path, False))
+            continue
+        upgraded = with_model_identity(state, model_arguments)
+        trained_model(upgraded, path, model_arguments)  # the weights fit the rebuilt model
+        atomic_write(path, lambda f: torch.save(upgraded, f))
+        done.append((path, True))
+    return done

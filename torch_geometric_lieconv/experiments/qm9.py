@@ -20,14 +20,16 @@ import copy
 import os
 import re
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
                             qm9_splits, save_splits, target_statistics, target_values)
-from .common import add_threads_option, apply_threads, read_config_file, text_table
+from ..groups import group_from_name, group_spec
+from .common import (add_threads_option, apply_threads, build_model, configure_upgrade, read_config_file,
+                     text_table, trained_model, upgrade_command)
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distributed, is_main_process,
                         load_checkpoint, seed_everything)
@@ -108,27 +110,25 @@ SCHNET_DEFAULTS: Dict[str, Any] = {"hidden_channels": 128, "num_layers": 6}
 
 
 # ----------------------------------------------------------------------------------------------- model
-def build_model(config: Dict[str, Any], pos_scale: float = 1.0) -> nn.Module:
-    """The QM9 regressor for ``config``: ``model(z, pos, batch) -> [num_graphs, 1]`` in the dataset's
-    units (PyG's QM9: eV for energies); the training median and MAD of ``config`` (in the paper's
-    units, e.g. meV), when present, are its ``mean`` and ``std``, with the target's factor between
-    the two units as its ``target_scale``."""
-    from ..groups import group_from_name
-    from ..models import QM9LieConv, QM9SchNet
-
+def model_arguments(config: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """The QM9 regressor of ``config`` as (class name, constructor arguments): ``model(z, pos, batch)
+    -> [num_graphs, 1]`` in the dataset's units (PyG's QM9: eV for energies). The training median
+    and MAD of ``config`` (in the paper's units, e.g. meV), when present, are its ``target_mean`` and
+    ``target_std``, with the target's factor between the two units as its ``target_scale``."""
+    target = {"target_mean": config.get("target_median", 0.0), "target_std": config.get("target_mad", 1.0),
+              "target_scale": get_target(config["target"]).scale}
     if config["model"] == "schnet":
-        return QM9SchNet(config["hidden_channels"], config["num_layers"], mean=config.get("target_median", 0.0),
-                         std=config.get("target_mad", 1.0), target_scale=get_target(config["target"]).scale)
+        return "QM9SchNet", dict(hidden_channels=config["hidden_channels"],
+                                 num_interactions=config["num_layers"], **target)
     if config["model"] != "lieconv":
         raise ValueError(f"unknown QM9 model {config['model']!r}; choose one of {', '.join(MODELS)}")
     group_name = "Trivial3" if config["group"] == "Trivial" else config["group"]
-    group = group_from_name(group_name, alpha=config["alpha"])
-    return QM9LieConv(group, hidden_channels=config["hidden_channels"], num_layers=config["num_layers"],
-                      mc_samples=config["mc_samples"], fill=config["fill"], lift_samples=config["lift_samples"],
-                      batch_norm=config["batch_norm"], center=True if config["recenter"] else None,
-                      pos_scale=pos_scale, mean=config.get("target_median", 0.0), std=config.get("target_mad", 1.0),
-                      target_scale=get_target(config["target"]).scale,
-                      continuous_kernel=config.get("continuous_kernel", False))
+    return "QM9LieConv", dict(
+        group=group_spec(group_from_name(group_name, alpha=config["alpha"])),
+        hidden_channels=config["hidden_channels"], num_layers=config["num_layers"],
+        mc_samples=config["mc_samples"], fill=config["fill"], lift_samples=config["lift_samples"],
+        batch_norm=config["batch_norm"], center=True if config["recenter"] else None,
+        pos_scale=config.get("pos_scale", 1.0), continuous_kernel=config.get("continuous_kernel", False), **target)
 
 
 def _dtype(config: Dict[str, Any]) -> torch.dtype:
@@ -316,7 +316,7 @@ def run_train(args: argparse.Namespace) -> int:
                   f"{', '.join(f'{k} {len(v)}' for k, v in data['splits'].items())} molecules; "
                   f"train median {data['median']:.4g}, MAD {data['mad']:.4g}; out {out}", flush=True)
         seed_everything(config["seed"])
-        model = build_model(full_config, data["pos_scale"])
+        model = build_model(*model_arguments(full_config))
         objective = QM9Objective(data["target"], data["median"], data["mad"], _autocast(config))
         dtype = _dtype(config)
         eval_batch = 2 * config["batch_size"]
@@ -398,9 +398,7 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
     device = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
     dtype = _dtype(config)
-    model = build_model(config, config["pos_scale"]).to(device, dtype)
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = trained_model(state, path, model_arguments).to(device, dtype)
     objective = QM9Objective(get_target(config["target"]), config["target_median"], config["target_mad"],
                              _autocast(config))
     seed_everything(config["seed"] if seed is None else seed)
@@ -451,3 +449,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             for run in args.runs]
     print(format_results(rows))
     return 0
+
+
+#: ``lieconv upgrade qm9`` (``configure_upgrade`` comes from :mod:`.common`)
+run_upgrade = upgrade_command("qm9", model_arguments)

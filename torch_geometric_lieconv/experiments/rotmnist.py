@@ -17,18 +17,20 @@ import argparse
 import os
 import re
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_geometric.transforms import RandomRotate
 
-from ..datasets.rotmnist import DEFAULT_CROP_RADIUS, RotMNIST
+from ..datasets.rotmnist import RotMNIST
+from ..transforms import DEFAULT_CROP_RADIUS
 from ..groups import group_from_name
 from ..models.image import ImageLieResNet
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
-from .common import add_threads_option, apply_threads, read_config_file
+from .common import (add_threads_option, apply_threads, configure_upgrade, read_config_file, trained_model,
+                     upgrade_command)
 from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, seed_everything
 
 #: the paper's Table 1: LieConv test error (%) on RotMNIST, by group class name (planar groups only)
@@ -106,8 +108,10 @@ def _report_line(group_name: str, split: str, error: float, count: int) -> str:
     return f"{label}: {split} error {error:.2f}% on {count} images; {reference}"
 
 
-def _build_model(model_config: Dict[str, Any]) -> ImageLieResNet:
-    return ImageLieResNet(**model_config)
+def model_arguments(config: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """The image classifier of a run's ``config`` as (class name, constructor arguments)."""
+    # runs from before the widening option had constant widths
+    return "ImageLieResNet", {"grow_channels": False, **config["model"]}
 
 
 def load_trained(checkpoint: str, device: Any = "cpu") -> Tuple[ImageLieResNet, Dict[str, Any]]:
@@ -116,14 +120,9 @@ def load_trained(checkpoint: str, device: Any = "cpu") -> Tuple[ImageLieResNet, 
     config = state.get("config", {})
     if config.get("task") != "rotmnist" or "model" not in config:
         raise ValueError(f"{checkpoint} is not a checkpoint of 'lieconv train rotmnist'")
-    # runs from before the widening option had constant widths
-    model = _build_model({"grow_channels": False, **config["model"]}).to(device)
-    model.load_state_dict(state["model"])
-    model.eval()
-    return model, config
+    return trained_model(state, checkpoint, model_arguments).to(device), config
 
 
-# ----------------------------------------------------------------------------------------------- train
 def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Train LieConv on RotMNIST (paper §5.1). Settings default to --preset paper "
                           "(500 epochs, batch 25, lr 3e-3, k=128, 6 layers, nbhd 25, fill 0.1, total_ds 0.1).")
@@ -206,7 +205,7 @@ def run_train(args: argparse.Namespace) -> int:
                         total_ds=settings["total_ds"], grow_channels=settings["grow_channels"],
                         lift_samples=args.lift_samples,
                         continuous_kernel=args.continuous_kernel)
-    model = _build_model(model_config)
+    model = ImageLieResNet(**model_config)
     augment = None if args.no_augment else RandomRotate(180)
     train = _limit(_load(args.root, "train", args.crop_radius, transform=augment, download=args.download),
                    args.train_limit)
@@ -313,3 +312,7 @@ def run_check(args: argparse.Namespace) -> int:
         error = classification_error(model, dataset, args.batch_size, device, not args.no_progress, name)
         print(f"{name:>10}  {100 - error:>10.2f}  {error:>8.2f}   ({time.perf_counter() - start:.0f} s)", flush=True)
     return 0
+
+
+#: ``lieconv upgrade rotmnist`` (``configure_upgrade`` comes from :mod:`.common`)
+run_upgrade = upgrade_command("rotmnist", model_arguments)

@@ -31,7 +31,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -40,7 +40,9 @@ from ..datasets.safe_load import safe_torch_load
 from ..datasets.springs import ParticleDynamics, system_from_name, system_params
 from ..dynamics import conservation_metrics, rollout, rollout_mse
 from ..groups import group_from_name
-from .common import add_threads_option, apply_threads, read_config_file, text_table
+from ..groups import group_spec
+from .common import (add_threads_option, apply_threads, build_model, configure_upgrade, read_config_file,
+                     text_table, trained_model, upgrade_command)
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, move_to, seed_everything
 
@@ -131,11 +133,9 @@ def _dtype(name: str) -> torch.dtype:
 
 
 # ----------------------------------------------------------------------------------------------- model and data
-def build_model(config: Dict[str, Any]) -> nn.Module:
-    """The dynamics model of ``config`` (``model(t, z, params, batch) -> dz/dt``)."""
-    from ..models.baselines import FCNeuralODE, HamiltonianFC, HOGN, OGN
-    from ..models.hamiltonian import HamiltonianLieConv
-
+def model_arguments(config: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
+    """The dynamics model of ``config`` (``model(t, z, params, batch) -> dz/dt``) as (class name,
+    constructor arguments)."""
     system = system_from_name(config["system"])
     c, d, n = len(system.param_keys), system.dim, system.num_particles
     width, depth = config["hidden_channels"], config["num_layers"]
@@ -144,16 +144,14 @@ def build_model(config: Dict[str, Any]) -> nn.Module:
         group = group_from_name(config["group"])
         if group.space_dim != d:
             raise ValueError(f"group {config['group']} acts on R^{group.space_dim} but the system is {d}D")
-        return HamiltonianLieConv(c, group, hidden_channels=width, num_layers=depth, mc_samples=config["mc_samples"],
-                                  fill=config["fill"], lift_samples=config["lift_samples"], center=config["center"],
-                                  continuous_kernel=config.get("continuous_kernel", False))
-    if model == "FC":
-        return FCNeuralODE(n, d, c, hidden_channels=width, num_layers=depth)
-    if model == "HFC":
-        return HamiltonianFC(n, d, c, hidden_channels=width, num_layers=depth)
-    if model == "OGN":
-        return OGN(d, c, hidden_channels=width, num_layers=depth)
-    return HOGN(d, c, hidden_channels=width, num_layers=depth)
+        return "HamiltonianLieConv", dict(
+            param_channels=c, group=group_spec(group), hidden_channels=width, num_layers=depth,
+            mc_samples=config["mc_samples"], fill=config["fill"], lift_samples=config["lift_samples"],
+            center=config["center"], continuous_kernel=config.get("continuous_kernel", False))
+    if model in ("FC", "HFC"):
+        name = "FCNeuralODE" if model == "FC" else "HamiltonianFC"
+        return name, dict(num_particles=n, dim=d, param_channels=c, hidden_channels=width, num_layers=depth)
+    return model, dict(dim=d, param_channels=c, hidden_channels=width, num_layers=depth)
 
 
 def load_split(config: Dict[str, Any], root: str, split: str, chunked: bool) -> ParticleDynamics:
@@ -323,7 +321,7 @@ def train_run(config: Dict[str, Any], out: str, root: str, *, device=None, resum
         system = system_from_name(config["system"])
         objective = RolloutObjective(system.param_keys, config["integrator"])
         seed_everything(config["seed"])
-        model = build_model(config)
+        model = build_model(*model_arguments(config))
         dtype = _dtype(config["precision"])
         batch_size = min(config["batch_size"], len(train))
 
@@ -389,9 +387,7 @@ def load_run(run: str, checkpoint: str = "best", device=None, dtype: torch.dtype
     config = state.get("config", {})
     if config.get("task") != "springs":
         raise ValueError(f"{path} is not a springs checkpoint (task {config.get('task')!r})")
-    model = build_model(config)
-    model.load_state_dict(state["model"])
-    model.to(device or "cpu", dtype).eval()
+    model = trained_model(state, path, model_arguments).to(device or "cpu", dtype)
     return model, config, state
 
 
@@ -793,3 +789,7 @@ def format_study_table(rows: List[Dict[str, Any]]) -> str:
             line.append(f"{mean:.2g} [{lo:.2g}, {hi:.2g}] ({len(values)})")
         lines.append(line)
     return text_table(lines)
+
+
+#: ``lieconv upgrade springs`` (``configure_upgrade`` comes from :mod:`.common`)
+run_upgrade = upgrade_command("springs", model_arguments)

@@ -32,10 +32,11 @@ from torch import Tensor, nn
 from ..dynamics import centre_positions, hamiltonian_vector_field, kinetic_energy, num_systems_of
 from ..groups import LieGroup, group_from_name
 from ..groups._rotations import rotation2d
+from .hub import Rebuildable
 from .lieresnet import LieResNet
 
 
-class DynamicsModel(nn.Module):
+class DynamicsModel(Rebuildable):
     r"""Base class: ``forward(t, z, params, batch, num_systems=None) -> dz/dt`` ``[N, 2d]``."""
 
     def __init__(self, dim: int, param_channels: int) -> None:

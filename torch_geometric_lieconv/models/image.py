@@ -7,7 +7,7 @@ from typing import List, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..datasets.rotmnist import ImageToPointSet
+from ..transforms import ImageToPointSet
 from ..graph import PairGraph
 from ..groups import LieGroup, group_from_name
 from ..lift import LiftedPoints
@@ -91,7 +91,7 @@ class LiftedGraphCache:
 
 class ImageLieResNet(LieResNet):
     r"""LieResNet for images given as point sets (:class:`~torch_geometric_lieconv.datasets.RotMNIST`,
-    :class:`~torch_geometric_lieconv.datasets.rotmnist.ImageToPointSet`), with the paper's RotMNIST settings.
+    :class:`~torch_geometric_lieconv.transforms.ImageToPointSet`), with the paper's RotMNIST settings.
 
     The input intensities are standardised, :math:`x \mapsto (x - \mu)/\sigma` with the reference's
     dataset statistics :math:`\mu = 0.130, \sigma = 0.297`; then a :class:`LieResNet` with ``num_layers``

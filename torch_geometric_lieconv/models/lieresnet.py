@@ -14,6 +14,7 @@ from ..graph import GraphSizes, PairGraph, build_pair_graph, count_index
 from ..host_syncs import read_to_host
 from ..groups import LieGroup, group_from_name
 from ..lift import LiftedPoints, lift_points, point_flags, raise_for_points
+from .hub import Rebuildable
 from ..pool import farthest_point_subsample, subsample_counts
 
 
@@ -89,7 +90,7 @@ class BottleBlock(nn.Module):
         return f"{type(self).__name__}({self.in_channels}, {self.out_channels}, {self.conv})"
 
 
-class LieResNet(nn.Module):
+class LieResNet(Rebuildable):
     r"""LieResNet: lift, ``num_layers`` :class:`BottleBlock` s of LieConv, a head, and mean pooling per graph.
 
     .. math::

@@ -2,7 +2,6 @@ r"""QM9 regressors with SchNet's calling convention ``forward(z, pos, batch) -> 
 LieConv model, and PyG's SchNet as the baseline."""
 from __future__ import annotations
 
-import os
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -11,6 +10,7 @@ from torch_geometric.data import Data
 
 from ..graph import count_index
 from ..groups import LieGroup
+from .hub import Rebuildable
 from .lieresnet import LieResNet, NonFiniteInputError
 
 #: the elements of QM9: H, C, N, O, F
@@ -39,26 +39,35 @@ def unknown_species(z: Tensor, species: Sequence[int] = QM9_SPECIES) -> list:
     return sorted(set(z.tolist()) - set(int(s) for s in species))
 
 
-def _register_target_scale(module: nn.Module, mean: float, std: float, target_scale: float) -> None:
-    r"""The buffers ``mean`` and ``std`` of a regressor that predicts :math:`(y - \mu)/\sigma`."""
-    if not std > 0:
-        raise ValueError(f"std must be positive, got {std}")
+def _register_target_scale(module: nn.Module, target_mean: float, target_std: float, target_scale: float) -> None:
+    r"""The buffers ``target_mean`` :math:`\mu` and ``target_std`` :math:`\sigma` of a regressor whose
+    network predicts :math:`(y - \mu)/\sigma` (checkpoints that call them ``mean``/``std`` still load)."""
+    if not target_std > 0:
+        raise ValueError(f"target_std must be positive, got {target_std}")
     if not target_scale > 0:
         raise ValueError(f"target_scale must be positive, got {target_scale}")
-    module.register_buffer("mean", torch.tensor(float(mean)))
-    module.register_buffer("std", torch.tensor(float(std)))
+    module.register_buffer("target_mean", torch.tensor(float(target_mean)))
+    module.register_buffer("target_std", torch.tensor(float(target_std)))
     module.target_scale = float(target_scale)
+    module._register_load_state_dict_pre_hook(_rename_old_target_buffers)
+
+
+def _rename_old_target_buffers(state_dict, prefix, *args) -> None:
+    """Checkpoints before 0.2 named the target buffers ``mean`` and ``std``."""
+    for old, new in (("mean", "target_mean"), ("std", "target_std")):
+        if prefix + old in state_dict and prefix + new not in state_dict:
+            state_dict[prefix + new] = state_dict.pop(prefix + old)
 
 
 def _in_target_units(module: nn.Module, h: Tensor) -> Tensor:
     r""":math:`(\mu + \sigma h)/s` with :math:`s` the ``target_scale``, in at least the buffers' precision
     (a bfloat16 ``h`` under autocast would round a HOMO of -6,500 meV to steps of 32 meV)."""
-    y = h.to(torch.promote_types(h.dtype, module.std.dtype)) * module.std + module.mean
+    y = h.to(torch.promote_types(h.dtype, module.target_std.dtype)) * module.target_std + module.target_mean
     return y if module.target_scale == 1.0 else y / module.target_scale
 
 
 
-class QM9LieConv(nn.Module):
+class QM9LieConv(Rebuildable):
     r"""LieResNet regressor of one molecular property (the paper's QM9 model and settings), with the
     calling convention of PyG's :class:`~torch_geometric.nn.models.SchNet`.
 
@@ -85,11 +94,11 @@ class QM9LieConv(nn.Module):
         center (bool, optional): centre each molecule at its centroid before lifting. (default:
             :obj:`None`, when the group has rotations; T(3) and Trivial(3) don't need it)
         pos_scale (float, optional): multiply positions by this (after centring). (default: :obj:`1.0`)
-        mean (float, optional): the target's offset :math:`\mu` (e.g. the training median).
+        target_mean (float, optional): the target's offset :math:`\mu` (e.g. the training median).
             (default: :obj:`0.0`)
-        std (float, optional): the target's scale :math:`\sigma` (e.g. the training MAD).
+        target_std (float, optional): the target's scale :math:`\sigma` (e.g. the training MAD).
             (default: :obj:`1.0`)
-        target_scale (float, optional): :math:`s`, the units of ``mean``, ``std`` and ``atomref`` per
+        target_scale (float, optional): :math:`s`, the units of ``target_mean``, ``target_std`` and ``atomref`` per
             unit of the output, e.g. ``1000`` for statistics in meV and outputs in eV. (default:
             :obj:`1.0`)
         atomref (torch.Tensor, optional): a per-element reference ``[100]`` (or ``[100, 1]``) added
@@ -121,8 +130,8 @@ class QM9LieConv(nn.Module):
         lift_samples: int = 1,
         center: Optional[bool] = None,
         pos_scale: float = 1.0,
-        mean: float = 0.0,
-        std: float = 1.0,
+        target_mean: float = 0.0,
+        target_std: float = 1.0,
         target_scale: float = 1.0,
         atomref: Optional[Tensor] = None,
         readout: str = "mean",
@@ -140,7 +149,7 @@ class QM9LieConv(nn.Module):
         self.species = tuple(int(s) for s in species)
         if not self.species or any(not 1 <= s <= 100 for s in self.species) or len(set(self.species)) < len(self.species):
             raise ValueError(f"species must be distinct atomic numbers in 1..100, got {list(species)}")
-        _register_target_scale(self, mean, std, target_scale)
+        _register_target_scale(self, target_mean, target_std, target_scale)
         self.register_buffer("atomref", None if atomref is None else torch.as_tensor(atomref).reshape(-1).clone())
         self.net = LieResNet(3 * len(self.species), 1, group, hidden_channels=hidden_channels,
                              num_layers=num_layers, mc_samples=mc_samples, fill=fill, lift_samples=lift_samples,
@@ -218,21 +227,6 @@ class QM9LieConv(nn.Module):
             y = y + (ref / (atoms_per_point * self.target_scale)).unsqueeze(-1)
         return y
 
-    @classmethod
-    def from_checkpoint(cls, run: str, checkpoint: str = "best", map_location: str = "cpu") -> "QM9LieConv":
-        """The trained model of a ``lieconv train qm9`` run folder (``checkpoint``: ``"best"`` or
-        ``"last"``), in eval mode, predicting in the dataset's units (PyG's QM9: eV)."""
-        from ..experiments.qm9 import build_model
-        from ..training import load_checkpoint
-
-        state = load_checkpoint(os.path.join(run, f"checkpoint_{checkpoint}.pt"), map_location=map_location)
-        config = state.get("config", {})
-        if config.get("task") != "qm9":
-            raise ValueError(f"{run} is not a QM9 run (task {config.get('task')!r})")
-        model = build_model(config, config["pos_scale"])
-        model.load_state_dict(state["model"])
-        return model.eval()
-
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(group={self.group}, hidden_channels={self.net.hidden_channels}, "
                 f"num_layers={self.net.num_layers}, readout={self.readout!r})")
@@ -268,7 +262,7 @@ class RadiusInteractionGraph(nn.Module):
         return edge_index, (pos[edge_index[0]] - pos[edge_index[1]]).norm(dim=-1)
 
 
-class QM9SchNet(nn.Module):
+class QM9SchNet(Rebuildable):
     r"""PyG's :class:`~torch_geometric.nn.models.SchNet` as a QM9 regressor with the interface of
     :class:`~torch_geometric_lieconv.models.QM9LieConv`: ``forward(z, pos, batch)`` returns one value
     per molecule in the target's units, :math:`y = \mu + \sigma\,\text{SchNet}(z, \text{pos})`
@@ -279,9 +273,9 @@ class QM9SchNet(nn.Module):
         hidden_channels (int, optional): SchNet's width (and number of filters). (default: :obj:`128`)
         num_interactions (int, optional): interaction blocks. (default: :obj:`6`)
         cutoff (float, optional): interaction radius in Ångström. (default: :obj:`10.0`)
-        mean (float, optional): the target's offset :math:`\mu`. (default: :obj:`0.0`)
-        std (float, optional): the target's scale :math:`\sigma`. (default: :obj:`1.0`)
-        target_scale (float, optional): units of ``mean`` and ``std`` per unit of the output (see
+        target_mean (float, optional): the target's offset :math:`\mu`. (default: :obj:`0.0`)
+        target_std (float, optional): the target's scale :math:`\sigma`. (default: :obj:`1.0`)
+        target_scale (float, optional): units of ``target_mean`` and ``target_std`` per unit of the output (see
             :class:`QM9LieConv`). (default: :obj:`1.0`)
 
     Shapes:
@@ -290,11 +284,12 @@ class QM9SchNet(nn.Module):
     """
 
     def __init__(self, hidden_channels: int = 128, num_interactions: int = 6, cutoff: float = 10.0,
-                 mean: float = 0.0, std: float = 1.0, target_scale: float = 1.0) -> None:
+                 target_mean: float = 0.0, target_std: float = 1.0, target_scale: float = 1.0
+                 ) -> None:
         from torch_geometric.nn.models import SchNet
 
         super().__init__()
-        _register_target_scale(self, mean, std, target_scale)
+        _register_target_scale(self, target_mean, target_std, target_scale)
         self.net = SchNet(hidden_channels=hidden_channels, num_filters=hidden_channels,
                           num_interactions=num_interactions, cutoff=cutoff,
                           interaction_graph=RadiusInteractionGraph(cutoff))
