@@ -77,14 +77,15 @@ def trained_model(state: Mapping[str, Any], where: str, model_arguments: ModelAr
 def configure_upgrade(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Add the model's class and arguments to checkpoints written before 0.2, so that "
                           "Model.from_checkpoint(run) loads them (weights and everything else unchanged).")
-    parser.add_argument("--run", required=True, help="a run folder (both checkpoints) or one checkpoint file")
+    parser.add_argument("--run", dest="checkpoints", required=True,
+                        help="a run folder (both checkpoints) or one checkpoint file")
 
 
 def upgrade_command(task: str, model_arguments: ModelArguments) -> Callable[[argparse.Namespace], int]:
     """``run_upgrade`` of a task: :func:`upgrade_checkpoints` of ``--run``."""
 
     def run_upgrade(args: argparse.Namespace) -> int:
-        for path, done in upgrade_checkpoints(args.run, task, model_arguments):
+        for path, done in upgrade_checkpoints(args.checkpoints, task, model_arguments):
             print(f"{path}: {'upgraded' if done else 'already stores its model'}")
         return 0
 
