@@ -167,6 +167,7 @@ COMMON_OPTIONS = {
     "evaluate": {"--threads", "--run", "--seed", "--device"},
     "check": {"--threads", "--run", "--seed", "--device"},
     "study": {"--threads", "--out", "--seeds", "--device"},
+    "upgrade": {"--run"},
 }
 
 
@@ -185,4 +186,4 @@ def test_every_task_offers_the_common_options_of_each_command():
             missing = COMMON_OPTIONS[command] - options
             assert not missing, f"lieconv {command} {task} lacks {sorted(missing)}"
             seen += 1
-    assert seen == 8  # train x 3, evaluate x 3, study springs, check rotmnist
+    assert seen == 11  # train x 3, evaluate x 3, study springs, check rotmnist, upgrade x 3
