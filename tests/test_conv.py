@@ -66,10 +66,10 @@ def test_mc_sampling_draws_at_most_mc_samples_inside_the_ball():
     graph = build_pair_graph(group, lifted)
     conv = LieConv(6, 4, group, mc_samples=5, fill=0.5)
     conv.radius.fill_(1.0)
-    from torch_geometric_lieconv.graph import select_neighbourhood
+    from torch_geometric_lieconv.graph import select_neighborhood
 
     size = torch.bincount(graph.batch)[graph.batch]
-    edges, fill = select_neighbourhood(graph.dist, graph.edge_index[1], size, conv.radius, 5)
+    edges, fill = select_neighborhood(graph.dist, graph.edge_index[1], size, conv.radius, 5)
     counts = torch.bincount(graph.edge_index[1, edges], minlength=graph.num_nodes)
     inside = torch.bincount(graph.edge_index[1, graph.dist < 1.0], minlength=graph.num_nodes)
     assert torch.equal(counts, inside.clamp(max=5))
@@ -82,10 +82,10 @@ def test_knn_takes_the_nearest_under_the_group_distance():
     group = group_from_name("SE3")
     x, lifted = random_batch(group, [29, 3])
     graph = build_pair_graph(group, lifted)
-    from torch_geometric_lieconv.graph import select_neighbourhood
+    from torch_geometric_lieconv.graph import select_neighborhood
 
     size = torch.bincount(graph.batch)[graph.batch]
-    edges, _ = select_neighbourhood(graph.dist, graph.edge_index[1], size, None, 7, knn=True)
+    edges, _ = select_neighborhood(graph.dist, graph.edge_index[1], size, None, 7, knn=True)
     target = graph.edge_index[1]
     for i in [0, 17, 60]:
         mine = graph.dist[edges][target[edges] == i].sort().values

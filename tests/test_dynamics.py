@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from torch_geometric_lieconv.dynamics import (
-    centre_positions,
+    center_positions,
     conservation_metrics,
     hamiltonian_vector_field,
     join_state,
@@ -96,11 +96,11 @@ def test_momentum_totals_on_a_hand_example():
 def test_centring_is_per_system_and_commutes_with_rotation():
     q = torch.randn(7, 2, dtype=torch.float64)
     batch = torch.tensor([0, 0, 0, 1, 1, 1, 1])
-    c = centre_positions(q, batch, 2)
+    c = center_positions(q, batch, 2)
     assert c[:3].sum(0).abs().max() < 1e-14 and c[3:].sum(0).abs().max() < 1e-14
     a = 0.7
     rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=torch.float64)
-    assert torch.allclose(centre_positions(q @ rot.T, batch, 2), c @ rot.T, atol=1e-14)
+    assert torch.allclose(center_positions(q @ rot.T, batch, 2), c @ rot.T, atol=1e-14)
 
 
 def test_conservation_metrics_detect_a_kick_and_ignore_a_conserving_motion():

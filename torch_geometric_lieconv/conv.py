@@ -14,7 +14,7 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear, is_uninitialized_parameter
 from torch_geometric.typing import PairTensor
 
-from .graph import NeighbourTable, graph_sizes, neighbour_table, select_slots
+from .graph import NeighborTable, graph_sizes, neighbor_table, select_slots
 from .groups import LieGroup, group_from_name
 
 
@@ -236,7 +236,7 @@ class LieConv(MessagePassing):
         *,
         batch: Optional[Union[Tensor, PairTensor]] = None,
         candidate_radius: Optional[Union[float, Tensor]] = None,
-        table: Optional[NeighbourTable] = None,
+        table: Optional[NeighborTable] = None,
         edge_dist: Optional[Tensor] = None,
     ) -> Tensor:
         r"""Runs the forward pass of the module.
@@ -257,8 +257,8 @@ class LieConv(MessagePassing):
                 :func:`~torch_geometric_lieconv.lift_graph`; ``float("inf")``: every pair of each
                 graph). Required with a ball (``fill < 1``, not ``knn``); a ball wider than it is
                 capped (see the class docstring). (default: :obj:`None`)
-            table (NeighbourTable, optional): the targets' candidate rows, laid out once and shared
-                by the layers of a model (:func:`~torch_geometric_lieconv.graph.neighbour_table`);
+            table (NeighborTable, optional): the targets' candidate rows, laid out once and shared
+                by the layers of a model (:func:`~torch_geometric_lieconv.graph.neighbor_table`);
                 with rows of a subset of the targets the outputs are those targets'. The caller of
                 a precomputed table is the one who warns about a capped ball (models do, from the
                 radii they read once per forward). (default: :obj:`None`, laid out here)
@@ -278,7 +278,7 @@ class LieConv(MessagePassing):
         if own_table:
             num_targets = size[1] if size is not None else (x_dst.shape[0] if x_dst is not None else num_sources)
             batch_src, batch_dst = batch if isinstance(batch, (tuple, list)) else (batch, None)
-            table = neighbour_table(
+            table = neighbor_table(
                 edge_index, num_targets, graph_sizes(batch_src, batch_dst, num_sources, num_targets, x_src.device)
             )
         radius = self._ball(candidate_radius, warn=own_table)
@@ -295,7 +295,7 @@ class LieConv(MessagePassing):
             return self._chunked(x_src, edge_index, edge_attr, chosen, valid)
         # a complete table with no selection: propagate over the input edges as they are
         position = table.position if table.complete and not selects else None
-        return self._neighbourhood_pass(x_src, edge_index, edge_attr, chosen, valid, position)
+        return self._neighborhood_pass(x_src, edge_index, edge_attr, chosen, valid, position)
 
     def _ball(self, candidate_radius: Optional[Union[float, Tensor]], warn: bool) -> Optional[Tensor]:
         """The ball radius :math:`\\min(r, R)` (``None``: no ball)."""
@@ -345,7 +345,7 @@ class LieConv(MessagePassing):
                 f"[{edge_index.shape[1]}, {self.group.embedding_dim}], got {list(edge_attr.shape)}"
             )
 
-    def _neighbourhood_pass(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor,
+    def _neighborhood_pass(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor,
                             valid: Tensor, position: Optional[Tensor] = None) -> Tensor:
         """Propagate over the selected edges ``chosen[valid]`` (rows = outputs), then the Linear.
 
@@ -371,7 +371,7 @@ class LieConv(MessagePassing):
         return F.linear(p, self._lin_weight_kernel_major(), self.lin.bias)
 
     def _chunked(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor, valid: Tensor) -> Tensor:
-        """:meth:`_neighbourhood_pass` over blocks of ``chunk_size`` targets, each recomputed in backward."""
+        """:meth:`_neighborhood_pass` over blocks of ``chunk_size`` targets, each recomputed in backward."""
         if self.training and any(isinstance(layer, nn.BatchNorm1d) for layer in self.kernel):
             raise ValueError(
                 "LieConv: chunk_size needs the kernel's BatchNorm in eval mode (its batch statistics span "
@@ -382,9 +382,9 @@ class LieConv(MessagePassing):
             rows = slice(start, start + self.chunk_size)
             args = (x, edge_index, edge_attr, chosen[rows], valid[rows])
             if torch.is_grad_enabled():
-                outs.append(checkpoint(self._neighbourhood_pass, *args, use_reentrant=False))
+                outs.append(checkpoint(self._neighborhood_pass, *args, use_reentrant=False))
             else:
-                outs.append(self._neighbourhood_pass(*args))
+                outs.append(self._neighborhood_pass(*args))
         return torch.cat(outs)
 
     def message(self, edge_attr: Tensor) -> Tensor:

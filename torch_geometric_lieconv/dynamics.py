@@ -60,7 +60,7 @@ def per_system_sum(values: Tensor, batch: Tensor, num_systems: int) -> Tensor:
     return scatter_add(values, batch, dim=0, dim_size=num_systems)
 
 
-def centre_positions(q: Tensor, batch: Tensor, num_systems: int) -> Tensor:
+def center_positions(q: Tensor, batch: Tensor, num_systems: int) -> Tensor:
     r"""Positions relative to each system's centroid, :math:`q_i - \frac{1}{n}\sum_{j} q_j`.
 
     Centring commutes with rotations about the origin and removes translations, so a function of

@@ -66,13 +66,13 @@ class GraphSizes(NamedTuple):
         return self.counts[batch]
 
 
-class NeighbourTable(NamedTuple):
+class NeighborTable(NamedTuple):
     r"""The candidate edges of each target as one padded row: ``[T, D]`` edge ids and a mask.
 
     Row ``t`` lists the ids (positions in an ``edge_index``) of the candidate edges of output
     ``t``; entries outside :attr:`mask` are padding (edge 0). A table can hold the rows of a subset
     of the targets (:meth:`rows`), which is how a layer computes outputs at subsampled points only.
-    Built by :func:`neighbour_table`.
+    Built by :func:`neighbor_table`.
     """
 
     slots: Tensor  #: ``[T, D]`` candidate edge ids of each target, padded with 0
@@ -86,19 +86,19 @@ class NeighbourTable(NamedTuple):
     def width(self) -> int:
         return self.slots.shape[1]
 
-    def rows(self, index: Tensor) -> "NeighbourTable":
+    def rows(self, index: Tensor) -> "NeighborTable":
         """The table restricted to the targets ``index`` (output ``t`` is target ``index[t]``)."""
-        return NeighbourTable(self.slots[index], self.mask[index], self.graph_size[index], False, None)
+        return NeighborTable(self.slots[index], self.mask[index], self.graph_size[index], False, None)
 
 
-def neighbour_table(
+def neighbor_table(
     edge_index: Tensor,
     num_targets: int,
     graph_size: Tensor,
     max_degree: Optional[int] = None,
     is_sorted: Optional[bool] = None,
     degree: Optional[Tensor] = None,
-) -> NeighbourTable:
+) -> NeighborTable:
     r"""Lay out the edges of ``edge_index`` (any order) as one padded row per target.
 
     Args:
@@ -127,7 +127,7 @@ def neighbour_table(
     if order is not None and order.numel():
         slots = order[slots]
         position = torch.empty_like(position).index_copy_(0, order, position)
-    return NeighbourTable(slots, mask, graph_size, True, position)
+    return NeighborTable(slots, mask, graph_size, True, position)
 
 
 def count_index(index: Tensor, size: int) -> Tensor:
@@ -160,7 +160,7 @@ class PairGraph:
     """Candidate pair graph of ``num_nodes`` lifted points, edges sorted by target.
 
     The models' internal view of a lifted graph: the edges, their pair embeddings and distances,
-    and the :class:`NeighbourTable` of every target, laid out once and shared by every layer.
+    and the :class:`NeighborTable` of every target, laid out once and shared by every layer.
     ``radius`` is the group radius the candidates were built for (``None``: all pairs of each graph).
     ``max_degree`` (the most candidates of any target) is computed when not given (one host sync).
     """
@@ -175,13 +175,13 @@ class PairGraph:
     sizes: Optional[GraphSizes] = None  #: the sizes of the graphs (``None``: read here)
     is_sorted: Optional[bool] = None  #: whether the edges are sorted by target (``None``: checked)
     degree: Optional[Tensor] = field(default=None, repr=False)  #: ``[M]`` edges per target (``None``: counted)
-    table: NeighbourTable = field(init=False, repr=False)
+    table: NeighborTable = field(init=False, repr=False)
     radius_bound: Union[float, Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.sizes is None:
             self.sizes = GraphSizes.read(self.batch)
-        self.table = neighbour_table(self.edge_index, self.num_nodes, self.sizes.per_node(self.batch),
+        self.table = neighbor_table(self.edge_index, self.num_nodes, self.sizes.per_node(self.batch),
                                      self.max_degree, self.is_sorted, self.degree)
         self.max_degree = self.table.width
         #: the radius as a tensor for the layers (a changing Python float would recompile them)
@@ -393,7 +393,7 @@ def select_slots(
     return slots.gather(1, pick), valid.gather(1, pick), observed_fill
 
 
-def select_neighbourhood(
+def select_neighborhood(
     dist: Tensor,
     target: Tensor,
     target_graph_size: Tensor,

@@ -194,7 +194,7 @@ def prepare_data(config: Dict[str, Any], root: str, *, download: bool = True) ->
     median, mad = target_statistics(train_y)
     pos_scale = 1.0
     if config["recenter"]:
-        pos_scale = 1.0 / _centred_position_std(dataset, splits["train"])
+        pos_scale = 1.0 / _centered_position_std(dataset, splits["train"])
     parts = {name: dataset.index_select(idx) for name, idx in splits.items()}
     if config["augment"]:
         parts["train"].transform = RandomRotation3d()
@@ -207,7 +207,7 @@ def _rows_are_molecules(dataset) -> bool:
     return data is not None and data.y is not None and data.y.shape[0] == len(dataset) and dataset._indices is None
 
 
-def _centred_position_std(dataset, index: Tensor) -> float:
+def _centered_position_std(dataset, index: Tensor) -> float:
     r"""Root mean square atom coordinate after centring each training molecule at its centroid.
 
     The reference recentres and divides positions by their standard deviation over the training set;

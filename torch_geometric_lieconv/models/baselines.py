@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from ..dynamics import centre_positions, join_state, num_systems_of, per_system_sum, split_state
+from ..dynamics import center_positions, join_state, num_systems_of, per_system_sum, split_state
 from ..graph import all_pairs_within_graphs
 from .hamiltonian import DynamicsModel, HamiltonianModel, SeparableHamiltonian
 
@@ -64,7 +64,7 @@ class FCNeuralODE(DynamicsModel):
         self.check_input(z, params, batch)
         b = num_systems_of(batch) if num_systems is None else num_systems
         q, p = split_state(z)
-        x = torch.cat([centre_positions(q, batch, b), p, params], dim=-1)
+        x = torch.cat([center_positions(q, batch, b), p, params], dim=-1)
         out = self.net(_flatten_systems(x, b, self.num_particles, type(self).__name__))
         return out.reshape(z.shape[0], 2 * self.dim)
 
@@ -83,7 +83,7 @@ class HamiltonianFC(SeparableHamiltonian):
         self.net = mlp([num_particles * (dim + param_channels)] + [hidden_channels] * num_layers + [1])
 
     def potential(self, q: Tensor, params: Tensor, batch: Tensor, num_systems: int) -> Tensor:
-        x = torch.cat([centre_positions(q, batch, num_systems), params], dim=-1)
+        x = torch.cat([center_positions(q, batch, num_systems), params], dim=-1)
         return self.net(_flatten_systems(x, num_systems, self.num_particles, type(self).__name__)).squeeze(-1)
 
     def __repr__(self) -> str:
@@ -156,7 +156,7 @@ class _ParticleGraphNetwork(nn.Module):
         edge_index = torch.stack([src[keep], dst[keep]])
         rel = q[edge_index[0]] - q[edge_index[1]]
         edge_attr = torch.cat([rel, rel.norm(dim=-1, keepdim=True)], dim=-1)
-        x = torch.cat([centre_positions(q, batch, num_systems), p, params], dim=-1)
+        x = torch.cat([center_positions(q, batch, num_systems), p, params], dim=-1)
         for block in self.blocks:
             x, edge_attr = block(x, edge_index, edge_attr)
         return x, edge_attr, edge_index

@@ -29,7 +29,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from ..dynamics import centre_positions, hamiltonian_vector_field, kinetic_energy, num_systems_of
+from ..dynamics import center_positions, hamiltonian_vector_field, kinetic_energy, num_systems_of
 from ..groups import LieGroup, group_from_name
 from ..groups._rotations import rotation2d
 from .hub import Rebuildable
@@ -156,7 +156,7 @@ class HamiltonianLieConv(SeparableHamiltonian):
         r"""Deterministic, equivariant stabilizer frames ``[N, K, 2, 2]`` (``None`` for groups without)."""
         if self.group.frame_dim is None:
             return None
-        rel = centre_positions(q, batch, num_systems)
+        rel = center_positions(q, batch, num_systems)
         # "at the centroid" up to the rounding of the centroid itself
         at_centroid = rel.norm(dim=-1) <= 8 * torch.finfo(rel.dtype).eps * q.norm(dim=-1).clamp_min(1)
         if bool(at_centroid.any()):  # host sync, as the groups' own input checks
@@ -168,7 +168,7 @@ class HamiltonianLieConv(SeparableHamiltonian):
         return rotation2d(angle.unsqueeze(-1) + offsets)
 
     def potential(self, q: Tensor, params: Tensor, batch: Tensor, num_systems: int) -> Tensor:
-        pos = centre_positions(q, batch, num_systems) if self.center else q
+        pos = center_positions(q, batch, num_systems) if self.center else q
         out = self.net(params, pos, batch, frames=self.frames(q, batch, num_systems), num_graphs=num_systems)
         return out.squeeze(-1)
 
