@@ -191,9 +191,8 @@ def _num_samples(batch: Any) -> int:
     raise ValueError(f"cannot tell the number of samples in a batch of type {type(batch).__name__}")
 
 
-def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Load a checkpoint written by :class:`Trainer` (``weights_only``: no code is unpickled)."""
-    return read_checkpoint(path, map_location)
+#: load a checkpoint written by :class:`Trainer` (``weights_only``: no code is unpickled)
+load_checkpoint = read_checkpoint
 
 
 #: the columns of the metric history that are not metrics

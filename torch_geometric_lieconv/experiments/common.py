@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from ..models.hub import ARGUMENTS_KEY, CLASS_KEY, MODEL_CLASSES, Rebuildable, plain_argument, read_checkpoint
+from ..models.hub import ARGUMENTS_KEY, CLASS_KEY, Rebuildable, model_class, plain_argument, read_checkpoint
 from ..runs import atomic_write
 
 #: a task's ``config -> (model class name, constructor arguments)``
@@ -57,7 +57,7 @@ def text_table(lines: Sequence[Sequence[str]]) -> str:
 
 def build_model(name: str, arguments: Mapping[str, Any]) -> nn.Module:
     """The model class ``name`` of this package built with ``arguments`` (a task's ``model_arguments``)."""
-    return MODEL_CLASSES[name](**arguments)
+    return model_class(name, "the config")(**arguments)
 
 
 def with_model_identity(state: Mapping[str, Any], model_arguments: ModelArguments) -> Dict[str, Any]:

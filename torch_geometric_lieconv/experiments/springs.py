@@ -39,8 +39,7 @@ from torch import Tensor, nn
 from ..datasets.safe_load import safe_torch_load
 from ..datasets.springs import ParticleDynamics, system_from_name, system_params
 from ..dynamics import conservation_metrics, rollout, rollout_mse
-from ..groups import group_from_name
-from ..groups import group_spec
+from ..groups import group_from_name, group_spec
 from .common import (add_threads_option, apply_threads, build_model, configure_upgrade, read_config_file,
                      text_table, trained_model, upgrade_command)
 from ..runs import default_run_folder, refuse_early, run_folder, write_json

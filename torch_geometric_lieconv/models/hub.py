@@ -35,7 +35,7 @@ from .._errors import first_line
 from ..groups import LieGroup, group_spec
 
 __all__ = ["Rebuildable", "MODEL_CLASSES", "CLASS_KEY", "ARGUMENTS_KEY", "read_checkpoint", "checkpoint_path",
-           "plain_argument"]
+           "plain_argument", "model_class"]
 
 #: checkpoint key of the model's class name
 CLASS_KEY = "model_class"
@@ -56,8 +56,6 @@ def plain_argument(value: Any, name: str = "argument") -> Any:
         return group_spec(value)
     if isinstance(value, Tensor):
         return value.tolist()
-    if isinstance(value, torch.dtype):
-        return str(value).replace("torch.", "")
     if isinstance(value, (list, tuple)):
         return [plain_argument(v, name) for v in value]
     if isinstance(value, Mapping):
@@ -129,10 +127,7 @@ class Rebuildable(nn.Module):
                 f"a custom group); convert a run's checkpoints once with `lieconv upgrade <task> --run "
                 f"{where}` (the tasks' evaluate commands read old checkpoints as they are)")
         name = state[CLASS_KEY]
-        found = MODEL_CLASSES.get(name)
-        if found is None:
-            raise ValueError(f"{where} holds a {name}, which is not a model of this package nor of an "
-                             f"imported module (known: {', '.join(sorted(MODEL_CLASSES))})")
+        found = model_class(name, where)
         if not issubclass(found, cls):
             raise ValueError(f"{where} holds a {name}, not a {cls.__name__}; load it with {name}.from_checkpoint")
         model = found(**dict(state[ARGUMENTS_KEY]))
@@ -142,6 +137,15 @@ class Rebuildable(nn.Module):
             model = model.to(floating[0])
         model.load_state_dict(weights)
         return model.eval()
+
+
+def model_class(name: str, where: str = "the checkpoint") -> Type[Rebuildable]:
+    """The registered model class called ``name`` (a ``ValueError`` naming ``where`` if none is)."""
+    found = MODEL_CLASSES.get(name)
+    if found is None:
+        raise ValueError(f"{where} holds a {name}, which is not a model of this package nor of an "
+                         f"imported module (known: {', '.join(sorted(MODEL_CLASSES))})")
+    return found
 
 
 def class_name(cls: type) -> str:
