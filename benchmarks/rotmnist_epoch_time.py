@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from torch_geometric_lieconv.transforms import ImageToPointSet
-from torch_geometric_lieconv.experiments.rotmnist import PRESETS, paper_error
+from torch_geometric_lieconv.experiments.rotmnist import PRESETS, SETTINGS, paper_error
 from torch_geometric_lieconv.models.image import ImageLieResNet
 
 from benchmark import load_average, machine_description  # noqa: E402  (benchmarks/ is the script's folder)
@@ -75,7 +75,7 @@ def synchronise(device: torch.device) -> None:
 
 def measure(group: str, args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
-    settings = PRESETS[args.preset]
+    settings = SETTINGS.resolve(preset=args.preset).flat()
     torch.manual_seed(args.seed)
     model = ImageLieResNet(group, hidden_channels=settings["hidden_channels"], num_layers=settings["num_layers"],
                            mc_samples=settings["mc_samples"], fill=settings["fill"],
@@ -139,7 +139,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         parser.error("--steps must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = PRESETS[args.preset]
+    settings = SETTINGS.resolve(preset=args.preset).flat()
     print(f"Command: `python benchmarks/rotmnist_epoch_time.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ")
     print(f"Device: {machine_description(args.device)}; threads {torch.get_num_threads()}; torch {torch.__version__}; "
           f"load average at start {load_average()}.  ")

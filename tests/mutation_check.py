@@ -157,10 +157,22 @@ MUTATIONS: List[Mutation] = [
              ["tests/test_model_hub.py"]),
     Mutation("a rebuilt float64 model loaded into float32 weights", "models/hub.py",
              "            model = model.to(floating[0])", "            pass", ["tests/test_model_hub.py"]),
-    Mutation("springs study drops the rows of the parts it did not run", "experiments/springs.py",
+    Mutation("springs study drops the rows of the parts it did not run", "experiments/springs/study.py",
              '            rows = [r for r in json.load(f) if r.get("part") not in args.parts] + rows',
              "            rows = rows",
              ["tests/test_springs.py::test_study_momentum_part_over_seeds_and_kept_rows"]),
+    Mutation("the preset is applied over the config file and the flags", "experiments/config.py",
+             "        return self.build(preset, {**values, **chosen})",
+             "        return self.build(preset, {**chosen, **values})",
+             ["tests/test_experiment_config.py::test_defaults_then_preset_then_file_then_flags"]),
+    Mutation("old flat settings forget the behaviour of options added later", "experiments/config.py",
+             "        flat: Dict[str, Any] = dict(self.old_defaults)",
+             "        flat: Dict[str, Any] = {}",
+             ["tests/test_experiment_config.py::test_flat_forms_from_before_0_2_read_back"]),
+    Mutation("upgrade leaves the run's config.json in the old form", "experiments/common.py",
+             '            write_json(config, upgraded["config"])',
+             "            pass",
+             ["tests/test_model_hub.py::test_old_qm9_checkpoints_load_in_evaluate_and_upgrade"]),
 ]
 
 

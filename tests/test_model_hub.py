@@ -102,9 +102,14 @@ def test_old_qm9_checkpoints_load_in_evaluate_and_upgrade(tmp_path, capsys):
         path = os.path.join(run, f"checkpoint_{kind}.pt")
         state = torch.load(path, weights_only=True)
         del state[CLASS_KEY], state[ARGUMENTS_KEY]
+        saved = state["config"]  # the flat settings of 0.1
+        state["config"] = {"task": "qm9", "preset": saved["preset"], **saved["model"], **saved["data"],
+                           **saved["trainer"], **saved["measured"], "root": saved["runtime"]["root"]}
         weights = state["model"]
         weights["mean"], weights["std"] = weights.pop("target_mean"), weights.pop("target_std")
         torch.save(state, path)
+    with open(os.path.join(run, "config.json"), "w") as f:
+        json.dump(state["config"], f)
     with pytest.raises(ValueError, match="lieconv upgrade"):
         QM9LieConv.from_checkpoint(run, "last")
     capsys.readouterr()
@@ -114,4 +119,9 @@ def test_old_qm9_checkpoints_load_in_evaluate_and_upgrade(tmp_path, capsys):
     upgraded = QM9LieConv.from_checkpoint(run, "last")
     for (name, a), (_, b) in zip(new.state_dict().items(), upgraded.state_dict().items()):
         assert torch.equal(a, b) or (a.isnan().all() and b.isnan().all()), name
+    # the upgraded run has today's settings: resuming it with the same flags is not refused
+    assert main(["train", "qm9", "--root", root, "--epochs", "1", "--out", run, "--hidden-channels", "8",
+                 "--num-layers", "1", "--mc-samples", "8", "--batch-size", "8", "--no-download",
+                 "--no-progress", "--resume"]) == 0
+    assert json.load(open(os.path.join(run, "config.json")))["model"]["hidden_channels"] == 8
     assert main(["upgrade", "springs", "--run", run]) == 2  # another task's checkpoint is refused

@@ -190,12 +190,13 @@ def test_train_writes_files_and_learns(t3_run, capsys):
     assert {k: len(v) for k, v in splits.items()} == sizes
     assert len(set(sum(splits.values(), []))) == NUM_MOLECULES
     state = load_checkpoint(os.path.join(t3_run, "checkpoint_last.pt"))
-    assert state["epoch"] == 2 and state["config"]["target"] == "homo" and state["config"]["group"] == "T3"
+    config = state["config"]
+    assert state["epoch"] == 2 and config["data"]["target"] == "homo" and config["model"]["group"] == "T3"
 
 
 def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
     from torch_geometric_lieconv.experiments.common import build_model
-    from torch_geometric_lieconv.experiments.qm9 import model_arguments
+    from torch_geometric_lieconv.experiments.qm9 import SETTINGS, model_arguments
 
     root, molecules = qm9_root
     capsys.readouterr()
@@ -205,8 +206,8 @@ def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
     with open(os.path.join(t3_run, "results_test.json")) as f:
         result = json.load(f)
     state = load_checkpoint(os.path.join(t3_run, "checkpoint_last.pt"))
-    config = state["config"]
-    model = build_model(*model_arguments(config))
+    settings = SETTINGS.from_saved(state["config"])
+    model = build_model(*model_arguments(settings))
     model.load_state_dict(state["model"])
     model.eval()
     with open(os.path.join(t3_run, "splits.json")) as f:
@@ -223,8 +224,8 @@ def test_evaluate_matches_a_hand_computed_mae(qm9_root, t3_run, capsys):
     from torch_geometric_lieconv import QM9LieConv
 
     restored = QM9LieConv.from_checkpoint(t3_run, "last")
-    assert float(restored.target_std) == pytest.approx(config["target_mad"])
-    assert float(restored.target_mean) == pytest.approx(config["target_median"])
+    assert float(restored.target_std) == pytest.approx(settings.measured["target_mad"])
+    assert float(restored.target_mean) == pytest.approx(settings.measured["target_median"])
     with torch.no_grad():
         again = [abs(1000 * float(restored(torch.tensor(molecules[i]["z"]), molecules[i]["pos"]))
                      - molecules[i]["raw"]["homo"] * HARTREE_MEV) for i in test_index]
@@ -292,18 +293,18 @@ def test_bad_input_one_line_errors(qm9_root, t3_run, tmp_path, capsys, monkeypat
 
 
 def test_config_file_and_presets(tmp_path):
-    from torch_geometric_lieconv.experiments.qm9 import resolve_config
+    from torch_geometric_lieconv.experiments.qm9 import SETTINGS
 
-    se3 = resolve_config("SE(3)")
+    se3 = SETTINGS.resolve(flags={"group": "SE(3)"}).flat()
     assert (se3["group"], se3["alpha"], se3["fill"], se3["lift_samples"], se3["mc_samples"], se3["recenter"]) == \
         ("SE3", 0.2, 0.5, 4, 25, True)
-    t3 = resolve_config("T3")
+    t3 = SETTINGS.resolve(flags={"group": "T3"}).flat()
     assert (t3["hidden_channels"], t3["num_layers"], t3["mc_samples"], t3["fill"], t3["lr"], t3["batch_size"],
             t3["epochs"]) == (1536, 6, 100, 1.0, 3e-3, 75, 500)
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"group": "SO3", "epochs": 7, "target": "gap"}))
-    c = resolve_config(preset="quick", config_file=str(path), overrides={"epochs": 9, "lr": None})
-    assert (c["group"], c["epochs"], c["target"], c["preset"], c["fill"]) == ("SO3", 9, "gap", "quick", 0.5)
+    c = SETTINGS.resolve(preset="quick", config_file=str(path), flags={"epochs": 9, "lr": None})
+    assert (c.model.group, c.trainer.epochs, c.data.target, c.preset, c.model.fill) == ("SO3", 9, "gap", "quick", 0.5)
 
 
 # ----------------------------------------------------------------------------------------------- invariance
@@ -319,12 +320,12 @@ def _transform(batch, rotation, shift):
 
 def test_trained_t3_model_is_translation_invariant(qm9_root, t3_run):
     from torch_geometric_lieconv.experiments.common import build_model
-    from torch_geometric_lieconv.experiments.qm9 import model_arguments
+    from torch_geometric_lieconv.experiments.qm9 import SETTINGS, model_arguments
     from torch_geometric_lieconv.groups import random_rotations
 
     root, _ = qm9_root
     state = load_checkpoint(os.path.join(t3_run, "checkpoint_best.pt"))
-    model = build_model(*model_arguments(state["config"]))
+    model = build_model(*model_arguments(SETTINGS.from_saved(state["config"])))
     model.load_state_dict(state["model"])
     model.eval()
     batch = _molecules_batch(load_qm9(root, download=False), range(8))
@@ -340,7 +341,7 @@ def test_trained_t3_model_is_translation_invariant(qm9_root, t3_run):
 
 def test_trained_se3_model_is_rotation_and_translation_invariant(qm9_root, tmp_path):
     from torch_geometric_lieconv.experiments.common import build_model
-    from torch_geometric_lieconv.experiments.qm9 import model_arguments
+    from torch_geometric_lieconv.experiments.qm9 import SETTINGS, model_arguments
     from torch_geometric_lieconv.groups import random_rotations
 
     root, _ = qm9_root
@@ -350,7 +351,7 @@ def test_trained_se3_model_is_rotation_and_translation_invariant(qm9_root, tmp_p
     assert main(["train", "qm9", "--root", root, "--group", "SE3", "--epochs", "1", "--out", out_dir,
                  "--mc-samples", "64", "--lift-samples", "2", "--train-size", "8"] + TINY) == 0
     state = load_checkpoint(os.path.join(out_dir, "checkpoint_best.pt"))
-    model = build_model(*model_arguments(state["config"])).double()
+    model = build_model(*model_arguments(SETTINGS.from_saved(state["config"]))).double()
     model.load_state_dict(state["model"])
     model.eval()
     batch = _molecules_batch(load_qm9(root, download=False), range(8))
@@ -419,27 +420,27 @@ def test_bfloat16_autocast_run_keeps_float32_outputs(qm9_root, tmp_path):
     assert main(["train", "qm9", "--root", root, "--target", "homo", "--epochs", "1", "--out", out,
                  "--precision", "bfloat16"] + TINY) == 0
     state = load_checkpoint(os.path.join(out, "checkpoint_last.pt"))
-    assert state["config"]["precision"] == "bfloat16"
+    assert state["config"]["trainer"]["precision"] == "bfloat16"
     assert all(v.dtype == torch.float32 for v in state["model"].values() if v.is_floating_point())
     with open(os.path.join(out, "results_test.json")) as f:
         assert math.isfinite(json.load(f)["mae"])
 
 
 def test_schnet_baseline_trains_and_is_invariant(qm9_root, tmp_path, capsys):
-    from torch_geometric_lieconv.experiments.qm9 import resolve_config
+    from torch_geometric_lieconv.experiments.qm9 import SETTINGS
     from torch_geometric_lieconv.models import QM9SchNet
 
-    config = resolve_config(preset="quick", overrides={"model": "schnet"})
-    assert (config["hidden_channels"], config["num_layers"]) == (128, 6)  # SchNet's own, not the quick LieConv's
-    with pytest.raises(ValueError, match="unknown QM9 model"):
-        resolve_config(overrides={"model": "dimenet"})
+    config = SETTINGS.resolve(preset="quick", flags={"model": "schnet"}).model
+    assert (config.hidden_channels, config.num_layers) == (128, 6)  # SchNet's own, not the quick LieConv's
+    with pytest.raises(ValueError, match="model must be one of lieconv, schnet"):
+        SETTINGS.resolve(flags={"model": "dimenet"})
     root, molecules = qm9_root
     out = str(tmp_path / "schnet")
     assert main(["train", "qm9", "--root", root, "--target", "homo", "--model", "schnet", "--epochs", "1",
                  "--out", out, "--hidden-channels", "16", "--num-layers", "2", "--batch-size", "4",
                  "--no-progress"]) == 0
     state = load_checkpoint(os.path.join(out, "checkpoint_last.pt"))
-    assert state["config"]["model"] == "schnet"
+    assert state["config"]["model"]["model"] == "schnet"
     capsys.readouterr()
     assert main(["evaluate", "qm9", "--run", out, "--checkpoint", "last"]) == 0
     assert "SchNet" in capsys.readouterr().out

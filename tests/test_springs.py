@@ -374,26 +374,25 @@ def test_cli_train_resume_and_evaluate(tmp_path, capsys):
 def test_geometric_interval_is_the_t_interval_of_the_logs():
     from statistics import mean, stdev
 
-    from torch_geometric_lieconv.experiments.springs import _geometric_interval
+    from torch_geometric_lieconv.experiments.springs.statistics import geometric_interval
 
     values = [0.02, 0.005, 0.011, 0.04, 0.007]
     logs = [math.log(v) for v in values]
     half = 2.776 * stdev(logs) / math.sqrt(5)  # t_{0.975} with 4 degrees of freedom
-    assert _geometric_interval(values) == pytest.approx(
+    assert geometric_interval(values) == pytest.approx(
         (math.exp(mean(logs)), math.exp(mean(logs) - half), math.exp(mean(logs) + half)), rel=1e-12)
-    assert _geometric_interval([0.3, float("nan"), -1.0]) == pytest.approx((0.3, 0.3, 0.3))
+    assert geometric_interval([0.3, float("nan"), -1.0]) == pytest.approx((0.3, 0.3, 0.3))
 
 
 def test_study_momentum_part_over_seeds_and_kept_rows(tmp_path, monkeypatch, capsys):
     from torch_geometric_lieconv.cli import main
-    from torch_geometric_lieconv.experiments import springs
+    from torch_geometric_lieconv.experiments.springs import study as springs
 
     tiny = {"sizes": [4], "seeds": [0, 1], "n_val": 2, "n_test": 2, "epoch_scale": 16, "batch_size": 2,
             "momentum_n_train": 4, "momentum_epochs": 1, "momentum_n_test": 2,
             "widths": {m: (16, 1) for m in ("HLieConv", "FC", "HFC", "OGN", "HOGN")}, "lr_scale": {},
-            "trajectory_steps": 10, "momentum_lr": {}}
+            "trajectory_steps": 10, "momentum_lr": {}, "traj_len": 12}
     monkeypatch.setitem(springs.STUDY_SCALES, "small", tiny)
-    monkeypatch.setitem(springs.BASE_CONFIG, "traj_len", 12)
     monkeypatch.setattr(springs, "MOMENTUM_MODELS", (("Trivial2", False, "Trivial"), ("T2", False, "T(2)"),
                                                      ("SO2", True, "SO(2) cont.")))
     out, root = str(tmp_path / "study"), str(tmp_path / "data")

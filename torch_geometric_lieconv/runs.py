@@ -30,7 +30,7 @@ __all__ = ["run_folder", "refuse_early", "check_config", "atomic_write", "write_
            "RunFolderBusy", "RUNTIME_KEYS"]
 
 #: config keys that may differ between a checkpoint and the run resuming/evaluating it
-RUNTIME_KEYS = frozenset({"device", "resume", "out", "out_dir", "num_workers", "progress", "tensorboard",
+RUNTIME_KEYS = frozenset({"runtime", "device", "resume", "out", "out_dir", "num_workers", "progress", "tensorboard",
                           "root", "config", "command", "task", "run", "traceback", "checkpoint", "world_size"})
 
 #: locks this process holds: real path -> [file descriptor, nesting depth]

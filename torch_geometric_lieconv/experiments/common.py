@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from ..models.hub import ARGUMENTS_KEY, CLASS_KEY, Rebuildable, model_class, plain_argument, read_checkpoint
-from ..runs import atomic_write
+from ..runs import atomic_write, write_json
 
-#: a task's ``config -> (model class name, constructor arguments)``
-ModelArguments = Callable[[Mapping[str, Any]], Tuple[str, Dict[str, Any]]]
+#: a task's ``settings -> (model class name, constructor arguments)``
+ModelArguments = Callable[[Any], Tuple[str, Dict[str, Any]]]
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +23,8 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
                         help="torch CPU threads (default 1: fastest for small models, above all on a busy machine)")
 
 
-def apply_threads(args: argparse.Namespace) -> None:
-    threads = getattr(args, "threads", None)
+def apply_threads(threads: Optional[int]) -> None:
+    """Use ``threads`` torch CPU threads (``None``: leave the setting alone)."""
     if threads is None:
         return
     if threads < 1:
@@ -60,41 +60,48 @@ def build_model(name: str, arguments: Mapping[str, Any]) -> nn.Module:
     return model_class(name, "the config")(**arguments)
 
 
-def with_model_identity(state: Mapping[str, Any], model_arguments: ModelArguments) -> Dict[str, Any]:
+def with_model_identity(state: Mapping[str, Any], spec: Any, model_arguments: ModelArguments) -> Dict[str, Any]:
     """A checkpoint ``state`` with its model's class and arguments: as stored, or for a checkpoint from
-    before 0.2 (which stored only the run's config) derived from its config by ``model_arguments``."""
+    before 0.2 (which stored only the run's config) derived from its config, read by the task's
+    settings ``spec`` (:class:`~.config.TaskSettings`), by ``model_arguments``; the config is
+    rewritten in the saved form of today."""
     if CLASS_KEY in state:
         return dict(state)
-    name, arguments = model_arguments(state.get("config", {}))
-    return {**state, CLASS_KEY: name, ARGUMENTS_KEY: plain_argument(arguments, "arguments")}
+    settings = spec.from_saved(state.get("config", {}))
+    name, arguments = model_arguments(settings)
+    return {**state, "config": settings.saved(), CLASS_KEY: name,
+            ARGUMENTS_KEY: plain_argument(arguments, "arguments")}
 
 
-def trained_model(state: Mapping[str, Any], where: str, model_arguments: ModelArguments) -> nn.Module:
+def trained_model(state: Mapping[str, Any], where: str, spec: Any, model_arguments: ModelArguments) -> nn.Module:
     """The model of a run's checkpoint ``state`` (old or new), in eval mode."""
-    return Rebuildable.from_state(with_model_identity(state, model_arguments), where)
+    return Rebuildable.from_state(with_model_identity(state, spec, model_arguments), where)
 
 
 def configure_upgrade(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Add the model's class and arguments to checkpoints written before 0.2, so that "
-                          "Model.from_checkpoint(run) loads them (weights and everything else unchanged).")
+                          "Model.from_checkpoint(run) loads them, and store their settings in today's form, so "
+                          "that the run resumes (weights and everything else unchanged).")
     parser.add_argument("--run", dest="checkpoints", required=True,
                         help="a run folder (both checkpoints) or one checkpoint file")
 
 
-def upgrade_command(task: str, model_arguments: ModelArguments) -> Callable[[argparse.Namespace], int]:
+def upgrade_command(spec: Any, model_arguments: ModelArguments) -> Callable[[argparse.Namespace], int]:
     """``run_upgrade`` of a task: :func:`upgrade_checkpoints` of ``--run``."""
 
     def run_upgrade(args: argparse.Namespace) -> int:
-        for path, done in upgrade_checkpoints(args.checkpoints, task, model_arguments):
+        for path, done in upgrade_checkpoints(args.checkpoints, spec, model_arguments):
             print(f"{path}: {'upgraded' if done else 'already stores its model'}")
         return 0
 
     return run_upgrade
 
 
-def upgrade_checkpoints(path_or_run: str, task: str, model_arguments: ModelArguments) -> List[Tuple[str, bool]]:
-    """Rewrite each checkpoint of a run (or the one file) with its model's class and arguments;
+def upgrade_checkpoints(path_or_run: str, spec: Any, model_arguments: ModelArguments) -> List[Tuple[str, bool]]:
+    """Rewrite each checkpoint of a run (or the one file) with its model's class and arguments and its
+    settings in today's saved form (and the run's ``config.json`` with them, so that it resumes);
     returns ``(path, upgraded)`` pairs. A checkpoint of another task is refused."""
+    task = spec.task
     if os.path.isdir(path_or_run):
         paths = [os.path.join(path_or_run, f"checkpoint_{kind}.pt") for kind in ("best", "last")]
         paths = [p for p in paths if os.path.isfile(p)]
@@ -111,8 +118,11 @@ def upgrade_checkpoints(path_or_run: str, task: str, model_arguments: ModelArgum
         if CLASS_KEY in state:
             done.append((path, False))
             continue
-        upgraded = with_model_identity(state, model_arguments)
-        trained_model(upgraded, path, model_arguments)  # the weights fit the rebuilt model
+        upgraded = with_model_identity(state, spec, model_arguments)
+        trained_model(upgraded, path, spec, model_arguments)  # the weights fit the rebuilt model
         atomic_write(path, lambda f: torch.save(upgraded, f))
         done.append((path, True))
+        config = os.path.join(os.path.dirname(path), "config.json")
+        if os.path.isfile(config):
+            write_json(config, upgraded["config"])
     return done

@@ -1,9 +1,10 @@
 r"""``lieconv train qm9`` and ``lieconv evaluate qm9``: the paper's QM9 experiment (Tables 2 and 3).
 
-Settings are resolved in this order (later wins): the reference settings of the group
-(:data:`GROUP_DEFAULTS`, the paper's), ``--preset quick`` (:data:`QUICK_PRESET`), ``--config file.json``,
-then explicit flags. The resolved settings, the split indices and the target statistics are saved
-in the run folder and in every checkpoint, so ``lieconv evaluate qm9 --run DIR`` needs nothing else.
+Settings (:data:`SETTINGS`, see :mod:`~torch_geometric_lieconv.experiments.config`) resolve in this
+order, later wins: the paper's (:data:`GROUP_DEFAULTS` by group), ``--preset quick``
+(:data:`QUICK_PRESET`), ``--config file.json``, then flags. The resolved settings, the split indices
+and the target statistics are saved in the run folder and in every checkpoint, so
+``lieconv evaluate qm9 --run DIR`` needs nothing else.
 
 Example::
 
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import os
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
@@ -28,36 +29,33 @@ from torch import Tensor, nn
 from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
                             qm9_splits, save_splits, target_statistics, target_values)
 from ..groups import group_from_name, group_spec
-from .common import (add_threads_option, apply_threads, build_model, configure_upgrade, read_config_file,
-                     text_table, trained_model, upgrade_command)
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
 from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distributed, is_main_process,
                         load_checkpoint, seed_everything)
+from .common import (add_threads_option, apply_threads, build_model, configure_upgrade, text_table, trained_model,  # noqa: F401
+                     upgrade_command)
+from .config import (RuntimeSettings, Settings, TaskSettings, add_setting_flags, flag_values, setting,
+                     trainer_arguments)
 
-#: the reference settings shared by every group (the paper's)
-BASE_CONFIG: Dict[str, Any] = {
-    "task": "qm9", "target": "homo", "group": "T3", "alpha": None, "model": "lieconv",
-    "hidden_channels": 1536, "num_layers": 6, "mc_samples": 100, "fill": 1.0, "lift_samples": 1,
-    "batch_norm": True, "recenter": False, "augment": True, "continuous_kernel": False,
-    "lr": 3e-3, "batch_size": 75, "epochs": 500, "warmup_frac": 0.01, "weight_decay": 0.0, "grad_clip": None,
-    "seed": 0, "split_seed": 0, "train_size": None, "valid_size": None, "test_size": None,
-    "precision": "float32", "preset": "paper",
-}
-#: per-group reference settings (the reference README's commands)
+#: per-group reference settings (the reference README's commands) over the fields' defaults (T(3)'s)
 GROUP_DEFAULTS: Dict[str, Dict[str, Any]] = {
-    "T3": {"group": "T3"},
-    "Trivial": {"group": "Trivial"},
-    "SE3": {"group": "SE3", "alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
-    "SO3": {"group": "SO3", "alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
+    "T3": {},
+    "Trivial": {},
+    "SE3": {"alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
+    "SO3": {"alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
 }
 #: ``--preset quick``: a small model on a 5k training subset, about 3 minutes on one CPU core
 #: (qm9-real-10k, homo: test MAE 267 meV against 432 meV for the training median)
 QUICK_PRESET: Dict[str, Any] = {
-    "preset": "quick", "hidden_channels": 128, "num_layers": 3, "epochs": 10, "batch_size": 32, "train_size": 5000,
+    "hidden_channels": 128, "num_layers": 3, "epochs": 10, "batch_size": 32, "train_size": 5000,
     "valid_size": 500, "mc_samples": 32,
 }
-#: settings that do not change the result (may differ on resume / evaluate)
-RUNTIME = ("device", "out", "root", "num_workers", "progress", "resume", "config", "download")
+#: ``model`` settings: the paper's LieConv model (:class:`~torch_geometric_lieconv.models.QM9LieConv`)
+#: or PyG's SchNet (:class:`~torch_geometric_lieconv.models.QM9SchNet`) as the baseline
+MODELS = ("lieconv", "schnet")
+#: SchNet's own defaults (PyG's, in any preset): width 128, 6 interactions, cutoff 10 Å; the
+#: group, lift and neighbourhood settings do not apply to it
+SCHNET_DEFAULTS: Dict[str, Any] = {"hidden_channels": 128, "num_layers": 6}
 
 
 def canonical_group(name: str) -> str:
@@ -69,75 +67,82 @@ def canonical_group(name: str) -> str:
     return table[key]
 
 
-def resolve_config(group: Optional[str] = None, preset: Optional[str] = None, config_file: Optional[str] = None,
-                   overrides: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """The run's settings: group defaults < preset < config file < ``overrides`` (``None`` values ignored)."""
-    from_file = read_config_file(config_file)
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    group = canonical_group(overrides.get("group", group or from_file.get("group", "T3")))
-    preset = overrides.get("preset", preset or from_file.get("preset", "paper"))
-    if preset not in ("paper", "quick"):
-        raise ValueError(f"unknown preset {preset!r}; choose 'paper' or 'quick'")
-    config = copy.deepcopy(BASE_CONFIG)
-    config.update(GROUP_DEFAULTS[group])
+@dataclass
+class QM9ModelSettings:
+    """The regressor: LieConv (the paper's) or PyG's SchNet."""
+
+    model: str = setting("lieconv", "lieconv, or schnet (PyG's SchNet, the baseline; its own width and depth)",
+                         choices=MODELS)
+    group: str = setting("T3", "T3, SE3, SO3 or Trivial")
+    alpha: Optional[float] = setting(None, "the group's weight of the orbit distance (default: the group's)")
+    hidden_channels: int = setting(1536, "channels k")
+    num_layers: int = setting(6, "LieConv blocks (SchNet: interaction blocks)")
+    mc_samples: int = setting(100, "Monte Carlo neighbours (nbhd)")
+    fill: float = setting(1.0, "fraction of the points whose ball is the neighbourhood")
+    lift_samples: int = setting(1, "lifts per atom (stabiliser samples)")
+    batch_norm: bool = setting(True, "batch normalisation in the blocks")
+    recenter: bool = setting(False, "centre each molecule and scale positions by the training set's spread")
+    continuous_kernel: bool = setting(False, "kernels of the matrix v^-1 u instead of its log "
+                                             "(no jump at rotation angle pi)")
+
+
+@dataclass
+class QM9DataSettings:
+    """The target and the split of the paper's protocol."""
+
+    target: str = setting("homo", "alpha, gap, homo, lumo, mu, Cv, G, H, r2, U, U0, zpve")
+    split_seed: int = setting(0, "seed of the train/valid/test split")
+    train_size: Optional[int] = setting(None, "training molecules (default: the protocol's)")
+    valid_size: Optional[int] = setting(None, "validation molecules (default: the protocol's)")
+    test_size: Optional[int] = setting(None, "test molecules (default: the rest)")
+    augment: bool = setting(True, "random rotations of the training molecules")
+
+
+@dataclass
+class QM9RuntimeSettings(RuntimeSettings):
+    """Where and how a QM9 run executes; may differ between a run and its resume or evaluation."""
+
+    root: Optional[str] = setting(None, "QM9 root folder (PyG's layout: ROOT/raw/...; downloaded there when empty)")
+    out: Optional[str] = setting(None, "run folder (default: runs/qm9-TARGET-GROUP[-quick])")
+
+
+def _presets(preset: str, chosen: Mapping[str, Any]) -> Dict[str, Any]:
+    values = dict(GROUP_DEFAULTS[canonical_group(chosen.get("group", "T3"))])
     if preset == "quick":
-        config.update(QUICK_PRESET)
-    model = overrides.get("model", from_file.get("model", "lieconv"))
-    if model not in MODELS:
-        raise ValueError(f"unknown QM9 model {model!r}; choose one of {', '.join(MODELS)}")
-    if model == "schnet":
-        config.update(SCHNET_DEFAULTS)
-    unknown = sorted(set(from_file) - set(config))
-    if unknown:
-        raise ValueError(f"unknown settings {unknown} in {config_file}; known: {', '.join(sorted(config))}")
-    config.update(from_file)
-    config.update(overrides)
-    config["group"] = group
-    config["target"] = get_target(config["target"]).name
-    if config["precision"] not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {config['precision']!r}")
-    return config
+        values.update(QUICK_PRESET)
+    if chosen.get("model") == "schnet":
+        values.update(SCHNET_DEFAULTS)
+    return values
 
 
-#: ``precision`` settings: the weights' dtype, or float32 weights under bfloat16 autocast
-PRECISIONS = ("float32", "float64", "bfloat16")
-#: ``model`` settings: the paper's LieConv model (:class:`~torch_geometric_lieconv.models.QM9LieConv`)
-#: or PyG's SchNet (:class:`~torch_geometric_lieconv.models.QM9SchNet`) as the baseline
-MODELS = ("lieconv", "schnet")
-#: SchNet's own defaults (PyG's, in any preset): width 128, 6 interactions, cutoff 10 Å; the
-#: group, lift and neighbourhood settings do not apply to it
-SCHNET_DEFAULTS: Dict[str, Any] = {"hidden_channels": 128, "num_layers": 6}
+def _finish(settings: Settings) -> None:
+    settings.model.group = canonical_group(settings.model.group)
+    settings.data.target = get_target(settings.data.target).name
+
+
+#: QM9's settings (:mod:`..experiments.config`): the paper's by default, ``--preset quick`` for a CPU
+SETTINGS = TaskSettings("qm9", QM9ModelSettings, QM9DataSettings, runtime=QM9RuntimeSettings, presets=_presets,
+                        finish=_finish)
 
 
 # ----------------------------------------------------------------------------------------------- model
-def model_arguments(config: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
-    """The QM9 regressor of ``config`` as (class name, constructor arguments): ``model(z, pos, batch)
+def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
+    """The QM9 regressor of ``settings`` as (class name, constructor arguments): ``model(z, pos, batch)
     -> [num_graphs, 1]`` in the dataset's units (PyG's QM9: eV for energies). The training median
-    and MAD of ``config`` (in the paper's units, e.g. meV), when present, are its ``target_mean`` and
-    ``target_std``, with the target's factor between the two units as its ``target_scale``."""
-    target = {"target_mean": config.get("target_median", 0.0), "target_std": config.get("target_mad", 1.0),
-              "target_scale": get_target(config["target"]).scale}
-    if config["model"] == "schnet":
-        return "QM9SchNet", dict(hidden_channels=config["hidden_channels"],
-                                 num_interactions=config["num_layers"], **target)
-    if config["model"] != "lieconv":
-        raise ValueError(f"unknown QM9 model {config['model']!r}; choose one of {', '.join(MODELS)}")
-    group_name = "Trivial3" if config["group"] == "Trivial" else config["group"]
+    and MAD measured by the run (in the paper's units, e.g. meV), when present, are its
+    ``target_mean`` and ``target_std``, with the target's factor between the two units as its
+    ``target_scale``."""
+    m, measured = settings.model, settings.measured
+    target = {"target_mean": measured.get("target_median", 0.0), "target_std": measured.get("target_mad", 1.0),
+              "target_scale": get_target(settings.data.target).scale}
+    if m.model == "schnet":
+        return "QM9SchNet", dict(hidden_channels=m.hidden_channels, num_interactions=m.num_layers, **target)
+    group_name = "Trivial3" if m.group == "Trivial" else m.group
     return "QM9LieConv", dict(
-        group=group_spec(group_from_name(group_name, alpha=config["alpha"])),
-        hidden_channels=config["hidden_channels"], num_layers=config["num_layers"],
-        mc_samples=config["mc_samples"], fill=config["fill"], lift_samples=config["lift_samples"],
-        batch_norm=config["batch_norm"], center=True if config["recenter"] else None,
-        pos_scale=config.get("pos_scale", 1.0), continuous_kernel=config.get("continuous_kernel", False), **target)
-
-
-def _dtype(config: Dict[str, Any]) -> torch.dtype:
-    """The dtype of the weights and inputs (``bfloat16`` keeps float32 weights and autocasts)."""
-    return torch.float64 if config["precision"] == "float64" else torch.float32
-
-
-def _autocast(config: Dict[str, Any]) -> Optional[torch.dtype]:
-    return torch.bfloat16 if config["precision"] == "bfloat16" else None
+        group=group_spec(group_from_name(group_name, alpha=m.alpha)), hidden_channels=m.hidden_channels,
+        num_layers=m.num_layers, mc_samples=m.mc_samples, fill=m.fill, lift_samples=m.lift_samples,
+        batch_norm=m.batch_norm, center=True if m.recenter else None, pos_scale=measured.get("pos_scale", 1.0),
+        continuous_kernel=m.continuous_kernel, **target)
 
 
 class QM9Objective:
@@ -183,20 +188,21 @@ class QM9Objective:
 
 
 # ----------------------------------------------------------------------------------------------- data
-def prepare_data(config: Dict[str, Any], root: str, *, download: bool = True) -> Dict[str, Any]:
+def prepare_data(settings: Settings, root: str, *, download: bool = True) -> Dict[str, Any]:
     """Load QM9, split it, and compute the train statistics (median, MAD, position scale)."""
+    data_settings = settings.data
     dataset = load_qm9(root, download=download)
-    splits = qm9_splits(len(dataset), seed=config["split_seed"], train_size=config["train_size"],
-                        valid_size=config["valid_size"], test_size=config["test_size"])
-    target = get_target(config["target"])
+    splits = qm9_splits(len(dataset), seed=data_settings.split_seed, train_size=data_settings.train_size,
+                        valid_size=data_settings.valid_size, test_size=data_settings.test_size)
+    target = get_target(data_settings.target)
     train_y = target_values(dataset._data.y[splits["train"]] if _rows_are_molecules(dataset) else
                             torch.cat([dataset[int(i)].y for i in splits["train"]]), target)
     median, mad = target_statistics(train_y)
     pos_scale = 1.0
-    if config["recenter"]:
+    if settings.model.recenter:
         pos_scale = 1.0 / _centered_position_std(dataset, splits["train"])
     parts = {name: dataset.index_select(idx) for name, idx in splits.items()}
-    if config["augment"]:
+    if data_settings.augment:
         parts["train"].transform = RandomRotation3d()
     return {"dataset": dataset, "splits": splits, "parts": parts, "target": target, "median": median, "mad": mad,
             "pos_scale": pos_scale}
@@ -232,113 +238,71 @@ def _centered_position_std(dataset, index: Tensor) -> float:
     return max(float(centred.pow(2).mean().sqrt()), 1e-6)
 
 
-def _stats_config(config: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
-    """Everything the checkpoint must hold to rebuild the run: settings, data size and statistics."""
-    full = dict(config)
-    full.update({"num_molecules": len(data["dataset"]), "target_median": data["median"], "target_mad": data["mad"],
-                 "pos_scale": data["pos_scale"], "split_sizes": {k: len(v) for k, v in data["splits"].items()}})
-    return full
+def measured(data: Dict[str, Any]) -> Dict[str, Any]:
+    """What a run measures on its data and must keep to be rebuilt: data size and statistics."""
+    return {"num_molecules": len(data["dataset"]), "target_median": data["median"], "target_mad": data["mad"],
+            "pos_scale": data["pos_scale"], "split_sizes": {k: len(v) for k, v in data["splits"].items()}}
 
 
 # ----------------------------------------------------------------------------------------------- train
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--root", default=None, help="QM9 root folder (PyG layout: ROOT/raw/...)")
-    parser.add_argument("--no-download", dest="download", action="store_false",
-                        help="fail instead of downloading QM9 when ROOT holds no data")
-
-
 def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.description = "Train LieConv on one QM9 target (the paper's Table 2 / Table 3 protocol)."
-    _add_common(parser)
-    add_threads_option(parser)
-    parser.add_argument("--target", default=None, help="alpha, gap, homo, lumo, mu, Cv, G, H, r2, U, U0, zpve")
-    parser.add_argument("--group", default=None, help="T3 (default), SE3, SO3 or Trivial")
-    parser.add_argument("--model", default=None, choices=list(MODELS),
-                        help="lieconv (default) or schnet (PyG's SchNet, the baseline; its own width and depth)")
-    parser.add_argument("--preset", default=None, choices=["paper", "quick"],
-                        help="paper: the reference settings (default); quick: a small run for a CPU")
-    parser.add_argument("--config", default=None, help="JSON file of settings (overrides the preset)")
-    parser.add_argument("--out", default=None, help="run folder (default: runs/qm9-TARGET-GROUP[-quick])")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--seed", type=int, default=None, help="training seed (model init, data order, sampling)")
-    parser.add_argument("--split-seed", type=int, default=None, help="seed of the train/valid/test split")
-    parser.add_argument("--train-size", type=int, default=None, help="training molecules (default: the protocol's)")
-    parser.add_argument("--precision", default=None, choices=list(PRECISIONS),
-                        help="float32 (default), float64, or bfloat16: float32 weights with the matmuls under "
-                             "bfloat16 autocast (fast on CPUs with AVX-512-BF16/AMX and on GPUs)")
-    parser.add_argument("--hidden-channels", type=int, default=None)
-    parser.add_argument("--num-layers", type=int, default=None)
-    parser.add_argument("--mc-samples", type=int, default=None)
-    parser.add_argument("--fill", type=float, default=None)
-    parser.add_argument("--lift-samples", type=int, default=None)
-    parser.add_argument("--continuous-kernel", action="store_true", default=None,
-                        help="kernels of the matrix v^-1 u instead of its log (no jump at rotation angle pi)")
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--max-epochs", type=int, default=None,
-                        help="stop after this many epochs in this call (resume later with --resume)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-
-
-_FLAG_KEYS = ("target", "group", "model", "preset", "epochs", "batch_size", "lr", "seed", "split_seed", "train_size",
-              "precision", "hidden_channels", "num_layers", "mc_samples", "fill", "lift_samples", "continuous_kernel")
+    add_setting_flags(parser, SETTINGS)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    apply_threads(args)
-    overrides = {k: getattr(args, k, None) for k in _FLAG_KEYS}
-    config = resolve_config(config_file=args.config, overrides=overrides)
-    if args.root is None:
+    settings = SETTINGS.resolve(config_file=args.config, flags=flag_values(args, SETTINGS))
+    runtime = settings.runtime
+    apply_threads(runtime.threads)
+    if runtime.root is None:
         raise ValueError("pass --root, the QM9 folder (PyG's layout; downloaded there when empty)")
-    name = "schnet" if config["model"] == "schnet" else config["group"]
-    out = args.out or default_run_folder(os.path.join("runs", f"qm9-{config['target']}-{name}"
-                                                      + ("-quick" if config["preset"] == "quick" else "")), args.resume)
-    device = torch.device(args.device) if args.device else None
+    name = "schnet" if settings.model.model == "schnet" else settings.model.group
+    out = runtime.out or default_run_folder(os.path.join(
+        "runs", f"qm9-{settings.data.target}-{name}" + ("-quick" if settings.preset == "quick" else "")),
+        runtime.resume)
+    device = torch.device(runtime.device) if runtime.device else None
     distributed = init_distributed(device)
     rank0 = is_main_process()
     if distributed and not rank0:
         torch.distributed.barrier()  # rank 0 processes the dataset first
-    data = prepare_data(config, args.root, download=args.download)
+    data = prepare_data(settings, runtime.root, download=runtime.download)
     if distributed and rank0:
         torch.distributed.barrier()
-    full_config = _stats_config(config, data)
-    full_config["root"] = os.path.abspath(args.root)
+    settings.measured.update(measured(data))
+    runtime.root = os.path.abspath(runtime.root)
+    saved = settings.saved()
+    trainer_settings = settings.trainer
     with contextlib.ExitStack() as folder:
         if rank0:
             folder.enter_context(run_folder(out))  # refused while another run writes to it
-            refuse_early(out, args.resume, full_config, RUNTIME_KEYS | set(RUNTIME))
-            write_json(os.path.join(out, "config.json"), full_config)
+            refuse_early(out, runtime.resume, saved, RUNTIME_KEYS)
+            write_json(os.path.join(out, "config.json"), saved)
             save_splits(os.path.join(out, "splits.json"), data["splits"])
-            print(f"QM9 {config['target']} ({data['target'].unit}), group {config['group']}: "
+            print(f"QM9 {settings.data.target} ({data['target'].unit}), group {settings.model.group}: "
                   f"{', '.join(f'{k} {len(v)}' for k, v in data['splits'].items())} molecules; "
                   f"train median {data['median']:.4g}, MAD {data['mad']:.4g}; out {out}", flush=True)
-        seed_everything(config["seed"])
-        model = build_model(*model_arguments(full_config))
-        objective = QM9Objective(data["target"], data["median"], data["mad"], _autocast(config))
-        dtype = _dtype(config)
-        eval_batch = 2 * config["batch_size"]
+        seed_everything(trainer_settings.seed)
+        model = build_model(*model_arguments(settings))
+        objective = QM9Objective(data["target"], data["median"], data["mad"], trainer_settings.autocast)
+        dtype = trainer_settings.dtype
+        eval_batch = 2 * trainer_settings.batch_size
 
         def evaluate(m: nn.Module) -> Dict[str, float]:
             return {"valid_mae": objective.mae(m, data["parts"]["valid"], eval_batch, trainer.device, dtype)}
 
-        trainer = Trainer(model, data["parts"]["train"], batch_size=config["batch_size"], loss_fn=objective.loss,
-                          out_dir=out, epochs=config["epochs"], lr=config["lr"], weight_decay=config["weight_decay"],
-                          warmup_frac=config["warmup_frac"], evaluate_fn=evaluate, monitor="valid_mae", device=device,
-                          dtype=dtype, grad_clip=config["grad_clip"], seed=config["seed"], config=full_config,
-                          runtime_keys=RUNTIME, num_workers=args.num_workers, progress=args.progress)
+        trainer = Trainer(model, data["parts"]["train"], **trainer_arguments(trainer_settings), loss_fn=objective.loss,
+                          out_dir=out, evaluate_fn=evaluate, monitor="valid_mae", device=device, config=saved,
+                          num_workers=runtime.num_workers, progress=runtime.progress)
         start = time.perf_counter()
-        history = trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
+        history = trainer.fit(resume=runtime.resume, max_epochs=runtime.max_epochs)
         if rank0 and history:
             per_epoch = sum(row["time_s"] for row in history) / len(history)
             cpu_per_epoch = sum(row.get("cpu_s", float("nan")) for row in history) / len(history)
             print(f"trained {len(history)} epochs ({time.perf_counter() - start:.1f} s this call, "
-                  f"{per_epoch:.1f} s/epoch, CPU {cpu_per_epoch:.1f} s/epoch); best valid MAE {trainer.best['value']:.4g} {data['target'].unit} "
-                  f"at epoch {trainer.best['epoch']}", flush=True)
+                  f"{per_epoch:.1f} s/epoch, CPU {cpu_per_epoch:.1f} s/epoch); best valid MAE "
+                  f"{trainer.best['value']:.4g} {data['target'].unit} at epoch {trainer.best['epoch']}", flush=True)
             if trainer.epoch >= trainer.epochs:
-                rows = [evaluate_run(out, root=args.root, device=trainer.device, data=data)]
+                rows = [evaluate_run(out, root=runtime.root, device=trainer.device, data=data)]
                 print(format_results(rows))
     if distributed:
         cleanup_distributed()
@@ -348,7 +312,10 @@ def run_train(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------- evaluate
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.description = "Test MAE of trained QM9 runs, next to the paper's figures."
-    _add_common(parser)
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--root", default=None, help="QM9 root folder (default: the run's)")
+    parser.add_argument("--no-download", dest="download", action="store_false",
+                        help="fail instead of downloading QM9 when ROOT holds no data")
     add_threads_option(parser)
     parser.add_argument("--run", dest="runs", nargs="+", required=True,
                         help="run folder(s) written by 'lieconv train qm9'")
@@ -371,59 +338,62 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
 
     On the run's own ``root`` the splits are the run's (its statistics are checked); on another root,
     or with ``split="all"``, the model is evaluated as trained (its normalisation is part of it) on
-    that root's split of the same protocol, or on every molecule (``"all"``).
+    that root's split of the same protocol, or on every molecule (``"all"``). ``expect`` refuses a
+    run whose ``target`` or ``group`` differs.
     """
     path = os.path.join(run, f"checkpoint_{checkpoint}.pt")
     state = load_checkpoint(path)
-    config = state.get("config", {})
-    if config.get("task") != "qm9":
-        raise ValueError(f"{path} is not a QM9 checkpoint (task {config.get('task')!r})")
+    if state.get("config", {}).get("task") != "qm9":
+        raise ValueError(f"{path} is not a QM9 checkpoint (task {state.get('config', {}).get('task')!r})")
+    settings = SETTINGS.from_saved(state["config"])
+    stats = settings.measured
     for key, value in (expect or {}).items():
-        if value is not None and config.get(key) != value:
-            raise ValueError(f"{path} was trained with {key}={config.get(key)!r}, not {value!r}")
-    own_root = root is None or os.path.abspath(root) == config.get("root")
-    root = root or config.get("root")
+        found = settings.flat()[key]
+        if value is not None and found != value:
+            raise ValueError(f"{path} was trained with {key}={found!r}, not {value!r}")
+    own_root = root is None or os.path.abspath(root) == settings.runtime.root
+    root = root or settings.runtime.root
     if data is None:
         if root is None:
             raise ValueError(f"pass --root: {path} does not record the QM9 folder")
         if own_root and split != "all":
-            data = prepare_data(config, root, download=download)
-            found = _stats_config(config, data)
+            data = prepare_data(settings, root, download=download)
+            found = measured(data)
             for key in ("num_molecules", "target_median", "target_mad", "pos_scale"):
-                if abs(found[key] - config[key]) > 1e-9 * max(1.0, abs(config[key])):
+                if abs(found[key] - stats[key]) > 1e-9 * max(1.0, abs(stats[key])):
                     raise ValueError(f"{root} gives {key}={found[key]:g} but {path} was trained with {key}="
-                                     f"{config[key]:g}; its data changed since (evaluate with --split all)")
+                                     f"{stats[key]:g}; its data changed since (evaluate with --split all)")
         else:
-            data = _other_data(config, root, split, download)
+            data = _other_data(settings, root, split, download)
     device = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
-    dtype = _dtype(config)
-    model = trained_model(state, path, model_arguments).to(device, dtype)
-    objective = QM9Objective(get_target(config["target"]), config["target_median"], config["target_mad"],
-                             _autocast(config))
-    seed_everything(config["seed"] if seed is None else seed)
+    dtype = settings.trainer.dtype
+    model = trained_model(state, path, SETTINGS, model_arguments).to(device, dtype)
+    objective = QM9Objective(get_target(settings.data.target), stats["target_median"], stats["target_mad"],
+                             settings.trainer.autocast)
+    seed_everything(settings.trainer.seed if seed is None else seed)
     subset = data["dataset"].index_select(data["splits"][split])  # no augmentation
-    mae = objective.mae(model, subset, batch_size or 2 * config["batch_size"], device, dtype)
+    mae = objective.mae(model, subset, batch_size or 2 * settings.trainer.batch_size, device, dtype)
     baseline = float((target_values(data["dataset"]._data.y[data["splits"][split]], objective.target)
-                      - config["target_median"]).abs().mean()) if _rows_are_molecules(data["dataset"]) else float("nan")
-    row = {"run": run, "target": config["target"], "model": config.get("model", "lieconv"), "group": config["group"],
-           "split": split,
+                      - stats["target_median"]).abs().mean()) if _rows_are_molecules(data["dataset"]) else float("nan")
+    m = settings.model
+    row = {"run": run, "target": settings.data.target, "model": m.model, "group": m.group, "split": split,
            "checkpoint": checkpoint, "epoch": state["epoch"], "mae": mae, "median_baseline_mae": baseline,
-           "unit": objective.target.unit, "paper_T3": PAPER_MAE[config["target"]],
-           "paper_group_homo": PAPER_HOMO_MAE_BY_GROUP.get(config["group"])
-           if config["target"] == "homo" and config.get("model", "lieconv") == "lieconv" else None,
+           "unit": objective.target.unit, "paper_T3": PAPER_MAE[settings.data.target],
+           "paper_group_homo": PAPER_HOMO_MAE_BY_GROUP.get(m.group)
+           if settings.data.target == "homo" and m.model == "lieconv" else None,
            "num_molecules": len(subset), "root": os.path.abspath(root)}
     write_json(os.path.join(run, f"results_{split}.json"), row)
     return row
 
 
-def _other_data(config: Dict[str, Any], root: str, split: str, download: bool) -> Dict[str, Any]:
+def _other_data(settings: Settings, root: str, split: str, download: bool) -> Dict[str, Any]:
     """QM9 at ``root`` split by the run's protocol (sizes scaled to that root), or ``"all"`` of it."""
     dataset = load_qm9(root, download=download)
     if split == "all":
         splits = {"all": torch.arange(len(dataset))}
     else:
-        splits = qm9_splits(len(dataset), seed=config["split_seed"])
+        splits = qm9_splits(len(dataset), seed=settings.data.split_seed)
     return {"dataset": dataset, "splits": splits}
 
 
@@ -443,7 +413,7 @@ def format_results(rows: List[Dict[str, Any]]) -> str:
 def run_evaluate(args: argparse.Namespace) -> int:
     expect = {"target": get_target(args.target).name if args.target else None,
               "group": canonical_group(args.group) if args.group else None}
-    apply_threads(args)
+    apply_threads(args.threads)
     rows = [evaluate_run(run, root=args.root, checkpoint=args.checkpoint, split=args.split, device=args.device,
                          batch_size=args.batch_size, expect=expect, download=args.download, seed=args.seed)
             for run in args.runs]
@@ -452,4 +422,4 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 #: ``lieconv upgrade qm9`` (``configure_upgrade`` comes from :mod:`.common`)
-run_upgrade = upgrade_command("qm9", model_arguments)
+run_upgrade = upgrade_command(SETTINGS, model_arguments)

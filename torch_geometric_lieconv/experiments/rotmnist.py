@@ -14,10 +14,12 @@ r"""RotMNIST with LieConv (paper §5.1, Table 1): ``lieconv train|evaluate|check
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,13 +27,15 @@ from torch import nn
 from torch_geometric.transforms import RandomRotate
 
 from ..datasets.rotmnist import RotMNIST
-from ..transforms import DEFAULT_CROP_RADIUS
 from ..groups import group_from_name
 from ..models.image import ImageLieResNet
 from ..runs import default_run_folder, refuse_early, run_folder, write_json
-from .common import (add_threads_option, apply_threads, configure_upgrade, read_config_file, trained_model,
-                     upgrade_command)
 from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, seed_everything
+from ..transforms import DEFAULT_CROP_RADIUS
+from .common import (add_threads_option, apply_threads, build_model, configure_upgrade, trained_model,
+                     upgrade_command)
+from .config import (RuntimeSettings, Settings, TaskSettings, add_setting_flags, flag_values, setting,
+                     trainer_arguments)
 
 #: the paper's Table 1: LieConv test error (%) on RotMNIST, by group class name (planar groups only)
 PAPER_TEST_ERROR = {"Trivial": 1.58, "Ty": 1.49, "T": 1.44, "SO2": 1.42, "RxSO2": 1.27, "SE2": 1.24}
@@ -39,13 +43,62 @@ PAPER_TEST_ERROR = {"Trivial": 1.58, "Ty": 1.49, "T": 1.44, "SO2": 1.42, "RxSO2"
 PAPER_GROUP_LABEL = {"Trivial": "Trivial", "Ty": "T(1)y", "T": "T(2)", "SO2": "SO(2)", "RxSO2": "RxSO(2)",
                      "SE2": "SE(2)"}
 
-#: ``paper``: the reference command line of the RotMNIST runs; ``quick``: a small CPU-friendly run
+#: ``paper``: the reference command line of the RotMNIST runs (the fields' defaults); ``quick``: a small
+#: CPU-friendly run
 PRESETS: Dict[str, Dict[str, Any]] = {
-    "paper": dict(epochs=500, batch_size=25, lr=3e-3, hidden_channels=128, num_layers=6, mc_samples=25,
-                  fill=0.1, total_ds=0.1, grow_channels=True),
-    "quick": dict(epochs=5, batch_size=25, lr=3e-3, hidden_channels=32, num_layers=3, mc_samples=16,
-                  fill=0.1, total_ds=0.1, grow_channels=True),
+    "paper": {},
+    "quick": dict(epochs=5, hidden_channels=32, num_layers=3, mc_samples=16),
 }
+
+
+@dataclass
+class ImageModelSettings:
+    """The image classifier (:class:`~torch_geometric_lieconv.models.ImageLieResNet`)."""
+
+    group: str = setting("SE2", "Trivial2, Ty, T2, SO2, RxSO2, SE2, ...")
+    alpha: Optional[float] = setting(None, "the group's weight of the orbit distance (default: the group's)")
+    hidden_channels: int = setting(128, "channels k of the first block")
+    num_layers: int = setting(6, "bottleneck blocks")
+    mc_samples: int = setting(25, "Monte Carlo neighbours (nbhd)")
+    fill: float = setting(0.1, "first-layer fill")
+    total_ds: float = setting(0.1, "fraction of the points left after the last block")
+    grow_channels: bool = setting(True, "widen the blocks as the points thin out, k/ds_frac^(i/2) (the "
+                                        "paper's); --no-grow-channels keeps k channels in every block")
+    lift_samples: Optional[int] = setting(None, "lift samples (default: 2 for SE2, else 1)")
+    continuous_kernel: bool = setting(False, "kernels of the matrix v^-1 u instead of its log "
+                                             "(no jump at the angle cut)")
+
+
+@dataclass
+class ImageDataSettings:
+    """The images: crop, augmentation and subsets."""
+
+    crop_radius: float = setting(DEFAULT_CROP_RADIUS, "circular crop in pixels")
+    augment: bool = setting(True, "random rotation of the training point sets (the reference's aug=True)")
+    train_limit: Optional[int] = setting(None, "use only the first N training images")
+    valid_limit: Optional[int] = setting(None, "use only the first N validation images")
+    test_limit: Optional[int] = setting(None, "use only the first N test images at the end")
+
+
+@dataclass
+class ImageRuntimeSettings(RuntimeSettings):
+    """Where and how a RotMNIST run executes; may differ between a run and its resume or evaluation."""
+
+    root: Optional[str] = setting(None, "dataset folder; the .amat files are read from ROOT/raw (required)")
+    out: Optional[str] = setting(None, "run folder (default: runs/rotmnist/GROUP-PRESET)")
+    eval_batch_size: int = setting(100, "batch size of the evaluations")
+    test: bool = setting(True, "evaluate the best checkpoint on the test set at the end (--no-test: skip)")
+
+
+def _finish(settings: Settings) -> None:
+    group_from_name(settings.model.group, settings.model.alpha)  # a clear error for a bad name before any work
+
+
+#: RotMNIST's settings (:mod:`..experiments.config`): the paper's by default, ``--preset quick`` for a CPU
+SETTINGS = TaskSettings("rotmnist", ImageModelSettings, ImageDataSettings, runtime=ImageRuntimeSettings,
+                        presets=lambda preset, chosen: {"batch_size": 25, **PRESETS[preset]}, finish=_finish,
+                        trainer_choices={"precision": ("float32", "float64")},
+                        old_defaults={"grow_channels": False})  # runs from before the widening option
 
 
 def paper_error(group_name: str) -> Tuple[str, Optional[float]]:
@@ -108,135 +161,66 @@ def _report_line(group_name: str, split: str, error: float, count: int) -> str:
     return f"{label}: {split} error {error:.2f}% on {count} images; {reference}"
 
 
-def model_arguments(config: Mapping[str, Any]) -> Tuple[str, Dict[str, Any]]:
-    """The image classifier of a run's ``config`` as (class name, constructor arguments)."""
-    # runs from before the widening option had constant widths
-    return "ImageLieResNet", {"grow_channels": False, **config["model"]}
+def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
+    """The image classifier of a run's ``settings`` as (class name, constructor arguments)."""
+    return "ImageLieResNet", dataclasses.asdict(settings.model)
 
 
-def load_trained(checkpoint: str, device: Any = "cpu") -> Tuple[ImageLieResNet, Dict[str, Any]]:
-    """The model stored in a ``lieconv train rotmnist`` checkpoint, and the run's config."""
+def load_trained(checkpoint: str, device: Any = "cpu") -> Tuple[ImageLieResNet, Settings]:
+    """The model stored in a ``lieconv train rotmnist`` checkpoint, and the run's settings."""
     state = load_checkpoint(checkpoint, map_location=device)
-    config = state.get("config", {})
-    if config.get("task") != "rotmnist" or "model" not in config:
+    if state.get("config", {}).get("task") != "rotmnist":
         raise ValueError(f"{checkpoint} is not a checkpoint of 'lieconv train rotmnist'")
-    return trained_model(state, checkpoint, model_arguments).to(device), config
+    model = trained_model(state, checkpoint, SETTINGS, model_arguments).to(device)
+    return model, SETTINGS.from_saved(state["config"])
 
 
 def configure_train(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Train LieConv on RotMNIST (paper §5.1). Settings default to --preset paper "
                           "(500 epochs, batch 25, lr 3e-3, k=128, 6 layers, nbhd 25, fill 0.1, total_ds 0.1).")
-    parser.add_argument("--root", required=True, help="dataset folder; the .amat files are read from ROOT/raw")
-    parser.add_argument("--group", default="SE2", help="Trivial2, Ty, T2, SO2, RxSO2, SE2 (default), ...")
-    parser.add_argument("--alpha", type=float, default=None, help="the group's distance weight (default: the group's)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
-                        help="paper: the reference settings; quick: a small model for a fast CPU run")
-    parser.add_argument("--config", default=None,
-                        help="JSON file of settings (keys of the preset: epochs, batch_size, lr, hidden_channels, "
-                             "num_layers, mc_samples, fill, total_ds, grow_channels); flags override it")
-    for name, kind, text in [("epochs", int, "epochs"), ("batch-size", int, "batch size"),
-                             ("lr", float, "peak learning rate (cosine decay, 1%% warm-up)"),
-                             ("hidden-channels", int, "channels k"), ("num-layers", int, "bottleneck blocks"),
-                             ("mc-samples", int, "Monte Carlo neighbours (nbhd)"), ("fill", float, "first-layer fill"),
-                             ("total-ds", float, "fraction of the points left after the last block")]:
-        parser.add_argument(f"--{name}", type=kind, default=None, help=f"{text} (default: from the preset)")
-    parser.add_argument("--lift-samples", type=int, default=None, help="lift samples (default: 2 for SE2, else 1)")
-    parser.add_argument("--constant-channels", dest="grow_channels", action="store_false", default=None,
-                        help="keep k channels in every block (default: the paper's widening k/ds_frac^(i/2))")
-    parser.add_argument("--continuous-kernel", action="store_true",
-                        help="kernels of the matrix v^-1 u instead of its log (no jump at the angle cut)")
-    parser.add_argument("--crop-radius", type=float, default=DEFAULT_CROP_RADIUS, help="circular crop in pixels")
-    parser.add_argument("--no-augment", action="store_true", help="no random rotation of the training point sets")
-    parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
-    parser.add_argument("--valid-limit", type=int, default=None, help="use only the first N validation images")
-    parser.add_argument("--test-limit", type=int, default=None, help="use only the first N test images at the end")
-    parser.add_argument("--no-test", action="store_true", help="skip the final test evaluation")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/rotmnist/GROUP-PRESET)")
-    parser.add_argument("--resume", action="store_true", help="continue OUT/checkpoint_last.pt")
-    parser.add_argument("--max-epochs", type=int, default=None,
-                        help="stop after this many epochs in this call (finish later with --resume)")
-    parser.add_argument("--eval-batch-size", type=int, default=100, help="batch size of the evaluations")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the data order, augmentation and model")
-    parser.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
-    _add_runtime_options(parser)
-
-
-def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    add_threads_option(parser)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--no-download", dest="download", action="store_false",
-                        help="never download: fail clearly when ROOT/raw lacks the .amat files")
-
-
-def _apply_runtime_options(args: argparse.Namespace) -> str:
-    """Set the thread count; return the device."""
-    apply_threads(args)
-    return args.device or _default_device()
-
-
-def _settings(args: argparse.Namespace) -> Dict[str, Any]:
-    settings = dict(PRESETS[args.preset])
-    if getattr(args, "config", None):
-        settings.update(_read_settings(args.config, settings))
-    for key in settings:
-        value = getattr(args, key, None)
-        if value is not None:
-            settings[key] = value
-    return settings
-
-
-def _read_settings(path: str, known: Dict[str, Any]) -> Dict[str, Any]:
-    """The settings of a ``--config`` JSON file (a clear error for unknown keys, see :func:`read_config_file`)."""
-    values = read_config_file(path)
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"unknown settings {unknown} in {path}; known: {', '.join(sorted(known))}")
-    return values
+    add_setting_flags(parser, SETTINGS)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    device = _apply_runtime_options(args)
-    group_from_name(args.group, args.alpha)  # a clear error for a bad name before any work
-    seed_everything(args.seed)  # the initial weights
-    model_config = dict(group=args.group, alpha=args.alpha, hidden_channels=settings["hidden_channels"],
-                        num_layers=settings["num_layers"], mc_samples=settings["mc_samples"], fill=settings["fill"],
-                        total_ds=settings["total_ds"], grow_channels=settings["grow_channels"],
-                        lift_samples=args.lift_samples,
-                        continuous_kernel=args.continuous_kernel)
-    model = ImageLieResNet(**model_config)
-    augment = None if args.no_augment else RandomRotate(180)
-    train = _limit(_load(args.root, "train", args.crop_radius, transform=augment, download=args.download),
-                   args.train_limit)
-    valid = _limit(_load(args.root, "valid", args.crop_radius, download=args.download), args.valid_limit)
-    out = args.out or default_run_folder(
-        os.path.join("runs", "rotmnist", f"{re.sub(r'[^A-Za-z0-9]', '', args.group)}-{args.preset}"), args.resume)
-    progress = not args.no_progress
-    config = dict(task="rotmnist", model=model_config, crop_radius=args.crop_radius, augment=augment is not None,
-                  train_size=len(train), valid_size=len(valid), settings=settings, preset=args.preset,
-                  seed=args.seed, root=os.path.abspath(args.root))
+    settings = SETTINGS.resolve(config_file=args.config, flags=flag_values(args, SETTINGS))
+    runtime, data, trainer_settings = settings.runtime, settings.data, settings.trainer
+    if runtime.root is None:
+        raise ValueError("pass --root, the dataset folder (the .amat files are read from ROOT/raw)")
+    apply_threads(runtime.threads)
+    device = runtime.device or _default_device()
+    seed_everything(trainer_settings.seed)  # the initial weights
+    model = build_model(*model_arguments(settings))
+    augment = RandomRotate(180) if data.augment else None
+    train = _limit(_load(runtime.root, "train", data.crop_radius, transform=augment, download=runtime.download),
+                   data.train_limit)
+    valid = _limit(_load(runtime.root, "valid", data.crop_radius, download=runtime.download), data.valid_limit)
+    group = settings.model.group
+    out = runtime.out or default_run_folder(
+        os.path.join("runs", "rotmnist", f"{re.sub(r'[^A-Za-z0-9]', '', group)}-{settings.preset}"), runtime.resume)
+    runtime.root = os.path.abspath(runtime.root)
+    settings.measured.update(train_size=len(train), valid_size=len(valid))
+    saved = settings.saved()
 
     def evaluate(trained: nn.Module) -> Dict[str, float]:
-        return {"valid_error": classification_error(trained, valid, args.eval_batch_size, device, progress,
-                                                    "validation")}
+        return {"valid_error": classification_error(trained, valid, runtime.eval_batch_size, device,
+                                                    runtime.progress, "validation")}
 
-    trainer = Trainer(model, train, batch_size=settings["batch_size"], loss_fn=_cross_entropy, out_dir=out,
-                      epochs=settings["epochs"], lr=settings["lr"], evaluate_fn=evaluate, monitor="valid_error",
-                      device=device, seed=args.seed, config=config, num_workers=args.num_workers, progress=progress)
+    trainer = Trainer(model, train, **trainer_arguments(trainer_settings), loss_fn=_cross_entropy, out_dir=out,
+                      evaluate_fn=evaluate, monitor="valid_error", device=device, config=saved,
+                      num_workers=runtime.num_workers, progress=runtime.progress)
     print(f"training {model} on {len(train)} images ({len(valid)} for validation), {trainer.steps_per_epoch} "
           f"steps per epoch, on {trainer.device}; output in {out}", flush=True)
     with run_folder(out):  # refused while another run writes to it
-        refuse_early(out, args.resume, config, RUNTIME_KEYS)
-        write_json(os.path.join(out, "config.json"), config)
-        trainer.fit(resume=args.resume, max_epochs=args.max_epochs)
-        if args.no_test or trainer.epoch < trainer.epochs:
+        refuse_early(out, runtime.resume, saved, RUNTIME_KEYS)
+        write_json(os.path.join(out, "config.json"), saved)
+        trainer.fit(resume=runtime.resume, max_epochs=runtime.max_epochs)
+        if not runtime.test or trainer.epoch < trainer.epochs:
             return 0
         best, _ = load_trained(trainer.best_path, trainer.device)
-        test = _limit(_load(args.root, "test", args.crop_radius, download=args.download), args.test_limit)
-        error = classification_error(best, test, args.eval_batch_size, trainer.device, progress, "test")
-        _write_results(out, "test", error, len(test), args.group, trainer.best["epoch"])
-    print(_report_line(args.group, "test", error, len(test)) + f" (best epoch {trainer.best['epoch']})")
+        test = _limit(_load(runtime.root, "test", data.crop_radius, download=runtime.download), data.test_limit)
+        error = classification_error(best, test, runtime.eval_batch_size, trainer.device, runtime.progress, "test")
+        _write_results(out, "test", error, len(test), group, trainer.best["epoch"])
+    print(_report_line(group, "test", error, len(test)) + f" (best epoch {trainer.best['epoch']})")
     return 0
 
 
@@ -258,12 +242,22 @@ def _configure_trained(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="seed of the random lift / neighbourhood samples")
-    _add_runtime_options(parser)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    add_threads_option(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-download", dest="download", action="store_false",
+                        help="never download: fail clearly when ROOT/raw lacks the .amat files")
 
 
 def configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.description = "Test error (%) of a trained RotMNIST model next to the paper's Table 1."
     _configure_trained(parser)
+
+
+def _apply_runtime_options(args: argparse.Namespace) -> str:
+    """Set the thread count; return the device."""
+    apply_threads(args.threads)
+    return args.device or _default_device()
 
 
 def _checkpoint_of(args: argparse.Namespace) -> str:
@@ -272,14 +266,13 @@ def _checkpoint_of(args: argparse.Namespace) -> str:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     device = _apply_runtime_options(args)
-    model, config = load_trained(_checkpoint_of(args), device)
+    model, settings = load_trained(_checkpoint_of(args), device)
     seed_everything(args.seed)
-    dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS),
-                           download=args.download), args.limit)
+    dataset = _limit(_load(args.root, args.split, settings.data.crop_radius, download=args.download), args.limit)
     error = classification_error(model, dataset, args.batch_size, device, not args.no_progress, args.split)
     if args.run_dir:
-        _write_results(args.run_dir, args.split, error, len(dataset), config["model"]["group"], "best")
-    print(_report_line(config["model"]["group"], args.split, error, len(dataset)))
+        _write_results(args.run_dir, args.split, error, len(dataset), settings.model.group, "best")
+    print(_report_line(settings.model.group, args.split, error, len(dataset)))
     return 0
 
 
@@ -295,10 +288,9 @@ def configure_check(parser: argparse.ArgumentParser) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     device = _apply_runtime_options(args)
-    model, config = load_trained(_checkpoint_of(args), device)
-    dataset = _limit(_load(args.root, args.split, config.get("crop_radius", DEFAULT_CROP_RADIUS),
-                           download=args.download), args.limit)
-    label, _ = paper_error(config["model"]["group"])
+    model, settings = load_trained(_checkpoint_of(args), device)
+    dataset = _limit(_load(args.root, args.split, settings.data.crop_radius, download=args.download), args.limit)
+    label, _ = paper_error(settings.model.group)
     # PyG's RandomRotate(d) turns the points clockwise by d degrees (x right, y up): -angle is counter-clockwise
     rotations = [(f"{angle:g} deg", RandomRotate((-angle, -angle))) for angle in args.angles]
     if not args.no_random:
@@ -315,4 +307,4 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 #: ``lieconv upgrade rotmnist`` (``configure_upgrade`` comes from :mod:`.common`)
-run_upgrade = upgrade_command("rotmnist", model_arguments)
+run_upgrade = upgrade_command(SETTINGS, model_arguments)

@@ -1,0 +1,316 @@
+r"""One config system for the three tasks: typed settings in four groups, one resolution, one saved form.
+
+A task describes its settings as four dataclasses, one per group:
+
+* ``model``: what the network is (group, width, depth, neighbourhood sampling, ...);
+* ``data``: which data and how it is split, augmented, generated;
+* ``trainer``: the optimisation (:class:`TrainerSettings`: epochs, batch size, learning rate, seed,
+  precision, ...);
+* ``runtime``: where and how it runs (:class:`RuntimeSettings`: device, threads, folders, progress
+  bar); these may change between a run and its resume and are never compared.
+
+Values resolve in one order, later wins: the fields' defaults < the task's preset (``paper`` or
+``quick``, which may depend on the chosen group or model) < a ``--config`` JSON file < command-line
+flags. Every field is a flag of ``lieconv train TASK`` (:func:`add_setting_flags`); its help text is
+the field's. A run saves :meth:`Settings.saved`, ``{"task", "preset", "model", "data", "trainer",
+"runtime", "measured"}``, in its ``config.json`` and in every checkpoint; :meth:`TaskSettings.from_saved`
+reads it back, and also the flat forms written before 0.2.
+
+Example::
+
+    settings = QM9_SETTINGS.resolve(preset="quick", flags={"group": "SE3", "epochs": 3})
+    settings.model.group, settings.trainer.epochs       # 'SE3', 3
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type
+
+import torch
+
+from .common import read_config_file
+
+__all__ = ["setting", "TrainerSettings", "RuntimeSettings", "Settings", "TaskSettings", "add_setting_flags",
+           "flag_values", "trainer_arguments", "is_saved_form", "GROUPS"]
+
+#: the four groups of every task's settings, in their saved order
+GROUPS = ("model", "data", "trainer", "runtime")
+
+
+def setting(default: Any, help: str, *, choices: Optional[Tuple[Any, ...]] = None, flag: Optional[str] = None
+            ) -> Any:
+    r"""A dataclass field of a settings group, with the help text and choices of its command-line flag.
+
+    Args:
+        default (Any): the value before any preset, file or flag.
+        help (str): what the setting means (the flag's help text).
+        choices (tuple, optional): the allowed values (checked on resolution and by the flag).
+            (default: :obj:`None`)
+        flag (str, optional): the flag's name when it is not ``--name-with-dashes``.
+            (default: :obj:`None`)
+    """
+    factory = (lambda: copy.deepcopy(default)) if isinstance(default, (dict, list)) else None
+    metadata = {"help": help, "choices": choices, "flag": flag}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainerSettings:
+    """The optimisation: Adam with a per-step cosine schedule and linear warm-up."""
+
+    epochs: Optional[int] = setting(500, "epochs of the schedule")
+    batch_size: int = setting(75, "batch size (the global one under torchrun)")
+    lr: Optional[float] = setting(3e-3, "peak learning rate (cosine decay after a linear warm-up)")
+    warmup_frac: float = setting(0.01, "fraction of the steps in the linear warm-up")
+    weight_decay: float = setting(0.0, "Adam's weight decay")
+    grad_clip: Optional[float] = setting(None, "clip the gradient norm to this value")
+    seed: int = setting(0, "training seed (model init, data order, augmentation, sampling)")
+    precision: str = setting("float32", "float32, float64, or bfloat16 (float32 weights with the matmuls "
+                             "under bfloat16 autocast: fast on CPUs with AVX-512-BF16/AMX and on GPUs)",
+                             choices=("float32", "float64", "bfloat16"))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights and inputs (``bfloat16`` keeps float32 weights and autocasts)."""
+        return torch.float64 if self.precision == "float64" else torch.float32
+
+    @property
+    def autocast(self) -> Optional[torch.dtype]:
+        """The autocast dtype of the matmuls (``None``: no autocast)."""
+        return torch.bfloat16 if self.precision == "bfloat16" else None
+
+
+@dataclass
+class RuntimeSettings:
+    """Where and how a run executes; may differ between a run and its resume or evaluation."""
+
+    root: Optional[str] = setting(None, "data folder")
+    out: Optional[str] = setting(None, "run folder (default: runs/TASK-...)")
+    resume: bool = setting(False, "continue the run in --out")
+    max_epochs: Optional[int] = setting(None, "stop after this many epochs in this call (finish with --resume)")
+    device: Optional[str] = setting(None, "cpu, cuda or cuda:N (default: cuda when available)")
+    threads: int = setting(1, "torch CPU threads (1 is fastest for small models, above all on a busy machine)")
+    num_workers: int = setting(0, "DataLoader workers")
+    progress: bool = setting(True, "show progress bars")
+    download: bool = setting(True, "download the data when the folder holds none (--no-download: fail instead)")
+
+
+@dataclass
+class Settings:
+    """A task's resolved settings: the four groups, the preset they came from, and what was measured
+    on the data (e.g. QM9's target statistics), which is saved with them."""
+
+    task: str
+    preset: str
+    model: Any
+    data: Any
+    trainer: TrainerSettings
+    runtime: RuntimeSettings
+    measured: Dict[str, Any] = field(default_factory=dict)
+
+    def saved(self) -> Dict[str, Any]:
+        """The one saved form (plain JSON types), as in ``config.json`` and the checkpoints."""
+        out: Dict[str, Any] = {"task": self.task, "preset": self.preset}
+        for name in GROUPS:
+            out[name] = dataclasses.asdict(getattr(self, name))
+        out["measured"] = copy.deepcopy(self.measured)
+        return out
+
+    def flat(self) -> Dict[str, Any]:
+        """Every setting by its (unique) name, the four groups merged."""
+        out: Dict[str, Any] = {}
+        for name in GROUPS:
+            out.update(dataclasses.asdict(getattr(self, name)))
+        return out
+
+    def replace(self, **values: Any) -> "Settings":
+        """A copy with some settings changed, given by name (any group)."""
+        copied = copy.deepcopy(self)
+        for key, value in values.items():
+            setattr(copied._owner(key), key, value)
+        return copied
+
+    def _owner(self, key: str) -> Any:
+        for name in GROUPS:
+            group = getattr(self, name)
+            if key in {f.name for f in dataclasses.fields(group)}:
+                return group
+        raise KeyError(f"no setting {key!r} in the {self.task} settings")
+
+
+#: a task's preset values for a preset name and the values chosen so far (file and flags)
+PresetValues = Callable[[str, Mapping[str, Any]], Dict[str, Any]]
+
+
+class TaskSettings:
+    r"""The settings of one task: its four group classes, presets and checks.
+
+    Args:
+        task (str): the task's name (``"qm9"``, ``"springs"``, ``"rotmnist"``).
+        model (type): the dataclass of the model group.
+        data (type): the dataclass of the data group.
+        runtime (type, optional): the runtime dataclass (a :class:`RuntimeSettings` subclass with the
+            task's defaults). (default: :class:`RuntimeSettings`)
+        presets (Callable): ``presets(name, chosen) -> values``: the values of preset ``name``
+            (``"paper"`` or ``"quick"``) given the values ``chosen`` in the file and the flags
+            (defaults that depend on the group or the model are decided here).
+        finish (Callable, optional): ``finish(settings)`` checks the resolved settings and fills the
+            derived ones (raise :class:`ValueError` naming the problem). (default: :obj:`None`)
+        trainer_choices (dict, optional): narrower choices of trainer fields for this task, e.g.
+            ``{"precision": ("float32", "float64")}``. (default: :obj:`None`)
+        old_defaults (dict, optional): values of settings that a flat form from before 0.2 lacks
+            when they are not the fields' defaults (e.g. an option added later whose old behaviour
+            is not today's default). (default: :obj:`None`)
+    """
+
+    def __init__(self, task: str, model: Type, data: Type, *, presets: PresetValues,
+                 runtime: Type = RuntimeSettings, finish: Optional[Callable[[Settings], None]] = None,
+                 trainer_choices: Optional[Dict[str, Tuple[Any, ...]]] = None,
+                 old_defaults: Optional[Dict[str, Any]] = None) -> None:
+        self.task = task
+        self.classes: Dict[str, Type] = {"model": model, "data": data, "trainer": TrainerSettings,
+                                         "runtime": runtime}
+        self.presets, self._finish = presets, finish
+        self.trainer_choices = dict(trainer_choices or {})
+        self.old_defaults = dict(old_defaults or {})
+        self.group_of: Dict[str, str] = {}
+        for group, cls in self.classes.items():
+            for f in dataclasses.fields(cls):
+                if f.name in self.group_of:
+                    raise TypeError(f"setting {f.name!r} of {task} is in both {self.group_of[f.name]} and {group}")
+                self.group_of[f.name] = group
+
+    # ------------------------------------------------------------------ resolution
+    def resolve(self, preset: Optional[str] = None, config_file: Optional[str] = None,
+                flags: Optional[Mapping[str, Any]] = None) -> Settings:
+        """The settings of a run: defaults < ``preset`` < ``config_file`` < ``flags`` (``None`` flags
+        are not given). The preset comes from the flags, else the file, else ``preset``, else paper."""
+        from_file = self.file_values(config_file)
+        given = {k: v for k, v in (flags or {}).items() if v is not None}
+        chosen = {**from_file, **given}
+        preset = chosen.pop("preset", None) or preset or "paper"
+        if preset not in ("paper", "quick"):
+            raise ValueError(f"unknown preset {preset!r}; choose 'paper' or 'quick'")
+        values = self.presets(preset, chosen)
+        unknown = sorted(set(values) - set(self.group_of))
+        if unknown:  # a task's preset naming no field is a bug of the task, not of the user
+            raise TypeError(f"the {self.task} preset sets unknown settings {unknown}")
+        return self.build(preset, {**values, **chosen})
+
+    def file_values(self, path: Optional[str]) -> Dict[str, Any]:
+        """The settings of a ``--config`` JSON file: flat (``{"lr": 1e-3}``), grouped as saved
+        (``{"trainer": {"lr": 1e-3}}``), or a run's ``config.json`` (its ``measured`` part is
+        ignored); unknown names are refused."""
+        raw = read_config_file(path)
+        if raw.get("task", self.task) != self.task:
+            raise ValueError(f"{path} holds settings of task {raw['task']!r}, not {self.task!r}")
+        values: Dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in GROUPS and isinstance(value, dict):
+                values.update(value)
+            elif key not in ("task", "measured"):
+                values[key] = value
+        unknown = sorted(set(values) - set(self.group_of) - {"preset"})
+        if unknown:
+            raise ValueError(f"unknown settings {unknown} in {path}; known: {', '.join(sorted(self.group_of))}")
+        return values
+
+    def build(self, preset: str, values: Mapping[str, Any], measured: Optional[Mapping[str, Any]] = None
+              ) -> Settings:
+        """:class:`Settings` of ``values`` by name (missing ones take the fields' defaults), checked."""
+        grouped: Dict[str, Dict[str, Any]] = {name: {} for name in GROUPS}
+        for key, value in values.items():
+            grouped[self.group_of[key]][key] = value
+        settings = Settings(self.task, preset, *(self.classes[name](**grouped[name]) for name in GROUPS),
+                            measured=dict(measured or {}))
+        self._check_choices(settings)
+        if self._finish is not None:
+            self._finish(settings)
+        return settings
+
+    def _check_choices(self, settings: Settings) -> None:
+        for name in GROUPS:
+            for f in dataclasses.fields(self.classes[name]):
+                choices = self.trainer_choices.get(f.name) if name == "trainer" else None
+                choices = choices or f.metadata.get("choices")
+                value = getattr(getattr(settings, name), f.name)
+                if choices and value not in choices:
+                    raise ValueError(f"{f.name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+    # ------------------------------------------------------------------ saved forms
+    def from_saved(self, saved: Mapping[str, Any]) -> Settings:
+        """The settings stored by a run (``config.json`` or a checkpoint's ``config``), in the saved
+        form or in the flat one written before 0.2 (its unknown keys are kept as ``measured``)."""
+        if saved.get("task", self.task) != self.task:
+            raise ValueError(f"these are settings of task {saved.get('task')!r}, not {self.task!r}")
+        if is_saved_form(saved):
+            values = {k: v for name in GROUPS for k, v in saved[name].items() if k in self.group_of}
+            return self.build(saved.get("preset", "paper"), values, saved.get("measured"))
+        flat: Dict[str, Any] = dict(self.old_defaults)
+        for key, value in saved.items():  # rotmnist nested its model and optimisation settings
+            if key in ("model", "settings") and isinstance(value, dict):
+                flat.update(value)
+            elif key not in ("trainer", "task"):
+                flat[key] = value
+        values = {k: v for k, v in flat.items() if k in self.group_of}
+        measured = {k: v for k, v in flat.items() if k not in self.group_of and k != "preset"}
+        return self.build(flat.get("preset", "paper"), values, measured)
+
+
+def is_saved_form(config: Mapping[str, Any]) -> bool:
+    """Whether ``config`` is in the grouped saved form (not a flat form from before 0.2)."""
+    return all(isinstance(config.get(name), dict) for name in GROUPS)
+
+
+# ----------------------------------------------------------------------------------------------- flags
+def _flag_type(cls: Type, name: str) -> Any:
+    hint = typing.get_type_hints(cls)[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) is typing.Union and args else hint
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, spec: TaskSettings) -> None:
+    """One flag per setting of ``spec`` (``--hidden-channels``; booleans as ``--X/--no-X``), grouped
+    as the settings are; every flag defaults to ``None`` (not given), plus ``--preset`` and ``--config``."""
+    parser.add_argument("--preset", default=None, choices=["paper", "quick"],
+                        help="paper: the reference settings (default); quick: a small run for a CPU")
+    parser.add_argument("--config", default=None, help="JSON file of settings (flat or grouped as a run's "
+                                                       "config.json); over the preset, under the flags")
+    for name in GROUPS:
+        cls = spec.classes[name]
+        summary = (cls.__doc__ or "").strip().splitlines()[0]
+        if name != "runtime":
+            summary += " Defaults: the preset's where it sets one, else the value shown."
+        section = parser.add_argument_group(f"{name} settings", summary)
+        for f in dataclasses.fields(cls):
+            kind = _flag_type(cls, f.name)
+            flag = "--" + (f.metadata.get("flag") or f.name.replace("_", "-"))
+            default = f.default if f.default is not dataclasses.MISSING else None
+            text = f.metadata.get("help", "")
+            if "default" not in text:
+                text += f" (default: {default})"
+            choices = spec.trainer_choices.get(f.name) if name == "trainer" else None
+            choices = choices or f.metadata.get("choices")
+            if kind is bool:
+                section.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
+                                     help=text)
+            elif kind in (int, float, str):
+                section.add_argument(flag, dest=f.name, default=None, type=kind,
+                                     choices=list(choices) if choices else None, help=text)
+
+
+def trainer_arguments(trainer: TrainerSettings) -> Dict[str, Any]:
+    """The :class:`~torch_geometric_lieconv.training.Trainer` arguments of the trainer settings."""
+    return dict(batch_size=trainer.batch_size, epochs=trainer.epochs, lr=trainer.lr, weight_decay=trainer.weight_decay,
+                warmup_frac=trainer.warmup_frac, grad_clip=trainer.grad_clip, seed=trainer.seed, dtype=trainer.dtype)
+
+
+def flag_values(args: argparse.Namespace, spec: TaskSettings) -> Dict[str, Any]:
+    """The settings given on the command line, and ``preset`` (``None``: not given)."""
+    return {name: getattr(args, name, None) for name in ["preset", *spec.group_of]}
