@@ -1,0 +1,152 @@
+r"""One process or several under ``torchrun``: the device, the ranks, the wrapped model, the sampler.
+
+Data order: every epoch's permutation is ``torch.randperm(n, generator=seed + epoch)`` (PyTorch's
+:class:`~torch.utils.data.DistributedSampler` with one replica), so it does not depend on any RNG that
+the model or the augmentation consume, and resuming is exact. Under ``torchrun`` (``WORLD_SIZE > 1``) the
+same permutation is dealt round-robin to the ranks, so the union of the ranks' ``k``-th batches is the
+single-process ``k``-th batch of the same global ``batch_size``; :meth:`Processes.global_mean`
+weights each rank's mean loss by ``world * n_local / n_global`` so that DDP's gradient averaging gives
+the gradient of the global mean even when the last batch splits unevenly. When ``len(dataset)`` is not
+a multiple of the world size, the sampler pads with repeated samples (PyTorch's convention), which is
+the only difference from one process.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DistributedSampler
+
+__all__ = ["init_distributed", "cleanup_distributed", "is_main_process", "Processes"]
+
+
+def _env_world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_distributed(device: Optional[torch.device] = None) -> bool:
+    r"""Initialise ``torch.distributed`` from the ``torchrun`` environment when ``WORLD_SIZE > 1``.
+
+    Backend: NCCL for a CUDA ``device``, gloo otherwise. Returns whether a process group is active.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return True
+    if _env_world_size() <= 1:
+        return False
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but torch.distributed is not available in this PyTorch build")
+    backend = "nccl" if device is not None and torch.device(device).type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    return True
+
+
+def cleanup_distributed() -> None:
+    """Destroy the process group if one is active (call once at the end of a ``torchrun`` script)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _dist_active() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (and when not distributed)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class Processes:
+    r"""The processes of a training run: this one's device and rank, and the collectives between them.
+
+    Args:
+        device (torch.device or str, optional): where to train (default: ``cuda:LOCAL_RANK`` if CUDA is
+            available, else the CPU). (default: :obj:`None`)
+    """
+
+    def __init__(self, device: Optional[Any] = None) -> None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if device is None:
+            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", local_rank)
+        if self.device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError("--device cuda was asked for but CUDA is not available; use --device cpu")
+            torch.cuda.set_device(self.device)
+        self.distributed = init_distributed(self.device) and _dist_active()
+        if self.distributed:
+            import torch.distributed as dist
+
+            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        else:
+            self.rank, self.world_size = 0, 1
+
+    @property
+    def main(self) -> bool:
+        """Whether this is rank 0, the process that writes files and evaluates."""
+        return self.rank == 0
+
+    def wrap(self, model: nn.Module, sync_batchnorm: bool = False, find_unused_parameters: bool = False
+             ) -> Tuple[nn.Module, nn.Module]:
+        """``(model, trained)``: the model (its BatchNorm layers made SyncBatchNorm under DDP if asked) and
+        what the steps call: the model itself in one process, the model in DDP else."""
+        if not self.distributed:
+            return model, model
+        from torch.nn.parallel import DistributedDataParallel
+
+        if sync_batchnorm:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return model, DistributedDataParallel(
+            model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters)
+
+    def sampler(self, dataset: Sequence, seed: int) -> DistributedSampler:
+        """The epoch permutations of ``dataset`` (``set_epoch`` before each), dealt to the ranks."""
+        return DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed,
+                                  drop_last=False)
+
+    def global_mean(self, loss: Tensor, n_local: int) -> Tensor:
+        """This rank's mean ``loss`` over ``n_local`` samples, weighted so that DDP's average of the
+        gradients is the gradient of the mean over the global batch (``loss`` itself in one process)."""
+        if not self.distributed:
+            return loss
+        import torch.distributed as dist
+
+        n_global = torch.tensor(float(n_local), device=self.device)
+        dist.all_reduce(n_global)
+        return loss * (self.world_size * n_local / n_global)
+
+    def all_reduce(self, *tensors: Tensor) -> None:
+        """Sum ``tensors`` over the ranks, in place."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            for tensor in tensors:
+                dist.all_reduce(tensor)
+
+    def gather(self, obj: Any) -> List[Any]:
+        """Every rank's ``obj``, in rank order."""
+        if not self.distributed:
+            return [obj]
+        import torch.distributed as dist
+
+        objects: List[Any] = [None] * self.world_size
+        dist.all_gather_object(objects, obj)
+        return objects
+
+    def barrier(self) -> None:
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
