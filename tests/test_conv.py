@@ -4,7 +4,7 @@ import io
 import pytest
 import torch
 
-from dense_reference import dense_lieconv
+from torch_geometric_lieconv.testing.dense_reference import dense_lieconv
 from torch_geometric_lieconv import group_from_name, lift_points
 from torch_geometric_lieconv.conv import LieConv
 from torch_geometric_lieconv.graph import all_pairs_within_graphs, build_pair_graph

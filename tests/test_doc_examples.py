@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qm9_fixture import write_qm9_root
+from torch_geometric_lieconv.testing.qm9_fixture import write_qm9_root
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "torch_geometric_lieconv"

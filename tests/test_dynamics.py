@@ -19,12 +19,7 @@ from torch_geometric_lieconv.dynamics import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # many tiny ops: one thread is much faster
 
 
 def _oscillators(mass: torch.Tensor, stiffness: torch.Tensor):

@@ -10,11 +10,13 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from group_reference import ALL, orbit_origin, single_thread  # noqa: F401  (autouse fixture)
+from torch_geometric_lieconv.testing.group_reference import ALL, orbit_origin
 from torch_geometric_lieconv import group_from_name, lift_points
 from torch_geometric_lieconv.groups import SE2, SE3, SO3
 from torch_geometric_lieconv.groups import random_rotations
-from user_groups import USER_GROUPS, Affine1, make_group
+from torch_geometric_lieconv.testing.user_groups import USER_GROUPS, Affine1, make_group
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is faster
 
 F64 = torch.float64
 TOL = {torch.float64: 1e-10, torch.float32: 2e-5}

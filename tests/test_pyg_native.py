@@ -7,8 +7,8 @@ from torch_geometric.explain.algorithm.utils import clear_masks, set_masks
 from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GATConv, Sequential, TransformerConv, global_mean_pool
 
-from dense_reference import dense_model_forward
-from signal_scale import geometric
+from torch_geometric_lieconv.testing.dense_reference import dense_model_forward
+from torch_geometric_lieconv.testing import amplify_weights
 from torch_geometric_lieconv import LieConv, LieResNet, QM9LieConv, group_from_name, lift_graph
 from torch_geometric_lieconv.groups import random_rotations
 from torch_geometric_lieconv.transforms import LiftGraph
@@ -89,7 +89,7 @@ def test_bipartite_targets_equal_the_rows_of_the_full_layer():
 def test_model_forward_equals_forward_lifted_and_the_dense_reference():
     """Points in (lift inside the model) == the model on lift_graph's Data == all-pairs reference."""
     gen = torch.Generator().manual_seed(2)
-    model = geometric(LieResNet(4, 2, "SE3", hidden_channels=16, num_layers=2, mc_samples=1000, fill=1.0,
+    model = amplify_weights(LieResNet(4, 2, "SE3", hidden_channels=16, num_layers=2, mc_samples=1000, fill=1.0,
                                 lift_samples=2)).to(F64).eval()
     pos = torch.randn(14, 3, generator=gen, dtype=F64) * 2
     batch = torch.tensor([0] * 6 + [1] * 8)
@@ -274,7 +274,7 @@ def test_pyg_sequential_with_gat_is_invariant(name):
     the output's change under new positions."""
     gen = torch.Generator().manual_seed(4)
     group = group_from_name(name)
-    model = geometric(pyg_sequential(group)).to(F64).eval()
+    model = amplify_weights(pyg_sequential(group)).to(F64).eval()
     n, k = 16, 2 if name == "SE3" else 1
     pos = torch.randn(n, 3, generator=gen, dtype=F64) * 2
     batch = torch.tensor([0] * 7 + [1] * 9)
@@ -331,7 +331,7 @@ def test_random_lift_is_redrawn_on_every_call():
 @pytest.mark.parametrize("name,fill", [("T3", 1.0), ("SO3", 1.0), ("T3", 0.5)])
 def test_dataloader_batches_give_the_outputs_of_the_graphs_one_by_one(name, fill):
     torch.manual_seed(0)
-    model = geometric(LieResNet(4, 3, name, hidden_channels=16, num_layers=2, mc_samples=1000, fill=fill,
+    model = amplify_weights(LieResNet(4, 3, name, hidden_channels=16, num_layers=2, mc_samples=1000, fill=fill,
                                 pool=True)).to(F64).eval()
     for conv in model.convs:
         conv.radius.fill_(1.5)
@@ -436,6 +436,7 @@ def test_fixed_radius_graphs_train_with_the_ball_capped():
         assert float(conv.radius) <= 1.5 + conv.radius_step * conv.fill
         assert 0 < float(conv.observed_fill) < 0.9
 
+
 def test_bad_edge_inputs_raise_clear_errors():
     group, graph, x = small_graph("SE3")
     conv = LieConv(4, 3, group).to(F64)
@@ -461,7 +462,7 @@ def _example(name):
 
 def test_qm9_workflow_example_runs_on_a_qm9_root(tmp_path):
     """The example's own code on a QM9 root written in PyG's raw format (PyG's QM9 processes it)."""
-    from qm9_fixture import write_qm9_root
+    from torch_geometric_lieconv.testing.qm9_fixture import write_qm9_root
 
     write_qm9_root(str(tmp_path), num_molecules=20)
     mae = _example("qm9_pyg_workflow").main(["--root", str(tmp_path), "--molecules", "20", "--epochs", "1",
@@ -505,7 +506,7 @@ def test_forces_from_the_qm9_model_sum_to_zero_and_rotate_with_the_molecule():
     frames they rotate with the molecule."""
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(9)
-    model = geometric(QM9LieConv("SE3", hidden_channels=8, num_layers=2, mc_samples=100, lift_samples=2,
+    model = amplify_weights(QM9LieConv("SE3", hidden_channels=8, num_layers=2, mc_samples=100, lift_samples=2,
                                  target_std=30.0)).to(F64).eval()
     z = torch.tensor([6, 1, 1, 8, 1])
     pos = (torch.randn(5, 3, generator=gen, dtype=F64) * 1.3).requires_grad_(True)

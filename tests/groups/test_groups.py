@@ -12,7 +12,7 @@ import torch
 from torch.autograd import gradcheck
 from torch.autograd.functional import jacobian
 
-from group_reference import (  # noqa: F401  (single_thread: an autouse fixture)
+from torch_geometric_lieconv.testing.group_reference import (
     ALL,
     PLANAR_ROTATIONS,
     ROTATION_GROUPS,
@@ -20,13 +20,14 @@ from group_reference import (  # noqa: F401  (single_thread: an autouse fixture)
     matrix_size,
     reference_exp,
     rotation_coordinates,
-    single_thread,
 )
 from torch_geometric_lieconv import group_from_name, lift_points
 from torch_geometric_lieconv.groups import SE3, SO2, LieGroup
 from torch_geometric_lieconv.groups import random_rotations
 from torch_geometric_lieconv.groups.planar import BRANCH_CUT_SHIFT
-from user_groups import AFFINE1_GENERATORS, MATRIX_SO2_GENERATORS, USER_GROUPS, Affine1, MatrixSO2, make_group
+from torch_geometric_lieconv.testing.user_groups import AFFINE1_GENERATORS, MATRIX_SO2_GENERATORS, USER_GROUPS, Affine1, MatrixSO2, make_group
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one thread is faster
 
 F64 = torch.float64
 #: stated tolerances (absolute, for unit-scale coordinates): float64 / float32

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from signal_scale import geometric
+from torch_geometric_lieconv.testing import amplify_weights
 from torch_geometric_lieconv import LieResNet, QM9LieConv, group_from_name, lift_points
 from torch_geometric_lieconv.equivariance import equivariance_error
 from torch_geometric_lieconv.graph import build_pair_graph
@@ -39,7 +39,7 @@ def test_every_group_model_is_invariant_far_below_its_signal(name, pool, continu
     torch.manual_seed(0)
     group = group_from_name(name)
     k = GROUPS[name]
-    model = geometric(LieResNet(3, 2, group, hidden_channels=16, num_layers=2, mc_samples=1000, fill=1.0,
+    model = amplify_weights(LieResNet(3, 2, group, hidden_channels=16, num_layers=2, mc_samples=1000, fill=1.0,
                                 lift_samples=k, pool=pool, continuous_kernel=continuous)).to(F64).eval()
     pos = cloud(group)
     x = torch.randn(pos.shape[0], 3, generator=torch.Generator().manual_seed(2), dtype=F64)
@@ -61,7 +61,7 @@ def test_qm9_models_with_rotations_are_invariant_to_translations(name):
     """The QM9 model centres molecules for groups with rotations: SO(3) alone is not translation
     invariant, the model is."""
     torch.manual_seed(0)
-    model = geometric(QM9LieConv(name, hidden_channels=16, num_layers=2, mc_samples=100, lift_samples=2)).to(F64).eval()
+    model = amplify_weights(QM9LieConv(name, hidden_channels=16, num_layers=2, mc_samples=100, lift_samples=2)).to(F64).eval()
     gen = torch.Generator().manual_seed(5)
     z = torch.tensor([6, 1, 1, 8, 1, 7, 1])
     pos = torch.randn(7, 3, generator=gen, dtype=F64) * 1.4
@@ -129,7 +129,7 @@ def test_per_block_graphs_at_their_own_radii_equal_an_all_pairs_graph():
     what they compute on the graph of all pairs."""
     torch.manual_seed(0)
     group = group_from_name("SO2")
-    model = geometric(LieResNet(2, 3, group, hidden_channels=16, num_layers=3, mc_samples=1000, fill=[0.2, 0.4, 0.6],
+    model = amplify_weights(LieResNet(2, 3, group, hidden_channels=16, num_layers=3, mc_samples=1000, fill=[0.2, 0.4, 0.6],
                                 graph_per_block=True)).to(F64).eval()
     radii = [0.3, 0.55, 0.9]
     for conv, radius in zip(model.convs, radii):
@@ -158,10 +158,13 @@ def test_position_gradients_pass_gradcheck():
 def test_noether_identities_of_the_vector_field_at_physical_force_scale(group, identity):
     """dp/dt = -dV/dq of a G-invariant potential: total force zero (translations), total torque zero
     (rotations about the origin), with forces as large as the true spring forces."""
-    from test_springs import _at_physical_force, _hlieconv, _systems
+    from torch_geometric_lieconv.models import HamiltonianLieConv
+    from torch_geometric_lieconv.testing import at_physical_force, spring_systems
 
-    z, params, batch = _systems(4, seed=3)
-    model = _at_physical_force(_hlieconv(group, 0), z, params, batch, 4)
+    z, params, batch = spring_systems(4, seed=3)
+    torch.manual_seed(0)
+    untrained = HamiltonianLieConv(2, group, hidden_channels=32, num_layers=2).to(torch.float64).eval()
+    model = at_physical_force(untrained, z, params, batch, 4)
     with torch.no_grad():
         field = model(None, z, params, batch, 4)
     q, force = z[:, :2], field[:, 2:]
@@ -186,7 +189,7 @@ def test_batching_never_mixes_molecules(kwargs):
     """A batch's outputs equal each molecule's alone (knn, balls, SE(3)/SO(3) frames fixed), far below
     the signal: neighbourhoods, ball radii and pooling stay inside each graph."""
     torch.manual_seed(0)
-    model = geometric(QM9LieConv(hidden_channels=16, num_layers=2, **kwargs)).to(F64).eval()
+    model = amplify_weights(QM9LieConv(hidden_channels=16, num_layers=2, **kwargs)).to(F64).eval()
     for conv in model.net.convs:
         conv.radius.fill_(1.3)
     gen = torch.Generator().manual_seed(8)

@@ -12,11 +12,11 @@ import zipfile
 import pytest
 import torch
 
-from qm9_fixture import write_qm9_root
-from test_rotmnist import TRAIN_VALID, make_root, one_pixel_image
-from test_training import make_trainer
+from toy_training import make_trainer
 from torch_geometric_lieconv import runs
 from torch_geometric_lieconv.cli import main
+from torch_geometric_lieconv.testing import one_pixel_image, write_qm9_root, write_rotmnist_root
+from torch_geometric_lieconv.testing.rotmnist_fixture import TRAIN_VALID
 from torch_geometric_lieconv.datasets.qm9 import _raw_digest, load_qm9
 from torch_geometric_lieconv.datasets.rotmnist import RotMNIST
 from torch_geometric_lieconv.datasets.springs import ParticleDynamics
@@ -156,8 +156,8 @@ def plant(path, marker):
 
 def test_tampered_rotmnist_and_springs_files_are_refused_without_running(tmp_path):
     marker = tmp_path / "pwned"
-    root = make_root(tmp_path, [one_pixel_image(3, 5)] * 12, list(range(10)) + [0, 1],
-                     [one_pixel_image(9, 9)], [2])
+    root = write_rotmnist_root(str(tmp_path), [one_pixel_image(3, 5)] * 12, list(range(10)) + [0, 1],
+                               [one_pixel_image(9, 9)], [2])
     RotMNIST(root, "train", log=False)
     plant(os.path.join(root, "processed", "train.pt"), marker)
     with pytest.raises(ValueError, match="refused to load .*train.pt"):
@@ -281,6 +281,8 @@ import os, sys, torch
 from torch_geometric_lieconv._memory import keep_freed_memory
 if sys.argv[1] == 'keep':
     assert keep_freed_memory()
+
+
 def resident_mb():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 before = resident_mb()

@@ -6,8 +6,8 @@ import torch
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
-from dense_reference import dense_model_forward
-from signal_scale import geometric
+from torch_geometric_lieconv.testing.dense_reference import dense_model_forward
+from torch_geometric_lieconv.testing import amplify_weights
 from torch_geometric_lieconv import T, group_from_name, lift_points
 from torch_geometric_lieconv.equivariance import assert_equivariant, equivariance_error
 from torch_geometric_lieconv.graph import build_pair_graph
@@ -87,9 +87,9 @@ def test_se3_model_exactly_invariant_with_explicit_frames(dtype, atol):
 
 @pytest.mark.parametrize("name", ["SO2", "RxSO2", "SE2", "T2", "Trivial2"])
 def test_planar_models_equivariance(name):
-    """Errors relative to the model's geometric signal, in float64 (tests/test_symmetry.py does every group)."""
+    """Errors relative to the model's geometric signal, in float64 (tests/test_equivariance.py does every group)."""
     group = group_from_name(name)
-    model = geometric(LieResNet(1, 4, group, hidden_channels=16, num_layers=2, mc_samples=100, fill=1.0,
+    model = amplify_weights(LieResNet(1, 4, group, hidden_channels=16, num_layers=2, mc_samples=100, fill=1.0,
                                 lift_samples=2)).to(torch.float64).eval()
     gen = torch.Generator().manual_seed(0)
     pos = torch.randn(20, 2, generator=gen, dtype=torch.float64) + 0.3

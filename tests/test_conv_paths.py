@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch._dynamo
 
-from signal_scale import geometric
+from torch_geometric_lieconv.testing import amplify_weights
 
 from torch_geometric_lieconv import group_from_name, lift_points
 from torch_geometric_lieconv.conv import LieConv, MaskedBatchNorm1d
@@ -200,7 +200,7 @@ def test_bfloat16_autocast_model_matches_float32():
     move), and the bf16 path really ran (it differs). A bf16 path that lost the geometry (e.g. zeroed
     kernel input) is off by about the whole signal."""
     torch.manual_seed(0)
-    model = geometric(LieResNet(4, 3, "T3", hidden_channels=32, num_layers=2, mc_samples=100, fill=1.0), 2.0).eval()
+    model = amplify_weights(LieResNet(4, 3, "T3", hidden_channels=32, num_layers=2, mc_samples=100, fill=1.0), 2.0).eval()
     _, _, pos, batch = molecule_graph("T3", sizes=(7, 11, 4), dtype=torch.float32)
     x = torch.randn(pos.shape[0], 4)
     with torch.no_grad():

@@ -11,9 +11,8 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import to_dense_batch
 
-from torch_geometric_lieconv.conv import LieConv
-from torch_geometric_lieconv.graph import build_pair_graph
-from torch_geometric_lieconv.lift import lift_points
+from ..conv import LieConv
+from ..lift import lift_points
 
 
 def dense_pair_embeddings(group, a: Tensor, q: Tensor) -> Tensor:

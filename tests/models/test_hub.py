@@ -11,7 +11,7 @@ from torch_geometric_lieconv.models import (FCNeuralODE, HamiltonianLieConv, HOG
                                             QM9SchNet, Rebuildable)
 from torch_geometric_lieconv.models.hub import ARGUMENTS_KEY, CLASS_KEY
 
-from user_groups import Affine1
+from torch_geometric_lieconv.testing.user_groups import Affine1
 
 MODELS = [
     lambda: LieResNet(3, 2, SE3(alpha=0.4), hidden_channels=[8, 12], num_layers=1, mc_samples=8, lift_samples=2),
@@ -87,7 +87,7 @@ def test_the_group_spec_round_trip_keeps_alpha():
 def test_old_qm9_checkpoints_load_in_evaluate_and_upgrade(tmp_path, capsys):
     """A run written before 0.2 (no model arguments, buffers called mean/std) still evaluates, and
     ``lieconv upgrade`` makes it loadable by from_checkpoint with the same outputs."""
-    from qm9_fixture import write_qm9_root
+    from torch_geometric_lieconv.testing.qm9_fixture import write_qm9_root
 
     from torch_geometric_lieconv.cli import main
 

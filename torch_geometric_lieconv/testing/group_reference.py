@@ -1,17 +1,14 @@
 """Hand-written reference facts about the groups, independent of the package's closed forms.
 
-Used by ``test_groups.py``, ``test_lift.py`` and ``benchmarks/group_precision.py``:
+Used by the group and lift tests and by ``benchmarks/group_precision.py``:
 
 * :func:`generators`: a basis :math:`A_k` of each Lie algebra, written out as matrices, so that
   :math:`\\exp(a)` can be checked against ``torch.linalg.matrix_exp(sum_k a_k A_k)``;
-* :func:`single_thread`: an autouse fixture to import into test modules (tiny tensors run faster
-  on one thread, especially on a machine shared with other jobs);
 * :func:`orbit_origin`: the representative :math:`o_q` of the orbit labelled :math:`q`, for which
   every lifted element must satisfy :math:`u\\,o_q = x`.
 """
 from typing import List, Optional
 
-import pytest
 import torch
 from torch import Tensor
 
@@ -125,10 +122,10 @@ def orbit_origin(name: str, q: Tensor) -> Tensor:
     raise KeyError(name)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Run a test module on one thread (its tensors are tiny: OpenMP hand-offs only cost time)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def planar_rotation(theta: float, dtype: torch.dtype = _F64) -> Tensor:
+    r"""The rotation of the plane by ``theta`` radians, :math:`[[\cos\theta, -\sin\theta], [\sin\theta,
+    \cos\theta]]`, written out (not through any group of the package)."""
+    import math
+
+    c, s = math.cos(theta), math.sin(theta)
+    return torch.tensor([[c, -s], [s, c]], dtype=dtype)

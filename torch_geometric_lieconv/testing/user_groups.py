@@ -8,7 +8,7 @@ input checks) must come from :class:`~torch_geometric_lieconv.groups.LieGroup`. 
 """
 import torch
 
-from torch_geometric_lieconv.groups import LieGroup, group_from_name
+from ..groups import LieGroup, group_from_name
 
 
 class Affine1(LieGroup):

@@ -18,10 +18,11 @@ RAW_COLUMNS = ["A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve"
                "cv", "u0_atom", "u298_atom", "h298_atom", "g298_atom"]
 #: PyG's unit conversion of those columns after moving A, B, C to the end (as in PyG's QM9.process);
 #: restated here from the physical constants: 1 Hartree = 27.211386246 eV, 1 kcal/mol = 0.04336414 eV
-_HARTREE_EV = 27.211386246
+#: 1 Hartree in eV (CODATA 2018)
+HARTREE_EV = 27.211386246
 _KCAL_EV = 0.04336414
-_PYG_FACTORS = [1, 1, _HARTREE_EV, _HARTREE_EV, _HARTREE_EV, 1, _HARTREE_EV, _HARTREE_EV, _HARTREE_EV, _HARTREE_EV,
-                _HARTREE_EV, 1, _KCAL_EV, _KCAL_EV, _KCAL_EV, _KCAL_EV, 1, 1, 1]
+_PYG_FACTORS = [1, 1, HARTREE_EV, HARTREE_EV, HARTREE_EV, 1, HARTREE_EV, HARTREE_EV, HARTREE_EV, HARTREE_EV,
+                HARTREE_EV, 1, _KCAL_EV, _KCAL_EV, _KCAL_EV, _KCAL_EV, 1, 1, 1]
 
 _VALENCE = {6: 4, 7: 3, 8: 2, 9: 1}
 _SYMBOL = {1: "H", 6: "C", 7: "N", 8: "O", 9: "F"}

@@ -1,0 +1,55 @@
+r"""Spring systems for tests of dynamics models: initial states, and potentials scaled to the physical
+force so that conservation is tested where a drift would show."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from ..datasets.springs import ParticleSystem, SpringSystem
+from ..dynamics import join_state, split_state
+
+__all__ = ["spring_systems", "at_physical_force"]
+
+
+def spring_systems(num: int, seed: int = 0, system: Optional[ParticleSystem] = None
+                   ) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""``num`` random systems as ``(z, params, batch)``: states ``[N, 2d]`` (positions then momenta),
+    parameters ``[N, c]`` and the system of each particle ``[N]``.
+
+    Args:
+        num (int): the number of systems.
+        seed (int, optional): the sampler's seed. (default: :obj:`0`)
+        system (ParticleSystem, optional): the kind of system. (default: :class:`SpringSystem`)
+    """
+    system = system or SpringSystem()
+    q, p, params = system.sample(num, torch.Generator().manual_seed(seed))
+    batch = torch.arange(num).repeat_interleave(system.num_particles)
+    return join_state(q, p), params, batch
+
+
+def at_physical_force(model: nn.Module, z: Tensor, params: Tensor, batch: Tensor, num: int) -> nn.Module:
+    r"""Scale a Hamiltonian model's potential (its head) in place so that its forces on these spring
+    systems have the mean size of the true spring forces: an untrained model is near free flight, where
+    any integrator conserves everything.
+
+    Args:
+        model (torch.nn.Module): a model with ``potential(q, params, batch, num)`` and a linear last
+            layer ``model.net.head[-1]`` (e.g. :class:`~torch_geometric_lieconv.models.HamiltonianLieConv`).
+        z (torch.Tensor): states ``[N, 2d]``.
+        params (torch.Tensor): the systems' parameters ``[N, c]``.
+        batch (torch.Tensor): the system of each particle ``[N]``.
+        num (int): the number of systems.
+    """
+    system = SpringSystem()
+    q, _ = split_state(z)
+    q = q.detach().requires_grad_(True)
+    true = torch.autograd.grad(system.potential(q, params, batch, num).sum(), q)[0].abs().mean()
+    learned = torch.autograd.grad(model.potential(q, params, batch, num).sum(), q)[0].abs().mean()
+    factor = float(true / learned)
+    with torch.no_grad():
+        head = model.net.head[-1]
+        head.weight.mul_(factor)
+        head.bias.mul_(factor)
+    return model
