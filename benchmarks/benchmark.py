@@ -11,7 +11,7 @@ Sections (``--sections``, default all):
   species H/C/N/O/F, synthetic tree-shaped geometry with 1.1-1.5 A bonds). The paper's T(3) model
   (k channels, 6 blocks, nbhd 100, fill 1) and SE(3) model (4 lift samples, nbhd 25, fill 1/2,
   alpha 0.2): this package (``sparse``), the dense padded reference of the tests
-  (``tests/dense_reference.py``: all pairs of the padded batch, so for SE(3) it convolves over every
+  (:mod:`torch_geometric_lieconv.testing.dense_reference`: all pairs of the padded batch, so for SE(3) it convolves over every
   pair instead of 25 sampled ones, as the original implementation stores them) and PyG's SchNet at its
   default size. Forward (eval, no grad) and forward+backward (train) time, peak memory, molecules/s,
   and the largest output difference sparse vs dense (eval; SE(3) checked with fill 1 and explicit
@@ -52,7 +52,6 @@ from typing import Callable, Dict, List, Optional
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the dense reference lives with the tests
 
 QM9_SPECIES_FREQ = {1: 0.51, 6: 0.35, 7: 0.056, 8: 0.078, 9: 0.006}  # atom fractions in QM9
 LAYER_BALL_POINTS = 48  # expected points in the ball of the scaling layer (unit density)
@@ -221,7 +220,7 @@ def build_qm9_model(spec: dict):
 
 def dense_forward(model, z, pos, batch, frames=None):
     """The QM9 model's forward with every LieConv replaced by the dense padded reference."""
-    from dense_reference import dense_model_forward
+    from torch_geometric_lieconv.testing import dense_model_forward
     from torch_scatter import scatter_mean
 
     if model.center:

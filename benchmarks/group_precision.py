@@ -6,7 +6,7 @@ Coordinates ``a`` are drawn per band: "random" (all coordinates N(0, 1), rotatio
 < 3), "near 0" (rotation angle log-uniform in 1e-6..1e-3) and "near pi" (pi - angle log-uniform in
 1e-7..1e-4; planar angles positive, since the planar cut sits at -pi + 1e-5); other coordinates
 N(0, 1). References are float64 ``torch.linalg.matrix_exp`` of the hand-written algebra matrices in
-``tests/group_reference.py`` (independent of the package's closed forms). Columns (max abs errors):
+``torch_geometric_lieconv.testing.group_reference`` (independent of the package's closed forms). Columns (max abs errors):
 
 * exp: ``|exp(a) - matrix_exp(A(a))|`` (a rounded to the dtype first);
 * log: ``|log(matrix_exp(A(a))) - a|`` (the matrix rounded to the dtype);
@@ -21,17 +21,13 @@ The last table compares float32 SE(3) pair logs at molecule scale computed in fl
 (the default, ``pair_dtype = float64``) with a pure float32 computation (``pair_dtype = None``).
 """
 import math
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from group_reference import ROTATION_GROUPS, WITH_ALGEBRA, reference_exp, rotation_coordinates  # noqa: E402
-
-from torch_geometric_lieconv import group_from_name  # noqa: E402
-from torch_geometric_lieconv.groups import SE3  # noqa: E402
-from torch_geometric_lieconv.groups import random_rotations  # noqa: E402
+from torch_geometric_lieconv import group_from_name
+from torch_geometric_lieconv.groups import SE3, random_rotations
+from torch_geometric_lieconv.testing.group_reference import (ROTATION_GROUPS, WITH_ALGEBRA, reference_exp,
+                                                             rotation_coordinates)
 
 N = 4000
 BANDS = {"random": None, "near 0": (1e-6, 1e-3), "near pi": (1e-7, 1e-4)}
