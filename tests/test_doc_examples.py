@@ -1,4 +1,4 @@
-"""The code examples of the README and of the package's docstrings, run as written.
+"""The code examples of the README, of the guide pages and of the package's docstrings, run as written.
 
 Each example runs in a fresh namespace, in a folder where ``data/QM9`` holds a small QM9 fixture in
 PyG's raw format (so ``QM9("data/QM9")`` processes real files and downloads nothing)."""
@@ -14,10 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "torch_geometric_lieconv"
 
 
-def readme_examples():
-    text = (ROOT / "README.md").read_text()
-    return [(f"README.md:{text[:m.start()].count(chr(10)) + 1}", m.group(1))
-            for m in re.finditer(r"```python\n(.*?)```", text, re.S)]
+def markdown_examples():
+    found = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]:
+        text = path.read_text()
+        found += [(f"{path.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}", m.group(1))
+                  for m in re.finditer(r"```python\n(.*?)```", text, re.S)]
+    return found
 
 
 def docstring_examples():
@@ -31,12 +34,13 @@ def docstring_examples():
     return found
 
 
-EXAMPLES = readme_examples() + docstring_examples()
+EXAMPLES = markdown_examples() + docstring_examples()
 
 
 def test_the_examples_are_found():
     names = [name for name, _ in EXAMPLES]
-    assert sum(n.startswith("README") for n in names) >= 4
+    assert sum(n.startswith("README") for n in names) >= 2
+    assert sum(n.startswith("docs/guide/pyg.md") for n in names) >= 2
     assert any("transforms.py" in n for n in names) and any("host_syncs.py" in n for n in names)
 
 

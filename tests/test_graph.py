@@ -79,7 +79,7 @@ def disc_cloud(group, n, seed=5):
 
 
 #: (group, ball radius of a trained model or a dense neighbourhood, largest candidates / used allowed).
-#: Measured (README): 1.2-1.6 in the plane; SO(3) and SE(3) search a sum of a rotation and a
+#: Measured (docs/guide/groups.md): 1.2-1.6 in the plane; SO(3) and SE(3) search a sum of a rotation and a
 #: translation / orbit part with one Euclidean ball, which keeps up to ~4.5 and ~2.5 candidates per pair.
 RATIO_CASES = [("SO2", 0.21, 2.0), ("RxSO2", 0.3, 2.0), ("SE2", 1.0, 2.0), ("Rx", 0.3, 2.0), ("T2", 2.0, 1.01),
                ("Tx", 1.0, 2.0), ("SO3", 0.4, 5.0), ("SE3", 2.5, 3.0)]
