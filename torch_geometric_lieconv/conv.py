@@ -55,6 +55,12 @@ class KernelMLP(nn.Sequential):
     r"""The kernel network :math:`k_\theta(\text{abq})`: three Linear + Swish layers (optional BatchNorm).
 
     ``forward(abq, mask)``: rows outside ``mask`` (padding) are ignored by the BatchNorm statistics.
+
+    Args:
+        in_channels (int): the pair embedding's width.
+        out_channels (int): the kernel's outputs.
+        hidden_channels (int, optional): the hidden width. (default: :obj:`32`)
+        batch_norm (bool, optional): BatchNorm after the hidden layers. (default: :obj:`False`)
     """
 
     def __init__(self, in_channels: int, out_channels: int, hidden_channels: int = 32, batch_norm: bool = False):
@@ -316,7 +322,12 @@ class LieConv(MessagePassing):
         return torch.minimum(self.radius, bound)
 
     def warn_if_capped(self, radius: float, candidate_radius: float) -> None:
-        """Warn (once per layer) when the ball radius ``radius`` exceeds the graph's ``candidate_radius``."""
+        """Warn (once per layer) when the ball radius ``radius`` exceeds the graph's ``candidate_radius``.
+
+        Args:
+            radius (float): the ball radius.
+            candidate_radius (float): the radius the candidate graph covers.
+        """
         if radius > candidate_radius * (1 + 1e-6) and not self._warned_capped:
             self._warned_capped = True
             warnings.warn(

@@ -48,15 +48,18 @@ def equivariance_error(
     """Measure how far ``forward(pos, frames)`` is from equivariant.
 
     Args:
-        forward: the model as a function of positions ``[N, d]`` and stabilizer frames
+        forward (Forward): the model as a function of positions ``[N, d]`` and stabilizer frames
             (``[N, num_samples, m, m]`` or ``None``).
-        group: the group to test.
-        pos: the input positions.
-        num_samples: lift samples per point the model uses (shape of the frames).
-        output_action: ``(g, out) -> rho(g) out``; ``None`` means the output is invariant.
-        exact: pass transformed frames (exact equivariance) rather than fresh random ones.
-        trials: number of random group elements.
-        scale: scale of the random Lie algebra coordinates of ``g``.
+        group (LieGroup): the group to test.
+        pos (torch.Tensor): the input positions.
+        num_samples (int, optional): lift samples per point the model uses (shape of the frames).
+            (default: :obj:`1`)
+        output_action (OutputAction, optional): ``(g, out) -> rho(g) out``; ``None`` means the output is
+            invariant. (default: :obj:`None`)
+        exact (bool, optional): pass transformed frames (exact equivariance) rather than fresh random ones.
+            (default: :obj:`True`)
+        trials (int, optional): number of random group elements. (default: :obj:`4`)
+        scale (float, optional): scale of the random Lie algebra coordinates of ``g``. (default: :obj:`1.0`)
     """
     worst_abs, worst_rel = 0.0, 0.0
     for _ in range(trials):
@@ -77,7 +80,16 @@ def equivariance_error(
 
 def assert_equivariant(forward: Forward, group: LieGroup, pos: Tensor, *, atol: float = 1e-5, rtol: float = 1e-4,
                        **kwargs) -> EquivarianceReport:
-    """:func:`equivariance_error`, raising ``AssertionError`` when the error exceeds ``atol`` and ``rtol``."""
+    """:func:`equivariance_error`, raising ``AssertionError`` when the error exceeds ``atol`` and ``rtol``.
+
+    Args:
+        forward (Forward): the model as a function of positions and frames.
+        group (LieGroup): the group to test.
+        pos (torch.Tensor): the input positions ``[N, d]``.
+        atol (float, optional): the largest absolute error allowed. (default: :obj:`1e-5`)
+        rtol (float, optional): the largest error relative to the output allowed. (default: :obj:`1e-4`)
+        **kwargs (optional): further arguments of :func:`equivariance_error`.
+    """
     report = equivariance_error(forward, group, pos, **kwargs)
     if report.max_abs_error > atol and report.max_rel_error > rtol:
         raise AssertionError(f"not equivariant to {group}: {report}")

@@ -43,26 +43,44 @@ class GraphSizes(NamedTuple):
 
     @staticmethod
     def summary(counts: Tensor) -> Tensor:
-        """``[3]`` (max, sum of squares, sum) of ``counts``, to be read with others in one sync."""
+        """``[3]`` (max, sum of squares, sum) of ``counts``, to be read with others in one sync.
+
+        Args:
+            counts (torch.Tensor): the nodes of each graph ``[B]``.
+        """
         if counts.numel() == 0:
             return counts.new_zeros(3)
         return torch.stack([counts.max(), counts.square().sum(), counts.sum()])
 
     @classmethod
     def from_summary(cls, counts: Tensor, summary) -> "GraphSizes":
-        """The sizes of ``counts`` from its :meth:`summary`, read on the host."""
+        """The sizes of ``counts`` from its :meth:`summary`, read on the host.
+
+        Args:
+            counts (torch.Tensor): the nodes of each graph ``[B]``.
+            summary (Sequence[float]): its :meth:`summary`, read on the host.
+        """
         return cls(counts, *(int(v) for v in summary))
 
     @classmethod
     def read(cls, batch: Tensor, num_graphs: Optional[int] = None) -> "GraphSizes":
-        """The sizes of the graphs of a sorted ``batch`` (one host sync, two without ``num_graphs``)."""
+        """The sizes of the graphs of a sorted ``batch`` (one host sync, two without ``num_graphs``).
+
+        Args:
+            batch (torch.Tensor): the graph of each node ``[N]``, sorted.
+            num_graphs (int, optional): :math:`B`, when known. (default: :obj:`None`)
+        """
         if num_graphs is None:
             num_graphs = int(batch[-1]) + 1 if batch.numel() else 0  # host sync
         counts = count_index(batch, num_graphs)
         return cls.from_summary(counts, read_to_host(cls.summary(counts)))
 
     def per_node(self, batch: Tensor) -> Tensor:
-        """``[N]`` the size of each node's graph."""
+        """``[N]`` the size of each node's graph.
+
+        Args:
+            batch (torch.Tensor): the graph of each node ``[N]``, sorted.
+        """
         return self.counts[batch]
 
 
@@ -87,7 +105,11 @@ class NeighborTable(NamedTuple):
         return self.slots.shape[1]
 
     def rows(self, index: Tensor) -> "NeighborTable":
-        """The table restricted to the targets ``index`` (output ``t`` is target ``index[t]``)."""
+        """The table restricted to the targets ``index`` (output ``t`` is target ``index[t]``).
+
+        Args:
+            index (torch.Tensor): the targets to keep ``[M]``.
+        """
         return NeighborTable(self.slots[index], self.mask[index], self.graph_size[index], False, None)
 
 
@@ -132,7 +154,12 @@ def neighbor_table(
 
 def count_index(index: Tensor, size: int) -> Tensor:
     """``[size]`` occurrences of each value of ``index`` (values in ``[0, size)``), without a host sync
-    (:func:`torch.bincount` reads the maximum of its input to size its output)."""
+    (:func:`torch.bincount` reads the maximum of its input to size its output).
+
+    Args:
+        index (torch.Tensor): values in ``[0, size)``.
+        size (int): the number of counts.
+    """
     return torch.zeros(size, dtype=torch.long, device=index.device).scatter_add_(0, index, torch.ones_like(index))
 
 
@@ -148,7 +175,15 @@ def _degree_and_order(target: Tensor, degree: Tensor, max_degree: Optional[int],
 
 def graph_sizes(batch: Optional[Tensor], target_batch: Optional[Tensor], num_sources: int,
                 num_targets: int, device: torch.device) -> Tensor:
-    """``[num_targets]`` number of source points in the graph of each target (one graph if no batch)."""
+    """``[num_targets]`` number of source points in the graph of each target (one graph if no batch).
+
+    Args:
+        batch (torch.Tensor, optional): the graph of each source ``[N]`` (``None``: one graph).
+        target_batch (torch.Tensor, optional): the graph of each target ``[M]``.
+        num_sources (int): :math:`N`.
+        num_targets (int): :math:`M`.
+        device (torch.device): where the counts live.
+    """
     if batch is None:
         return torch.full((num_targets,), num_sources, dtype=torch.long, device=device)
     counts = torch.bincount(batch)
@@ -210,7 +245,12 @@ class PairGraph:
 
     def subgraph(self, index: Tensor, sizes: Optional[GraphSizes] = None) -> "PairGraph":
         """The graph induced on the lifted points ``index`` (sorted), relabelled ``0..len(index)-1``
-        (``sizes``: of the new graphs, when known)."""
+        (``sizes``: of the new graphs, when known).
+
+        Args:
+            index (torch.Tensor): the lifted points to keep, sorted ``[M]``.
+            sizes (GraphSizes, optional): the sizes of their graphs, when known. (default: :obj:`None`)
+        """
         relabel = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.batch.device)
         relabel[index] = torch.arange(index.numel(), device=index.device)
         src, dst = relabel[self.edge_index[0]], relabel[self.edge_index[1]]
@@ -225,6 +265,11 @@ def padded_segments(target: Tensor, degree: Tensor, width: int) -> Tuple[Tensor,
     """Edge ids laid out as ``[num_targets, width]`` rows (``target`` sorted, ``width >= max(degree)``).
 
     Returns the table (padding entries hold edge 0, or nothing when there are no edges) and its mask.
+
+    Args:
+        target (torch.Tensor): the target of each edge ``[E]``, sorted.
+        degree (torch.Tensor): the edges of each target ``[M]``.
+        width (int): the row width, at least ``max(degree)``.
     """
     num_targets, device = degree.numel(), target.device
     rank = segment_rank(target, num_targets, degree)
@@ -237,7 +282,12 @@ def padded_segments(target: Tensor, degree: Tensor, width: int) -> Tuple[Tensor,
 def all_pairs_within_graphs(batch: Tensor, sizes: Optional[GraphSizes] = None) -> Tensor:
     """All ordered pairs (self pairs included) of nodes in the same graph, sorted by target. ``batch`` sorted.
 
-    With the graphs' ``sizes`` known on the host this reads nothing from the device."""
+    With the graphs' ``sizes`` known on the host this reads nothing from the device.
+
+    Args:
+        batch (torch.Tensor): the graph of each node ``[N]``, sorted.
+        sizes (GraphSizes, optional): the sizes of the graphs, when known. (default: :obj:`None`)
+    """
     if sizes is None:
         sizes = GraphSizes.read(batch)
     counts = sizes.counts
@@ -255,6 +305,13 @@ def radius_pairs(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: O
     """Pairs within Euclidean ``radius`` in the same graph (self pairs included), sorted by target.
 
     ``max_num_neighbors`` defaults to the largest graph, which makes the result exact.
+
+    Args:
+        pos (torch.Tensor): the points (or their search embeddings) ``[N, D]``.
+        batch (torch.Tensor): the graph of each node ``[N]``, sorted.
+        radius (float): the Euclidean search radius.
+        max_num_neighbors (int, optional): a cap on the pairs per target (``None``: exact). (default:
+            :obj:`None`)
     """
     edge_index = radius_candidates(pos, batch, radius, max_num_neighbors)
     target = edge_index[1]
@@ -268,7 +325,16 @@ def radius_candidates(pos: Tensor, batch: Tensor, radius: float, max_num_neighbo
     """Pairs ``[2, E]`` (source, target) within Euclidean ``radius`` in the same graph, in
     :func:`torch_cluster.radius`'s order (by target on the devices it runs on, not promised).
 
-    One host sync (the search's output size) when ``max_num_neighbors`` and ``num_graphs`` are given."""
+    One host sync (the search's output size) when ``max_num_neighbors`` and ``num_graphs`` are given.
+
+    Args:
+        pos (torch.Tensor): the points (or their search embeddings) ``[N, D]``.
+        batch (torch.Tensor): the graph of each node ``[N]``, sorted.
+        radius (float): the Euclidean search radius.
+        max_num_neighbors (int, optional): a cap on the pairs per target (``None``: exact). (default:
+            :obj:`None`)
+        num_graphs (int, optional): :math:`B`, when known. (default: :obj:`None`)
+    """
     import torch_cluster
 
     if max_num_neighbors is None:
@@ -294,12 +360,13 @@ def build_pair_graph(
     :meth:`LieGroup.euclidean_radius` of the points; all pairs of each graph where neither bounds.
 
     Args:
-        group: the group (its search embedding, distance and bounds).
-        lifted: the lifted points.
-        radius: the largest ball radius any layer will use.
-        max_num_neighbors: cap on candidates per point for :func:`torch_cluster.radius`
-            (``None``: exact; set it for very large point clouds).
-        sizes: the sizes of the lifted graphs, when the caller has read them (``None``: read here).
+        group (LieGroup): the group (its search embedding, distance and bounds).
+        lifted (LiftedPoints): the lifted points.
+        radius (float, optional): the largest ball radius any layer will use. (default: :obj:`None`)
+        max_num_neighbors (int, optional): cap on candidates per point for :func:`torch_cluster.radius`
+            (``None``: exact; set it for very large point clouds). (default: :obj:`None`)
+        sizes (GraphSizes, optional): the sizes of the lifted graphs, when the caller has read them (``None``:
+            read here). (default: :obj:`None`)
 
     Host syncs: none for all pairs with ``sizes`` given; one for a radius graph (its widest row
     and whether the search returned it sorted), one more for a group without a search embedding.
@@ -339,7 +406,13 @@ def build_pair_graph(
 
 
 def segment_rank(target: Tensor, num_nodes: int, counts: Optional[Tensor] = None) -> Tensor:
-    """Position of each edge within its target's segment (``target`` sorted; ``counts`` its bincount)."""
+    """Position of each edge within its target's segment (``target`` sorted; ``counts`` its bincount).
+
+    Args:
+        target (torch.Tensor): the target of each edge ``[E]``, sorted.
+        num_nodes (int): the number of targets.
+        counts (torch.Tensor, optional): the edges of each target, when known. (default: :obj:`None`)
+    """
     if counts is None:
         counts = count_index(target, num_nodes)
     start = torch.cumsum(counts, 0) - counts
@@ -359,13 +432,14 @@ def select_slots(
     r"""Each target's Monte Carlo neighbourhood, as padded rows of at most ``mc_samples`` edge ids.
 
     Args:
-        slots: ``[T, D]`` candidate edge ids per target (see :class:`PairGraph`).
-        slot_mask: ``[T, D]`` which of them are real.
-        dist: ``[E]`` group distance of the candidate edges.
-        target_graph_size: ``[T]`` number of points in each target's graph.
-        radius: the ball radius (``None``: no ball, all candidates).
-        mc_samples: at most this many edges per target.
-        knn: take the ``mc_samples`` edges of smallest distance instead of random ones in the ball.
+        slots (torch.Tensor): ``[T, D]`` candidate edge ids per target (see :class:`PairGraph`).
+        slot_mask (torch.Tensor): ``[T, D]`` which of them are real.
+        dist (torch.Tensor): ``[E]`` group distance of the candidate edges.
+        target_graph_size (torch.Tensor): ``[T]`` number of points in each target's graph.
+        radius (torch.Tensor): the ball radius (``None``: no ball, all candidates).
+        mc_samples (int): at most this many edges per target.
+        knn (bool, optional): take the ``mc_samples`` edges of smallest distance instead of random ones in the
+            ball. (default: :obj:`False`)
 
     A uniformly random subset of size :math:`\min(\text{mc\_samples}, |\text{ball}|)` is the set of
     the smallest i.i.d. uniform keys among the ball's edges (``topk`` along each row). When every
@@ -405,9 +479,9 @@ def select_neighborhood(
     """:func:`select_slots` for a flat edge list: the selected edge ids (sorted by target) and the fill.
 
     Args:
-        dist: ``[E]`` group distance of the candidate edges.
-        target: ``[E]`` their targets, sorted.
-        target_graph_size: ``[num_targets]`` number of points in each target's graph.
+        dist (torch.Tensor): ``[E]`` group distance of the candidate edges.
+        target (torch.Tensor): ``[E]`` their targets, sorted.
+        target_graph_size (torch.Tensor): ``[num_targets]`` number of points in each target's graph.
         radius, mc_samples, knn, generator: see :func:`select_slots`.
     """
     degree = count_index(target, target_graph_size.numel())

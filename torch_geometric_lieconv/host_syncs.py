@@ -34,14 +34,22 @@ _active: List["HostSyncCounter"] = []
 
 
 def read_to_host(value: Tensor) -> list:
-    """``value.tolist()``: one deliberate host sync (counted by every active :class:`HostSyncCounter`)."""
+    """``value.tolist()``: one deliberate host sync (counted by every active :class:`HostSyncCounter`).
+
+    Args:
+        value (torch.Tensor): the tensor to read.
+    """
     note_host_sync("read_to_host")
     return value.tolist()
 
 
 def note_host_sync(kind: str) -> None:
     """Count a host sync that happens inside a kernel the dispatch mode cannot see into (e.g. the
-    output size of a neighbour search)."""
+    output size of a neighbour search).
+
+    Args:
+        kind (str): what synced (a counter key).
+    """
     for counter in _active:
         counter.record(kind)
 

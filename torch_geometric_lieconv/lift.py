@@ -31,7 +31,11 @@ class LiftedPoints:
         return self.u.shape[0]
 
     def index_select(self, index: Tensor) -> "LiftedPoints":
-        """The lifted elements at ``index`` (kept in the given order)."""
+        """The lifted elements at ``index`` (kept in the given order).
+
+        Args:
+            index (torch.Tensor): lifted points ``[M]``.
+        """
         return LiftedPoints(
             self.u[index], self.q[index], self.pos[index], self.batch[index], self.node_index[index], self.num_samples
         )
@@ -49,14 +53,18 @@ def lift_points(
     """Validate ``pos`` ``[N, d]`` and lift it with ``group`` (``num_samples`` stabilizer samples per point).
 
     Args:
-        group: the symmetry group.
-        pos: point coordinates.
-        batch: graph index of each point, sorted (``None``: one graph).
-        num_samples: K, lifted elements per point (only matters for groups with a stabilizer).
-        frames: explicit stabilizer frames ``[N, K, m, m]`` (see :meth:`LieGroup.lift`).
-        generator: random generator for the stabilizer samples.
-        checked: the caller has checked the values of ``pos`` and ``batch``
-            (:func:`point_flags`); only shapes are checked here.
+        group (LieGroup): the symmetry group.
+        pos (torch.Tensor): point coordinates.
+        batch (torch.Tensor, optional): graph index of each point, sorted (``None``: one graph).
+            (default: :obj:`None`)
+        num_samples (int, optional): K, lifted elements per point (only matters for groups with a stabilizer).
+            (default: :obj:`1`)
+        frames (torch.Tensor, optional): explicit stabilizer frames ``[N, K, m, m]`` (see
+            :meth:`LieGroup.lift`). (default: :obj:`None`)
+        generator (torch.Generator, optional): random generator for the stabilizer samples.
+            (default: :obj:`None`)
+        checked (bool, optional): the caller has checked the values of ``pos`` and ``batch``
+            (:func:`point_flags`); only shapes are checked here. (default: :obj:`False`)
     """
     if not isinstance(group, LieGroup):
         raise TypeError(f"group must be a LieGroup, got {type(group).__name__}")
@@ -85,13 +93,25 @@ def lift_points(
 
 def point_flags(group: LieGroup, pos: Tensor, batch: Tensor) -> Tensor:
     """``[3]`` booleans on the device: the group's :meth:`LieGroup.pos_flags` of ``pos`` and an
-    unsorted ``batch``, to be read with others in one host sync (:func:`raise_for_points` explains)."""
+    unsorted ``batch``, to be read with others in one host sync (:func:`raise_for_points` explains).
+
+    Args:
+        group (LieGroup): the group that will lift the points.
+        pos (torch.Tensor): points ``[N, d]``.
+        batch (torch.Tensor): the graph of each point ``[N]``.
+    """
     unsorted = (batch[1:] < batch[:-1]).any() if batch.numel() > 1 else batch.new_zeros((), dtype=torch.bool)
     return torch.cat([group.pos_flags(pos), unsorted.view(1)])
 
 
 def raise_for_points(group: LieGroup, pos: Tensor, batch: Tensor) -> None:
-    """Raise the clear error for what :func:`point_flags` found."""
+    """Raise the clear error for what :func:`point_flags` found.
+
+    Args:
+        group (LieGroup): the group that will lift the points.
+        pos (torch.Tensor): points ``[N, d]``.
+        batch (torch.Tensor): the graph of each point ``[N]``.
+    """
     group.raise_for_pos(pos)
     raise ValueError(
         "batch must be sorted (each graph's points contiguous, as PyG's DataLoader makes them); an "

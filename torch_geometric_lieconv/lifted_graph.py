@@ -94,7 +94,14 @@ def lift_graph(
 
 
 def lifted_data(lifted: LiftedPoints, graph: PairGraph, has_batch: bool = True) -> LiftedGraph:
-    """The :class:`LiftedGraph` of lifted points and their :class:`~torch_geometric_lieconv.graph.PairGraph`."""
+    """The :class:`LiftedGraph` of lifted points and their :class:`~torch_geometric_lieconv.graph.PairGraph`.
+
+    Args:
+        lifted (LiftedPoints): the lifted points.
+        graph (PairGraph): their candidate pairs.
+        has_batch (bool, optional): store the batch vector (``False`` for a single graph). (default:
+            :obj:`True`)
+    """
     data = LiftedGraph(
         pos=lifted.pos, u=lifted.u, q=lifted.q, node_index=lifted.node_index, edge_index=graph.edge_index,
         edge_attr=graph.edge_attr, num_nodes=lifted.num_nodes,

@@ -14,7 +14,12 @@ from .host_syncs import read_to_host
 
 def subsample_counts(counts: Tensor, ratio: float) -> Tensor:
     r"""``[B]`` points kept per graph by :func:`farthest_point_subsample`: :math:`\lceil \text{ratio}\,n_g\rceil`
-    (at least one of a non-empty graph)."""
+    (at least one of a non-empty graph).
+
+    Args:
+        counts (torch.Tensor): the points of each graph ``[B]``.
+        ratio (float): the fraction to keep.
+    """
     return torch.ceil(counts.to(torch.float64) * ratio).long().clamp_(min=1) * (counts > 0)
 
 
@@ -30,6 +35,12 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
     chosen points' rows of the slot table (``num_graphs x max_degree``), with no host sync. With the
     kept sizes given (``kept``, e.g. read by a model with its other sizes) nothing is read from the
     device; else they are read once.
+
+    Args:
+        graph (PairGraph): the points and their candidate pairs (the distances).
+        ratio (float): the fraction of each graph to keep.
+        generator (torch.Generator, optional): the stream of the random starts. (default: :obj:`None`)
+        kept (GraphSizes, optional): the kept sizes, when read. (default: :obj:`None`)
     """
     if not 0 < ratio <= 1:
         raise ValueError(f"ratio must lie in (0, 1], got {ratio}")

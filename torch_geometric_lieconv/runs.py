@@ -42,7 +42,11 @@ class RunFolderBusy(ValueError):
 
 
 def make_folder(path: str) -> str:
-    """Create ``path`` (and its parents); a ``ValueError`` naming the problem when it cannot."""
+    """Create ``path`` (and its parents); a ``ValueError`` naming the problem when it cannot.
+
+    Args:
+        path (str): the folder.
+    """
     try:
         os.makedirs(path, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
@@ -56,7 +60,11 @@ def make_folder(path: str) -> str:
 
 @contextlib.contextmanager
 def run_folder(path: str) -> Iterator[str]:
-    """Create ``path`` and hold its lock for the block; :class:`RunFolderBusy` if another process does."""
+    """Create ``path`` and hold its lock for the block; :class:`RunFolderBusy` if another process does.
+
+    Args:
+        path (str): the run folder.
+    """
     make_folder(path)
     key = os.path.realpath(path)
     if key in _HELD:
@@ -87,7 +95,12 @@ def run_folder(path: str) -> Iterator[str]:
 
 def default_run_folder(base: str, resume: bool) -> str:
     """The folder of a run started without ``--out``: ``base`` itself when it holds no run yet (or to
-    resume it), else the first free ``base-2``, ``base-3``, ... so that a repeated command starts afresh."""
+    resume it), else the first free ``base-2``, ``base-3``, ... so that a repeated command starts afresh.
+
+    Args:
+        base (str): the folder the task names, e.g. ``runs/qm9-homo-T3``.
+        resume (bool): whether the run resumes (then ``base`` itself).
+    """
     if resume or not os.path.exists(os.path.join(base, "checkpoint_last.pt")):
         return base
     index = 2
@@ -101,6 +114,12 @@ def refuse_early(path: str, resume: bool, config: Mapping[str, Any], ignore: Ite
 
     Without ``resume`` an existing ``checkpoint_last.pt`` is refused; with it, a ``config.json`` whose
     settings (outside ``ignore``) differ from ``config``.
+
+    Args:
+        path (str): the run folder.
+        resume (bool): whether the run resumes.
+        config (Mapping[str, Any]): the run's settings as saved.
+        ignore (Iterable[str]): settings that may differ on resume.
     """
     last = os.path.join(path, "checkpoint_last.pt")
     if not resume and os.path.exists(last):
@@ -146,6 +165,12 @@ def check_config(saved: Mapping[str, Any], current: Mapping[str, Any], *, ignore
 
     Nested dicts are compared key by key; keys in ``ignore`` (device, output folder, ...) may differ;
     a key present on one side only counts as a difference.
+
+    Args:
+        saved (Mapping[str, Any]): the settings a checkpoint or folder holds.
+        current (Mapping[str, Any]): this run's settings.
+        ignore (Iterable[str], optional): keys that may differ. (default: :data:`RUNTIME_KEYS`)
+        what (str, optional): what ``saved`` belongs to, for the error. (default: :obj:`"checkpoint"`)
     """
     found = _first_difference(saved, current, "", set(ignore))
     if found is not None:

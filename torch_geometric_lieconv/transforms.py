@@ -96,6 +96,12 @@ def pixel_grid(height: int, width: int, crop_radius: Optional[float] = DEFAULT_C
 
     Returns ``pos`` ``[n, 2]`` with :math:`(x, y) = (j - (W-1)/2, (H-1)/2 - i)` (see the module docstring)
     and ``index`` ``[n]`` with :math:`iW + j`, in row-major order. ``crop_radius=None`` keeps every pixel.
+
+    Args:
+        height (int): :math:`H`.
+        width (int): :math:`W`.
+        crop_radius (float, optional): keep the pixel centres closer than this to the image centre (``None``:
+            all). (default: :obj:`14.5`)
     """
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height} x {width}")
@@ -124,7 +130,13 @@ class ImageToPointSet:
 
     Args:
         height, width: the image size.
-        crop_radius: keep pixels with :math:`\|p\| <` ``crop_radius`` (``None``: all pixels).
+        crop_radius (float, optional): keep pixels with :math:`\|p\| <` ``crop_radius`` (``None``: all pixels).
+            (default: :obj:`DEFAULT_CROP_RADIUS`)
+
+    Args:
+        height (int, optional): :math:`H`. (default: :obj:`28`)
+        width (int, optional): :math:`W`. (default: :obj:`28`)
+        crop_radius (float, optional): see :func:`pixel_grid`. (default: :obj:`14.5`)
     """
 
     def __init__(self, height: int = 28, width: int = 28, crop_radius: Optional[float] = DEFAULT_CROP_RADIUS) -> None:
@@ -137,7 +149,12 @@ class ImageToPointSet:
         return self.index.numel()
 
     def grid(self, device: Union[torch.device, str, None] = None, dtype: torch.dtype = torch.float32) -> Tuple[Tensor, Tensor]:
-        """``(pos, index)`` with ``pos`` in ``dtype`` on ``device`` (cached)."""
+        """``(pos, index)`` with ``pos`` in ``dtype`` on ``device`` (cached).
+
+        Args:
+            device (torch.device, optional): where. (default: :obj:`None`)
+            dtype (torch.dtype, optional): the positions' dtype. (default: :obj:`torch.float32`)
+        """
         device = torch.device(device) if device is not None else self.pos.device
         if (device, dtype) not in self._on_device:
             self._on_device[(device, dtype)] = (self.pos.to(device, dtype), self.index.to(device))
@@ -163,7 +180,11 @@ class ImageToPointSet:
         return Data(x=flat[:, index].t().contiguous(), pos=pos.clone())
 
     def batch(self, images: Tensor) -> Data:
-        """Images ``[B, C, H, W]`` -> ``Data(x=[B*n, C], pos=[B*n, 2], batch=[B*n])`` (graph-major)."""
+        """Images ``[B, C, H, W]`` -> ``Data(x=[B*n, C], pos=[B*n, 2], batch=[B*n])`` (graph-major).
+
+        Args:
+            images (torch.Tensor): images ``[B, C, H, W]``.
+        """
         flat = self._check(images, batched=True)
         pos, index = self.grid(images.device, _pos_dtype(images))
         num_images = flat.shape[0]

@@ -75,7 +75,11 @@ PAPER_HOMO_MAE_BY_GROUP: Dict[str, float] = {"Trivial": 31.7, "SO3": 65.4, "T3":
 
 
 def get_target(name: str) -> QM9Target:
-    """The :class:`QM9Target` called ``name`` (case-insensitive), or a ``ValueError`` listing the names."""
+    """The :class:`QM9Target` called ``name`` (case-insensitive), or a ``ValueError`` listing the names.
+
+    Args:
+        name (str): a key of :data:`QM9_TARGETS` (``"homo"``, ``"U0"``, ...).
+    """
     for key, target in QM9_TARGETS.items():
         if key.lower() == str(name).lower():
             return target
@@ -83,7 +87,12 @@ def get_target(name: str) -> QM9Target:
 
 
 def target_values(y: Tensor, target: QM9Target) -> Tensor:
-    """PyG's target rows ``y`` ``[B, 19]`` -> the target in the paper's units ``[B]``."""
+    """PyG's target rows ``y`` ``[B, 19]`` -> the target in the paper's units ``[B]``.
+
+    Args:
+        y (torch.Tensor): PyG's QM9 targets ``[B, 19]``.
+        target (QM9Target): the target to take.
+    """
     return y[:, target.column] * target.scale
 
 
@@ -97,6 +106,12 @@ def qm9_split_sizes(num_molecules: int, train_size: Optional[int] = None, valid_
     :math:`n_\text{test} = \text{round}(0.1 N)`, :math:`n_\text{valid} = N - n_\text{train} - n_\text{test}`.
     ``train_size`` / ``valid_size`` ask for *at most* that many (a subset of the protocol's split, e.g.
     for a quick run); ``test_size`` sets the test size exactly (the valid share absorbs the change).
+
+    Args:
+        num_molecules (int): :math:`N`, the molecules of the root.
+        train_size (int, optional): at most this many training molecules. (default: :obj:`None`)
+        valid_size (int, optional): at most this many validation molecules. (default: :obj:`None`)
+        test_size (int, optional): exactly this many test molecules. (default: :obj:`None`)
     """
     n = int(num_molecules)
     test = int(round(QM9_TEST_FRACTION * n)) if test_size is None else int(test_size)
@@ -118,6 +133,11 @@ def qm9_splits(num_molecules: int, seed: int = 0, **sizes: Optional[int]) -> Dic
     The permutation is cut into the protocol's test, valid and train blocks (in this order); smaller
     ``train_size`` / ``valid_size`` take the first molecules of their block, so the test set never
     depends on them and a subset run's splits are subsets of the full run's.
+
+    Args:
+        num_molecules (int): :math:`N`, the molecules of the root.
+        seed (int, optional): the permutation's seed. (default: :obj:`0`)
+        **sizes (optional): ``train_size``, ``valid_size``, ``test_size`` of :func:`qm9_split_sizes`.
     """
     protocol = qm9_split_sizes(num_molecules, test_size=sizes.get("test_size"))
     counts = qm9_split_sizes(num_molecules, **sizes)
@@ -130,13 +150,23 @@ def qm9_splits(num_molecules: int, seed: int = 0, **sizes: Optional[int]) -> Dic
 
 
 def save_splits(path: str, splits: Dict[str, Tensor]) -> None:
-    """Write the split indices as JSON ``{"train": [...], "valid": [...], "test": [...]}``."""
+    """Write the split indices as JSON ``{"train": [...], "valid": [...], "test": [...]}``.
+
+    Args:
+        path (str): the JSON file.
+        splits (Dict[str, torch.Tensor]): index sets by split name.
+    """
     from .._files import write_json
 
     write_json(path, {k: v.tolist() for k, v in splits.items()}, indent=None)
 
 
 def load_splits(path: str) -> Dict[str, Tensor]:
+    """The split indices written by :func:`save_splits`.
+
+    Args:
+        path (str): a JSON file of :func:`save_splits`.
+    """
     with open(path) as f:
         return {k: torch.tensor(v, dtype=torch.long) for k, v in json.load(f).items()}
 
@@ -145,6 +175,9 @@ def target_statistics(values: Tensor) -> Tuple[float, float]:
     r"""Median :math:`m` and median absolute deviation :math:`\operatorname{median}|y - m|` of training targets.
 
     The model regresses :math:`(y - m)/\text{MAD}` (robust normalisation of the reference).
+
+    Args:
+        values (torch.Tensor): the training targets ``[B]``.
     """
     values = values.to(torch.float64)
     median = values.median()
@@ -159,6 +192,10 @@ class RandomRotation3d(BaseTransform):
     r"""Rotate ``data.pos`` by a Haar-uniform rotation :math:`R \in SO(3)` about ``center`` (default: the origin).
 
     :math:`x \mapsto R (x - c) + c`; the paper's SO(3) data augmentation. Draws from the global torch RNG.
+
+    Args:
+        center (str, optional): rotate about ``"origin"`` or each molecule's ``"centroid"``. (default:
+            :obj:`"origin"`)
     """
 
     def __init__(self, center: str = "origin") -> None:
@@ -216,6 +253,11 @@ def load_qm9(root: str, *, download: bool = True, cache_dir: Optional[str] = Non
     Without data under ``root`` PyG downloads QM9 (``download=False`` refuses instead).
     If ``root`` is read-only and not processed yet, PyG's processed files go to
     ``cache_dir`` (default ``~/.cache/torch_geometric_lieconv/qm9-<hash of root>``) instead.
+
+    Args:
+        root (str): the QM9 folder in PyG's layout (``root/raw``, ``root/processed``).
+        download (bool, optional): download QM9 when ``root`` holds no data. (default: :obj:`True`)
+        cache_dir (str, optional): where the processed files of a read-only ``root`` go. (default: :obj:`None`)
     """
     root = os.path.abspath(os.path.expanduser(root))
     processed = os.path.join(root, "processed", "data_v3.pt")

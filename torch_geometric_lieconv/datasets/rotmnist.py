@@ -30,6 +30,10 @@ def read_amat(path: str, num_pixels: int = 784) -> Tuple[Tensor, Tensor]:
     """Read an ``.amat`` file: one image per line, ``num_pixels`` values then the label.
 
     Returns ``images`` ``[N, num_pixels]`` (float32, as stored: row-major) and ``labels`` ``[N]`` (int64).
+
+    Args:
+        path (str): the file.
+        num_pixels (int, optional): values per image before the label. (default: :obj:`784`)
     """
     values = np.fromfile(path, dtype=np.float64, sep=" ")
     width = num_pixels + 1
@@ -60,13 +64,16 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
     is formed on access with one precomputed grid, so ``crop_radius`` can change without reprocessing.
 
     Args:
-        root: dataset folder (``raw/`` and ``processed/`` below it).
-        split: ``"train"``, ``"valid"`` or ``"test"``.
-        crop_radius: pixels with :math:`\|p\| <` ``crop_radius`` are kept (``None``: all 784).
-        transform: a PyG transform applied to each point set on access (e.g.
-            ``torch_geometric.transforms.RandomRotate(180)`` for rotation augmentation).
-        force_reload: re-process the raw files.
-        download: fetch the archive when the raw files are missing (``False``: raise instead).
+        root (str): dataset folder (``raw/`` and ``processed/`` below it).
+        split (str, optional): ``"train"``, ``"valid"`` or ``"test"``. (default: :obj:`'train'`)
+        crop_radius (float, optional): pixels with :math:`\|p\| <` ``crop_radius`` are kept (``None``: all 784).
+            (default: :obj:`DEFAULT_CROP_RADIUS`)
+        transform (callable, optional): a PyG transform applied to each point set on access (e.g.
+            ``torch_geometric.transforms.RandomRotate(180)`` for rotation augmentation). (default: :obj:`None`)
+        force_reload (bool, optional): re-process the raw files. (default: :obj:`False`)
+        log (bool, optional): print PyG's processing messages. (default: :obj:`True`)
+        download (bool, optional): fetch the archive when the raw files are missing (``False``: raise instead).
+            (default: :obj:`True`)
     """
 
     url = "http://www.iro.umontreal.ca/~lisa/icml2007data/mnist_rotation_new.zip"

@@ -21,7 +21,11 @@ __all__ = ["safe_torch_load", "SafeLoadMixin"]
 
 
 def safe_torch_load(path: str) -> Any:
-    """``torch.load(path, weights_only=True)``; a ``ValueError`` naming the file when it holds anything else."""
+    """``torch.load(path, weights_only=True)``; a ``ValueError`` naming the file when it holds anything else.
+
+    Args:
+        path (str): the file.
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle.UnpicklingError for foreign objects; anything for a broken file
@@ -37,6 +41,12 @@ class SafeLoadMixin:
     :func:`safe_torch_load` (list it before ``InMemoryDataset`` among the bases)."""
 
     def load(self, path: str, data_cls: Type[BaseData] = Data) -> None:
+        """PyG's :meth:`~torch_geometric.data.InMemoryDataset.load`, weights-only.
+
+        Args:
+            path (str): a processed dataset file ``(data, slices[, class])``.
+            data_cls (type, optional): the data class of the items. (default: :class:`Data`)
+        """
         out = safe_torch_load(path)
         if not isinstance(out, tuple) or len(out) not in (2, 3):
             raise ValueError(f"{path} is not a processed PyG dataset file (expected (data, slices[, class]))")

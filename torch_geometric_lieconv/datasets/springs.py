@@ -56,6 +56,10 @@ class ParticleSystem(abc.ABC):
 
     Per-particle parameters are passed as ``params`` ``[N, c]`` with the columns named by
     :attr:`param_keys`; column 0 is always the mass.
+
+    Args:
+        num_particles (int, optional): particles per system. (default: :obj:`6`)
+        dim (int, optional): space dimension, 2 or 3. (default: :obj:`2`)
     """
 
     name: str
@@ -70,7 +74,12 @@ class ParticleSystem(abc.ABC):
 
     @abc.abstractmethod
     def sample(self, num_systems: int, generator: torch.Generator) -> Tuple[Tensor, Tensor, Tensor]:
-        """Draw ``num_systems`` systems (float64, CPU): ``q0``, ``p0`` ``[B*n, d]`` and ``params`` ``[B*n, c]``."""
+        """Draw ``num_systems`` systems (float64, CPU): ``q0``, ``p0`` ``[B*n, d]`` and ``params`` ``[B*n, c]``.
+
+        Args:
+            num_systems (int): :math:`B`, the systems to draw.
+            generator (torch.Generator): the random stream.
+        """
 
     @abc.abstractmethod
     def potential(self, q: Tensor, params: Tensor, batch: Tensor, num_systems: int) -> Tensor:
@@ -81,7 +90,14 @@ class ParticleSystem(abc.ABC):
         return kinetic_energy(p, params[:, 0], batch, num_systems) + self.potential(q, params, batch, num_systems)
 
     def vector_field(self, z: Tensor, params: Tensor, batch: Tensor, num_systems: int) -> Tensor:
-        r""":math:`J\nabla\mathcal{H}` at ``z`` ``[N, 2d]`` (autograd; subclasses may give a closed form)."""
+        r""":math:`J\nabla\mathcal{H}` at ``z`` ``[N, 2d]`` (autograd; subclasses may give a closed form).
+
+        Args:
+            z (torch.Tensor): states ``[N, 2d]``.
+            params (torch.Tensor): per-particle parameters ``[N, c]``, mass first.
+            batch (torch.Tensor): the system of each particle ``[N]``.
+            num_systems (int): :math:`B`.
+        """
         return hamiltonian_vector_field(lambda q, p: self.hamiltonian(q, p, params, batch, num_systems), z)
 
     def config(self) -> Dict[str, object]:
@@ -99,6 +115,16 @@ class SpringSystem(ParticleSystem):
     computed in the closed form on the right (O(n) per system), with force
     :math:`-\partial V/\partial q_i = -2k_i\big((\sum_j k_j)\, q_i - \sum_j k_j q_j\big)`.
     ``params`` columns: ``(m, k)``.
+
+    Args:
+        num_particles (int, optional): particles per system. (default: :obj:`6`)
+        dim (int, optional): space dimension, 2 or 3. (default: :obj:`2`)
+        mass_range (Tuple[float, float], optional): masses are uniform on this interval. (default: :obj:`(0.1,
+            3.1)`)
+        k_max (float, optional): spring constants :math:`k_i` are uniform on :math:`[0, k_{max}]`. (default:
+            :obj:`5.0`)
+        q_scale (float, optional): standard deviation of the initial positions. (default: :obj:`0.4`)
+        p_scale (float, optional): standard deviation of the initial momenta. (default: :obj:`0.6`)
     """
 
     name = "springs"
@@ -145,6 +171,16 @@ class GravitySystem(ParticleSystem):
     :math:`\pm 0.15\cdot 3.5/(n-1)`, in a uniformly random direction, with the circular-orbit speed
     :math:`\sqrt{G M_\star/\rho_i}` along a random tangent direction (a random sign in 2D);
     planet masses :math:`U(0.02, 0.2)`; bodies in a random order. ``params`` columns: ``(m,)``.
+
+    Args:
+        num_particles (int, optional): bodies per system, the star included. (default: :obj:`6`)
+        dim (int, optional): space dimension, 2 or 3. (default: :obj:`2`)
+        star_mass (float, optional): :math:`M_\star`. (default: :obj:`32.0`)
+        planet_mass_range (Tuple[float, float], optional): planet masses are uniform on this interval. (default:
+            :obj:`(0.02, 0.2)`)
+        distance_range (Tuple[float, float], optional): the planets' orbit radii span this interval. (default:
+            :obj:`(0.5, 4.0)`)
+        gravity (float, optional): :math:`G`. (default: :obj:`1.0`)
     """
 
     name = "gravity"
@@ -201,7 +237,12 @@ SYSTEMS = {"springs": SpringSystem, "gravity": GravitySystem}
 
 
 def system_from_name(name: Union[str, ParticleSystem], **kwargs) -> ParticleSystem:
-    """``"springs"`` or ``"gravity"`` (or an instance, returned as is)."""
+    """``"springs"`` or ``"gravity"`` (or an instance, returned as is).
+
+    Args:
+        name (str or ParticleSystem): ``"springs"``, ``"gravity"`` or a system.
+        **kwargs (optional): arguments of the system's class.
+    """
     if isinstance(name, ParticleSystem):
         return name
     if name not in SYSTEMS:
@@ -210,14 +251,30 @@ def system_from_name(name: Union[str, ParticleSystem], **kwargs) -> ParticleSyst
 
 
 def time_grid(traj_len: int, dt: float, dtype: torch.dtype = torch.float64) -> Tensor:
-    """The sample times ``dt * arange(traj_len)``."""
+    """The sample times ``dt * arange(traj_len)``.
+
+    Args:
+        traj_len (int): :math:`T`, the number of samples.
+        dt (float): the time between samples.
+        dtype (torch.dtype, optional): the times' dtype. (default: :obj:`torch.float64`)
+    """
     return dt * torch.arange(traj_len, dtype=dtype)
 
 
 @torch.no_grad()
 def simulate(system: ParticleSystem, z0: Tensor, params: Tensor, batch: Tensor, num_systems: int, t: Tensor,
              substeps: int = 4) -> Tensor:
-    """Integrate the true dynamics from ``z0`` ``[N, 2d]`` over the grid ``t`` with RK4: ``[N, T, 2d]``."""
+    r"""Integrate the true dynamics from ``z0`` ``[N, 2d]`` over the grid ``t`` with RK4: ``[N, T, 2d]``.
+
+    Args:
+        system (ParticleSystem): the systems' family (its :math:`\mathcal{H}`).
+        z0 (torch.Tensor): initial states ``[N, 2d]``.
+        params (torch.Tensor): per-particle parameters ``[N, c]``.
+        batch (torch.Tensor): the system of each particle ``[N]``.
+        num_systems (int): :math:`B`.
+        t (torch.Tensor): the sample times ``[T]``.
+        substeps (int, optional): RK4 steps per sample interval. (default: :obj:`4`)
+    """
     if substeps < 1:
         raise ValueError(f"substeps must be >= 1, got {substeps}")
     step = float(t[1] - t[0]) / substeps if t.numel() > 1 else None
@@ -231,6 +288,15 @@ def generate_systems(system: ParticleSystem, num_systems: int, traj_len: int = 5
 
     Returns ``traj`` ``[B*n, T, 2d]``, ``params`` ``[B*n, c]`` and the times ``[T]``. Systems are
     integrated ``chunk`` at a time (one batched state each).
+
+    Args:
+        system (ParticleSystem): the systems' family.
+        num_systems (int): :math:`B`.
+        traj_len (int, optional): samples per trajectory. (default: :obj:`500`)
+        dt (float, optional): time between samples. (default: :obj:`0.01`)
+        substeps (int, optional): RK4 steps per sample interval. (default: :obj:`4`)
+        seed (int, optional): the sampler's seed. (default: :obj:`0`)
+        chunk (int, optional): systems integrated together. (default: :obj:`2000`)
     """
     if num_systems < 1 or traj_len < 1 or dt <= 0:
         raise ValueError(f"need num_systems >= 1, traj_len >= 1, dt > 0; got {num_systems}, {traj_len}, {dt}")
@@ -254,7 +320,12 @@ def _stable_seed(*parts: object) -> int:
 
 
 def system_params(data: Data, keys: Sequence[str]) -> Tensor:
-    """The per-particle parameters ``[N, c]`` of a ``Data``/``Batch`` (columns ``keys``, mass first)."""
+    """The per-particle parameters ``[N, c]`` of a ``Data``/``Batch`` (columns ``keys``, mass first).
+
+    Args:
+        data (torch_geometric.data.Data): an item or a batch of :class:`ParticleDynamics`.
+        keys (Sequence[str]): the parameter names, mass first (:attr:`ParticleSystem.param_keys`).
+    """
     return torch.stack([data[key] for key in keys], dim=-1)
 
 
@@ -277,15 +348,21 @@ class ParticleDynamics(SafeLoadMixin, InMemoryDataset):
     ``split`` only changes the random stream (``train``, ``val``, ``test`` are independent draws).
 
     Args:
-        root: cache folder.
-        system: ``"springs"``, ``"gravity"`` or a :class:`ParticleSystem`.
-        split: ``"train"``, ``"val"`` or ``"test"``.
-        num_systems: number of systems.
-        traj_len: samples per trajectory.
-        dt: time between samples.
-        substeps: RK4 steps per ``dt``.
-        seed: base seed.
-        chunk_len: window length for training items (``None``: whole trajectories).
+        root (str): cache folder.
+        system (str or ParticleSystem, optional): ``"springs"``, ``"gravity"`` or a :class:`ParticleSystem`.
+            (default: :obj:`'springs'`)
+        split (str, optional): ``"train"``, ``"val"`` or ``"test"``. (default: :obj:`'train'`)
+        num_systems (int, optional): number of systems. (default: :obj:`100`)
+        traj_len (int, optional): samples per trajectory. (default: :obj:`500`)
+        dt (float, optional): time between samples. (default: :obj:`0.01`)
+        substeps (int, optional): RK4 steps per ``dt``. (default: :obj:`4`)
+        seed (int, optional): base seed. (default: :obj:`0`)
+        chunk_len (int, optional): window length for training items (``None``: whole trajectories).
+            (default: :obj:`None`)
+        transform (callable, optional): a PyG transform applied to each item on access.
+            (default: :obj:`None`)
+        log (bool, optional): print PyG's processing messages. (default: :obj:`False`)
+        force_reload (bool, optional): generate the systems again. (default: :obj:`False`)
     """
 
     def __init__(self, root: str, system: Union[str, ParticleSystem] = "springs", split: str = "train",
@@ -359,14 +436,30 @@ class ParticleDynamics(SafeLoadMixin, InMemoryDataset):
 
 
 class SpringDynamics(ParticleDynamics):
-    """:class:`ParticleDynamics` of the 6-particle 2D spring systems (the paper's §6 data)."""
+    """:class:`ParticleDynamics` of the 6-particle 2D spring systems (the paper's §6 data).
+
+    Args:
+        root (str): cache folder.
+        split (str, optional): ``"train"``, ``"val"`` or ``"test"``. (default: :obj:`"train"`)
+        num_systems (int, optional): number of systems. (default: :obj:`100`)
+        **kwargs (optional): further :class:`ParticleDynamics` arguments.
+    """
 
     def __init__(self, root: str, split: str = "train", num_systems: int = 100, **kwargs) -> None:
         super().__init__(root, SpringSystem(), split, num_systems, **kwargs)
 
 
 class NBodyDynamics(ParticleDynamics):
-    """:class:`ParticleDynamics` of star-and-planets gravity (200 steps of 0.01 by default, as the reference)."""
+    """:class:`ParticleDynamics` of star-and-planets gravity (200 steps of 0.01 by default, as the reference).
+
+    Args:
+        root (str): cache folder.
+        split (str, optional): ``"train"``, ``"val"`` or ``"test"``. (default: :obj:`"train"`)
+        num_systems (int, optional): number of systems. (default: :obj:`100`)
+        dim (int, optional): space dimension. (default: :obj:`2`)
+        traj_len (int, optional): samples per trajectory. (default: :obj:`200`)
+        **kwargs (optional): further :class:`ParticleDynamics` arguments.
+    """
 
     def __init__(self, root: str, split: str = "train", num_systems: int = 100, dim: int = 2,
                  traj_len: int = 200, **kwargs) -> None:

@@ -18,13 +18,21 @@ ModelArguments = Callable[[Any], Tuple[str, Dict[str, Any]]]
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """``--threads N`` (default 1): the models here are small, and on a busy CPU more intra-op threads
-    than free cores make them many times slower."""
+    than free cores make them many times slower.
+
+    Args:
+        parser (argparse.ArgumentParser): the command's parser.
+    """
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: fastest for small models, above all on a busy machine)")
 
 
 def apply_threads(threads: Optional[int]) -> None:
-    """Use ``threads`` torch CPU threads (``None``: leave the setting alone)."""
+    """Use ``threads`` torch CPU threads (``None``: leave the setting alone).
+
+    Args:
+        threads (int, optional): the number of threads.
+    """
     if threads is None:
         return
     if threads < 1:
@@ -34,7 +42,11 @@ def apply_threads(threads: Optional[int]) -> None:
 
 def read_config_file(path: Optional[str]) -> Dict[str, Any]:
     """The settings of a ``--config`` JSON file (``{}`` for ``None``), with one-line errors for a
-    missing file, invalid JSON or anything but a JSON object."""
+    missing file, invalid JSON or anything but a JSON object.
+
+    Args:
+        path (str, optional): the JSON file.
+    """
     if path is None:
         return {}
     if not os.path.isfile(path):
@@ -50,13 +62,22 @@ def read_config_file(path: Optional[str]) -> Dict[str, Any]:
 
 
 def text_table(lines: Sequence[Sequence[str]]) -> str:
-    """Rows of cells (the first row the header) as left-aligned columns separated by two spaces."""
+    """Rows of cells (the first row the header) as left-aligned columns separated by two spaces.
+
+    Args:
+        lines (Sequence[Sequence[str]]): rows of cells, the header first.
+    """
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines)
 
 
 def build_model(name: str, arguments: Mapping[str, Any]) -> nn.Module:
-    """The model class ``name`` of this package built with ``arguments`` (a task's ``model_arguments``)."""
+    """The model class ``name`` of this package built with ``arguments`` (a task's ``model_arguments``).
+
+    Args:
+        name (str): a registered model class name.
+        arguments (Mapping[str, Any]): its constructor arguments.
+    """
     return model_class(name, "the config")(**arguments)
 
 
@@ -64,7 +85,13 @@ def with_model_identity(state: Mapping[str, Any], spec: Any, model_arguments: Mo
     """A checkpoint ``state`` with its model's class and arguments: as stored, or for a checkpoint from
     before 0.2 (which stored only the run's config) derived from its config, read by the task's
     settings ``spec`` (:class:`~.config.TaskSettings`), by ``model_arguments``; the config is
-    rewritten in the saved form of today."""
+    rewritten in the saved form of today.
+
+    Args:
+        state (Mapping[str, Any]): a checkpoint's content.
+        spec (TaskSettings): the task's settings (reads old saved forms).
+        model_arguments (Callable): the task's ``settings -> (class name, arguments)``.
+    """
     if CLASS_KEY in state:
         return dict(state)
     settings = spec.from_saved(state.get("config", {}))
@@ -74,7 +101,14 @@ def with_model_identity(state: Mapping[str, Any], spec: Any, model_arguments: Mo
 
 
 def trained_model(state: Mapping[str, Any], where: str, spec: Any, model_arguments: ModelArguments) -> nn.Module:
-    """The model of a run's checkpoint ``state`` (old or new), in eval mode."""
+    """The model of a run's checkpoint ``state`` (old or new), in eval mode.
+
+    Args:
+        state (Mapping[str, Any]): a checkpoint's content.
+        where (str): the checkpoint's path, for errors.
+        spec (TaskSettings): the task's settings (reads old saved forms).
+        model_arguments (Callable): the task's ``settings -> (class name, arguments)``.
+    """
     return Rebuildable.from_state(with_model_identity(state, spec, model_arguments), where)
 
 
@@ -87,7 +121,12 @@ def configure_upgrade(parser: argparse.ArgumentParser) -> None:
 
 
 def upgrade_command(spec: Any, model_arguments: ModelArguments) -> Callable[[argparse.Namespace], int]:
-    """``run_upgrade`` of a task: :func:`upgrade_checkpoints` of ``--run``."""
+    """``run_upgrade`` of a task: :func:`upgrade_checkpoints` of ``--run``.
+
+    Args:
+        spec (TaskSettings): the task's settings (reads old saved forms).
+        model_arguments (Callable): the task's ``settings -> (class name, arguments)``.
+    """
 
     def run_upgrade(args: argparse.Namespace) -> int:
         for path, done in upgrade_checkpoints(args.checkpoints, spec, model_arguments):
@@ -100,7 +139,13 @@ def upgrade_command(spec: Any, model_arguments: ModelArguments) -> Callable[[arg
 def upgrade_checkpoints(path_or_run: str, spec: Any, model_arguments: ModelArguments) -> List[Tuple[str, bool]]:
     """Rewrite each checkpoint of a run (or the one file) with its model's class and arguments and its
     settings in today's saved form (and the run's ``config.json`` with them, so that it resumes);
-    returns ``(path, upgraded)`` pairs. A checkpoint of another task is refused."""
+    returns ``(path, upgraded)`` pairs. A checkpoint of another task is refused.
+
+    Args:
+        path_or_run (str): a run folder or a checkpoint file.
+        spec (TaskSettings): the task's settings (reads old saved forms).
+        model_arguments (Callable): the task's ``settings -> (class name, arguments)``.
+    """
     task = spec.task
     if os.path.isdir(path_or_run):
         paths = [os.path.join(path_or_run, f"checkpoint_{kind}.pt") for kind in ("best", "last")]

@@ -190,7 +190,14 @@ class TaskSettings:
     def resolve(self, preset: Optional[str] = None, config_file: Optional[str] = None,
                 flags: Optional[Mapping[str, Any]] = None) -> Settings:
         """The settings of a run: defaults < ``preset`` < ``config_file`` < ``flags`` (``None`` flags
-        are not given). The preset comes from the flags, else the file, else ``preset``, else paper."""
+        are not given). The preset comes from the flags, else the file, else ``preset``, else paper.
+
+        Args:
+            preset (str, optional): ``"paper"`` or ``"quick"`` when neither the flags nor the file choose.
+                (default: :obj:`None`)
+            config_file (str, optional): a JSON file of settings. (default: :obj:`None`)
+            flags (Mapping[str, Any], optional): settings given on the command line. (default: :obj:`None`)
+        """
         from_file = self.file_values(config_file)
         given = {k: v for k, v in (flags or {}).items() if v is not None}
         chosen = {**from_file, **given}
@@ -206,7 +213,11 @@ class TaskSettings:
     def file_values(self, path: Optional[str]) -> Dict[str, Any]:
         """The settings of a ``--config`` JSON file: flat (``{"lr": 1e-3}``), grouped as saved
         (``{"trainer": {"lr": 1e-3}}``), or a run's ``config.json`` (its ``measured`` part is
-        ignored); unknown names are refused."""
+        ignored); unknown names are refused.
+
+        Args:
+            path (str, optional): the JSON file (``None``: no settings).
+        """
         raw = read_config_file(path)
         if raw.get("task", self.task) != self.task:
             raise ValueError(f"{path} holds settings of task {raw['task']!r}, not {self.task!r}")
@@ -223,7 +234,13 @@ class TaskSettings:
 
     def build(self, preset: str, values: Mapping[str, Any], measured: Optional[Mapping[str, Any]] = None
               ) -> Settings:
-        """:class:`Settings` of ``values`` by name (missing ones take the fields' defaults), checked."""
+        """:class:`Settings` of ``values`` by name (missing ones take the fields' defaults), checked.
+
+        Args:
+            preset (str): the preset the values came from.
+            values (Mapping[str, Any]): settings by name.
+            measured (Mapping[str, Any], optional): what the run measured on its data. (default: :obj:`None`)
+        """
         grouped: Dict[str, Dict[str, Any]] = {name: {} for name in GROUPS}
         for key, value in values.items():
             grouped[self.group_of[key]][key] = value
@@ -246,7 +263,11 @@ class TaskSettings:
     # ------------------------------------------------------------------ saved forms
     def from_saved(self, saved: Mapping[str, Any]) -> Settings:
         """The settings stored by a run (``config.json`` or a checkpoint's ``config``), in the saved
-        form or in the flat one written before 0.2 (its unknown keys are kept as ``measured``)."""
+        form or in the flat one written before 0.2 (its unknown keys are kept as ``measured``).
+
+        Args:
+            saved (Mapping[str, Any]): a run's ``config.json`` or a checkpoint's ``config``.
+        """
         if saved.get("task", self.task) != self.task:
             raise ValueError(f"these are settings of task {saved.get('task')!r}, not {self.task!r}")
         if is_saved_form(saved):
@@ -264,7 +285,11 @@ class TaskSettings:
 
 
 def is_saved_form(config: Mapping[str, Any]) -> bool:
-    """Whether ``config`` is in the grouped saved form (not a flat form from before 0.2)."""
+    """Whether ``config`` is in the grouped saved form (not a flat form from before 0.2).
+
+    Args:
+        config (Mapping[str, Any]): settings as saved by a run.
+    """
     return all(isinstance(config.get(name), dict) for name in GROUPS)
 
 
@@ -277,7 +302,12 @@ def _flag_type(cls: Type, name: str) -> Any:
 
 def add_setting_flags(parser: argparse.ArgumentParser, spec: TaskSettings) -> None:
     """One flag per setting of ``spec`` (``--hidden-channels``; booleans as ``--X/--no-X``), grouped
-    as the settings are; every flag defaults to ``None`` (not given), plus ``--preset`` and ``--config``."""
+    as the settings are; every flag defaults to ``None`` (not given), plus ``--preset`` and ``--config``.
+
+    Args:
+        parser (argparse.ArgumentParser): the command's parser.
+        spec (TaskSettings): the task's settings.
+    """
     parser.add_argument("--preset", default=None, choices=["paper", "quick"],
                         help="paper: the reference settings (default); quick: a small run for a CPU")
     parser.add_argument("--config", default=None, help="JSON file of settings (flat or grouped as a run's "
@@ -306,11 +336,20 @@ def add_setting_flags(parser: argparse.ArgumentParser, spec: TaskSettings) -> No
 
 
 def trainer_arguments(trainer: TrainerSettings) -> Dict[str, Any]:
-    """The :class:`~torch_geometric_lieconv.training.Trainer` arguments of the trainer settings."""
+    """The :class:`~torch_geometric_lieconv.training.Trainer` arguments of the trainer settings.
+
+    Args:
+        trainer (TrainerSettings): the trainer settings.
+    """
     return dict(batch_size=trainer.batch_size, epochs=trainer.epochs, lr=trainer.lr, weight_decay=trainer.weight_decay,
                 warmup_frac=trainer.warmup_frac, grad_clip=trainer.grad_clip, seed=trainer.seed, dtype=trainer.dtype)
 
 
 def flag_values(args: argparse.Namespace, spec: TaskSettings) -> Dict[str, Any]:
-    """The settings given on the command line, and ``preset`` (``None``: not given)."""
+    """The settings given on the command line, and ``preset`` (``None``: not given).
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+        spec (TaskSettings): the task's settings.
+    """
     return {name: getattr(args, name, None) for name in ["preset", *spec.group_of]}

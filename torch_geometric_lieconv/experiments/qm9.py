@@ -59,7 +59,11 @@ SCHNET_DEFAULTS: Dict[str, Any] = {"hidden_channels": 128, "num_layers": 6}
 
 
 def canonical_group(name: str) -> str:
-    """``"T(3)"``, ``"t3"``, ``"SE(3)"``, ``"trivial3"``... -> a key of :data:`GROUP_DEFAULTS`."""
+    """``"T(3)"``, ``"t3"``, ``"SE(3)"``, ``"trivial3"``... -> a key of :data:`GROUP_DEFAULTS`.
+
+    Args:
+        name (str): a group name in any common spelling.
+    """
     key = re.sub(r"[\s_()]", "", str(name)).lower()
     table = {"t3": "T3", "se3": "SE3", "so3": "SO3", "trivial": "Trivial", "trivial3": "Trivial"}
     if key not in table:
@@ -131,7 +135,11 @@ def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
     -> [num_graphs, 1]`` in the dataset's units (PyG's QM9: eV for energies). The training median
     and MAD measured by the run (in the paper's units, e.g. meV), when present, are its
     ``target_mean`` and ``target_std``, with the target's factor between the two units as its
-    ``target_scale``."""
+    ``target_scale``.
+
+    Args:
+        settings (Settings): the run's settings (with its measured statistics, when trained).
+    """
     m, measured = settings.model, settings.measured
     target = {"target_mean": measured.get("target_median", 0.0), "target_std": measured.get("target_mad", 1.0),
               "target_scale": get_target(settings.data.target).scale}
@@ -152,18 +160,35 @@ class QM9Objective:
     median and MAD in the paper's units, its ``target_scale`` the factor between them); :meth:`predict`
     converts to the paper's units, and the loss is the L1 error divided by the MAD, i.e. on the
     normalised target.
+
+    Args:
+        target (QM9Target): the target.
+        median (float): the training median in the paper's units.
+        mad (float): the training MAD in the paper's units.
+        autocast (torch.dtype, optional): run the model under autocast in this dtype. (default: :obj:`None`)
     """
 
     def __init__(self, target: QM9Target, median: float, mad: float, autocast: Optional[torch.dtype] = None) -> None:
         self.target, self.median, self.mad, self.autocast = target, float(median), float(mad), autocast
 
     def loss(self, model: nn.Module, batch) -> Tensor:
+        """The mean L1 error of ``batch`` on the normalised target.
+
+        Args:
+            model (torch.nn.Module): the regressor.
+            batch (torch_geometric.data.Batch): molecules with ``z``, ``pos``, ``batch``, ``y``.
+        """
         target = target_values(batch.y, self.target).to(batch.pos.dtype)
         return (self.predict(model, batch) - target).abs().mean() / self.mad
 
     def predict(self, model: nn.Module, batch) -> Tensor:
         """The model's prediction ``[B]`` in the paper's units; under ``autocast`` its matmuls run in
-        that dtype (bfloat16), the group math and the output in float32."""
+        that dtype (bfloat16), the group math and the output in float32.
+
+        Args:
+            model (torch.nn.Module): the regressor.
+            batch (torch_geometric.data.Batch): molecules with ``z``, ``pos``, ``batch``, ``y``.
+        """
         with torch.autocast(batch.pos.device.type, dtype=self.autocast or torch.bfloat16,
                             enabled=self.autocast is not None):
             out = model(batch.z, batch.pos, batch.batch).squeeze(-1).to(batch.pos.dtype)
@@ -172,7 +197,15 @@ class QM9Objective:
     @torch.no_grad()
     def mae(self, model: nn.Module, dataset, batch_size: int, device: torch.device,
             dtype: torch.dtype = torch.float32) -> float:
-        """Mean absolute error over ``dataset`` in the paper's units."""
+        """Mean absolute error over ``dataset`` in the paper's units.
+
+        Args:
+            model (torch.nn.Module): the regressor.
+            dataset (Sequence): the molecules.
+            batch_size (int): molecules per batch.
+            device (torch.device): where to evaluate.
+            dtype (torch.dtype, optional): the inputs' dtype. (default: :obj:`torch.float32`)
+        """
         from torch_geometric.loader import DataLoader
 
         from ..training import move_to
@@ -189,7 +222,13 @@ class QM9Objective:
 
 # ----------------------------------------------------------------------------------------------- data
 def prepare_data(settings: Settings, root: str, *, download: bool = True) -> Dict[str, Any]:
-    """Load QM9, split it, and compute the train statistics (median, MAD, position scale)."""
+    """Load QM9, split it, and compute the train statistics (median, MAD, position scale).
+
+    Args:
+        settings (Settings): the run's settings.
+        root (str): the QM9 folder.
+        download (bool, optional): download QM9 when the folder is empty. (default: :obj:`True`)
+    """
     data_settings = settings.data
     dataset = load_qm9(root, download=download)
     splits = qm9_splits(len(dataset), seed=data_settings.split_seed, train_size=data_settings.train_size,
@@ -239,7 +278,11 @@ def _centered_position_std(dataset, index: Tensor) -> float:
 
 
 def measured(data: Dict[str, Any]) -> Dict[str, Any]:
-    """What a run measures on its data and must keep to be rebuilt: data size and statistics."""
+    """What a run measures on its data and must keep to be rebuilt: data size and statistics.
+
+    Args:
+        data (Dict[str, Any]): :func:`prepare_data`'s result.
+    """
     return {"num_molecules": len(data["dataset"]), "target_median": data["median"], "target_mad": data["mad"],
             "pos_scale": data["pos_scale"], "split_sizes": {k: len(v) for k, v in data["splits"].items()}}
 
@@ -340,6 +383,18 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
     or with ``split="all"``, the model is evaluated as trained (its normalisation is part of it) on
     that root's split of the same protocol, or on every molecule (``"all"``). ``expect`` refuses a
     run whose ``target`` or ``group`` differs.
+
+    Args:
+        run (str): the run folder.
+        root (str, optional): the QM9 folder. (default: the run's)
+        checkpoint (str, optional): ``"best"`` or ``"last"``. (default: :obj:`"best"`)
+        split (str, optional): ``"test"``, ``"valid"``, ``"train"`` or ``"all"``. (default: :obj:`"test"`)
+        device (torch.device or str, optional): where to evaluate. (default: :obj:`None`)
+        batch_size (int, optional): molecules per batch. (default: twice the run's)
+        expect (Dict[str, Any], optional): settings the run must have been trained with. (default: :obj:`None`)
+        data (Dict[str, Any], optional): prepared data to reuse. (default: :obj:`None`)
+        download (bool, optional): download QM9 when the folder is empty. (default: :obj:`True`)
+        seed (int, optional): seed of random lifts and samples. (default: the run's)
     """
     path = os.path.join(run, f"checkpoint_{checkpoint}.pt")
     state = load_checkpoint(path)
@@ -398,7 +453,11 @@ def _other_data(settings: Settings, root: str, split: str, download: bool) -> Di
 
 
 def format_results(rows: List[Dict[str, Any]]) -> str:
-    """A table of MAE per run next to the paper's figure (Table 2: T(3); Table 3: HOMO by group)."""
+    """A table of MAE per run next to the paper's figure (Table 2: T(3); Table 3: HOMO by group).
+
+    Args:
+        rows (List[Dict[str, Any]]): rows of :func:`evaluate_run`.
+    """
     header = ["target", "model", "split", "n", "epoch", "MAE", "median baseline", "unit", "paper T3 (Tab. 2)",
               "paper group (Tab. 3)"]
     lines = [header]

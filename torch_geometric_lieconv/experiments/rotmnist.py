@@ -102,7 +102,11 @@ SETTINGS = TaskSettings("rotmnist", ImageModelSettings, ImageDataSettings, runti
 
 
 def paper_error(group_name: str) -> Tuple[str, Optional[float]]:
-    """Table 1's label and test error (%) for a group name (``None`` when the paper has no figure)."""
+    """Table 1's label and test error (%) for a group name (``None`` when the paper has no figure).
+
+    Args:
+        group_name (str): the group's name.
+    """
     group = group_from_name(group_name)
     key = type(group).__name__
     if getattr(group, "space_dim", 2) != 2 or key not in PAPER_TEST_ERROR:
@@ -133,7 +137,16 @@ def _load(root: str, split: str, crop_radius: Optional[float], transform=None, d
 @torch.no_grad()
 def classification_error(model: nn.Module, dataset, batch_size: int = 100, device: Any = "cpu",
                          progress: bool = False, desc: str = "evaluating") -> float:
-    """Error (%) of ``model`` (point-set classifier ``model(x, pos, batch, num_graphs=...)``) on ``dataset``."""
+    """Error (%) of ``model`` (point-set classifier ``model(x, pos, batch, num_graphs=...)``) on ``dataset``.
+
+    Args:
+        model (torch.nn.Module): a point-set classifier ``model(x, pos, batch, num_graphs=...)``.
+        dataset (Sequence): the point sets.
+        batch_size (int, optional): point sets per batch. (default: :obj:`100`)
+        device (Any, optional): where to evaluate. (default: :obj:`"cpu"`)
+        progress (bool, optional): show a progress bar. (default: :obj:`False`)
+        desc (str, optional): the bar's label. (default: :obj:`"evaluating"`)
+    """
     from torch_geometric.loader import DataLoader
     from tqdm import tqdm
 
@@ -162,12 +175,21 @@ def _report_line(group_name: str, split: str, error: float, count: int) -> str:
 
 
 def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
-    """The image classifier of a run's ``settings`` as (class name, constructor arguments)."""
+    """The image classifier of a run's ``settings`` as (class name, constructor arguments).
+
+    Args:
+        settings (Settings): the run's settings.
+    """
     return "ImageLieResNet", dataclasses.asdict(settings.model)
 
 
 def load_trained(checkpoint: str, device: Any = "cpu") -> Tuple[ImageLieResNet, Settings]:
-    """The model stored in a ``lieconv train rotmnist`` checkpoint, and the run's settings."""
+    """The model stored in a ``lieconv train rotmnist`` checkpoint, and the run's settings.
+
+    Args:
+        checkpoint (str): a checkpoint file of ``lieconv train rotmnist``.
+        device (Any, optional): where to put the model. (default: :obj:`"cpu"`)
+    """
     state = load_checkpoint(checkpoint, map_location=device)
     if state.get("config", {}).get("task") != "rotmnist":
         raise ValueError(f"{checkpoint} is not a checkpoint of 'lieconv train rotmnist'")

@@ -100,7 +100,11 @@ class LieGroup(abc.ABC):
         return (q_u - q_v).norm(dim=-1)
 
     def split_pair_embedding(self, abq: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """Split ``[..., lie_dim + 2 q_dim]`` into ``(log(v^-1 u), q_u, q_v)``."""
+        """Split ``[..., lie_dim + 2 q_dim]`` into ``(log(v^-1 u), q_u, q_v)``.
+
+        Args:
+            abq (torch.Tensor): pair embeddings ``[..., embedding_dim]``.
+        """
         l, m = self.lie_dim, self.q_dim
         return abq[..., :l], abq[..., l : l + m], abq[..., l + m : l + 2 * m]
 
@@ -119,13 +123,23 @@ class LieGroup(abc.ABC):
         r"""Pair embeddings for the edges ``edge_index = [source j, target i]``, ``[E, embedding_dim]``.
 
         Row ``e`` is :math:`[\log(v_j^{-1} u_i), q_i, q_j]`, so the work and memory are O(E).
+
+        Args:
+            a (torch.Tensor): lifted elements :math:`\log u` ``[M, lie_dim]``.
+            q (torch.Tensor): their orbits ``[M, q_dim]``.
+            edge_index (torch.Tensor): pairs ``[2, E]`` (source, target).
         """
         src, dst = edge_index[0], edge_index[1]
         ab = self.pair_log(a[dst], a[src])
         return torch.cat([ab, q[dst], q[src]], dim=-1)
 
     def act_on_lift(self, g: Tensor, a: Tensor) -> Tensor:
-        r"""Left action on lifted elements: :math:`\log(g \exp(a))` (``g`` broadcast against ``a``)."""
+        r"""Left action on lifted elements: :math:`\log(g \exp(a))` (``g`` broadcast against ``a``).
+
+        Args:
+            g (torch.Tensor): group elements (matrices).
+            a (torch.Tensor): lifted elements :math:`\log u` ``[..., lie_dim]``.
+        """
         return self.log(g @ self.exp(a))
 
     def act(self, g: Tensor, pos: Tensor) -> Tensor:
@@ -142,14 +156,28 @@ class LieGroup(abc.ABC):
         raise NotImplementedError(f"{self.name}: define act() for {n}x{n} matrices acting on R^{d}")
 
     def rotate_frames(self, g: Tensor, frames: Tensor) -> Tensor:
-        """How stabilizer frames move when the input is transformed by ``g``: ``R(g) @ frames``."""
+        """How stabilizer frames move when the input is transformed by ``g``: ``R(g) @ frames``.
+
+        Args:
+            g (torch.Tensor): a group element (matrix).
+            frames (torch.Tensor): stabilizer frames ``[N, K, m, m]``.
+        """
         m = frames.shape[-1]
         return g[..., :m, :m] @ frames
 
     def sample(
         self, num: int, *, scale: float = 1.0, dtype=torch.float32, device=None, generator=None
     ) -> Tensor:
-        """Random group elements ``exp(scale * N(0, I))``, ``[num, n, n]``."""
+        """Random group elements ``exp(scale * N(0, I))``, ``[num, n, n]``.
+
+        Args:
+            num (int): the number of elements.
+            scale (float, optional): the standard deviation of their Lie algebra coordinates. (default:
+                :obj:`1.0`)
+            dtype (torch.dtype, optional): their dtype. (default: :obj:`torch.float32`)
+            device (torch.device, optional): their device. (default: :obj:`None`)
+            generator (torch.Generator, optional): the random stream. (default: :obj:`None`)
+        """
         a = torch.randn(num, self.lie_dim, dtype=dtype, device=device, generator=generator) * scale
         return self.exp(a)
 
@@ -161,6 +189,9 @@ class LieGroup(abc.ABC):
         crosses angle :math:`\pi` (the angle flips sign, SE(2)'s translation part with it); the matrix
         is the same on both sides, so a kernel of it is continuous (and so is a learned potential).
         Computed in at least float32, outside autocast (group math).
+
+        Args:
+            abq (torch.Tensor): pair embeddings ``[..., embedding_dim]``.
         """
         ab, q_u, q_v = self.split_pair_embedding(abq)
         work = torch.promote_types(abq.dtype, torch.float32)
@@ -171,7 +202,11 @@ class LieGroup(abc.ABC):
         return torch.cat([g.flatten(-2).to(abq.dtype), q_u, q_v], dim=-1)
 
     def kernel_input_dim(self, continuous: bool = False) -> int:
-        """Width of the kernel MLP's input: :attr:`embedding_dim`, or that of :meth:`continuous_kernel_input`."""
+        """Width of the kernel MLP's input: :attr:`embedding_dim`, or that of :meth:`continuous_kernel_input`.
+
+        Args:
+            continuous (bool, optional): the width of :meth:`continuous_kernel_input`. (default: :obj:`False`)
+        """
         if not continuous:
             return self.embedding_dim
         return self.continuous_kernel_input(torch.zeros(1, self.embedding_dim, dtype=torch.float64)).shape[-1]
@@ -203,13 +238,21 @@ class LieGroup(abc.ABC):
         return None
 
     def check_pos(self, pos: Tensor) -> None:
-        """Raise a clear ``ValueError`` for input this group cannot lift (one host sync)."""
+        """Raise a clear ``ValueError`` for input this group cannot lift (one host sync).
+
+        Args:
+            pos (torch.Tensor): points ``[N, space_dim]``.
+        """
         self.check_pos_shape(pos)
         if bool(self.pos_flags(pos).any()):  # one host sync per lift, for a clear error
             self.raise_for_pos(pos)
 
     def check_pos_shape(self, pos: Tensor) -> None:
-        """Raise for a ``pos`` of the wrong type, shape or dtype (reads nothing from the device)."""
+        """Raise for a ``pos`` of the wrong type, shape or dtype (reads nothing from the device).
+
+        Args:
+            pos (torch.Tensor): points ``[N, space_dim]``.
+        """
         if not isinstance(pos, Tensor):
             raise TypeError(f"{self.name}: pos must be a torch.Tensor, got {type(pos).__name__}")
         if pos.dim() != 2 or pos.shape[-1] != self.space_dim:
@@ -222,7 +265,11 @@ class LieGroup(abc.ABC):
 
     def pos_flags(self, pos: Tensor) -> Tensor:
         """``[2]`` booleans on the device: some coordinate is NaN or inf; some point is where the lift
-        is undefined (the origin, for polar lifts). Read them with others in one sync."""
+        is undefined (the origin, for polar lifts). Read them with others in one sync.
+
+        Args:
+            pos (torch.Tensor): points ``[N, space_dim]``.
+        """
         nonfinite = ~torch.isfinite(pos).all()
         if not self.undefined_at_origin:
             return torch.stack([nonfinite, torch.zeros_like(nonfinite)])
@@ -232,7 +279,11 @@ class LieGroup(abc.ABC):
         return pos.norm(dim=-1) < torch.finfo(pos.dtype).tiny ** 0.5
 
     def raise_for_pos(self, pos: Tensor) -> None:
-        """Raise the error that :meth:`pos_flags` found (several host syncs: only on bad input)."""
+        """Raise the error that :meth:`pos_flags` found (several host syncs: only on bad input).
+
+        Args:
+            pos (torch.Tensor): points ``[N, space_dim]``.
+        """
         if not bool(torch.isfinite(pos).all()):
             bad = (~torch.isfinite(pos)).any(-1).nonzero().flatten()[:5].tolist()
             raise ValueError(f"{self.name}: pos contains NaN or inf coordinates (points {bad} ...)")
@@ -280,7 +331,11 @@ def weighted_parts(*parts: Tuple[float, Tensor]) -> Tensor:
 
 def unit_circle(theta: Tensor) -> Tensor:
     r"""Angles ``[...]`` as points :math:`(\cos\theta, \sin\theta)` ``[..., 2]``: the chord between two
-    of them is at most the wrapped angle between them."""
+    of them is at most the wrapped angle between them.
+
+    Args:
+        theta (torch.Tensor): angles ``[...]``.
+    """
     return torch.stack([torch.cos(theta), torch.sin(theta)], dim=-1)
 
 
@@ -289,5 +344,10 @@ def _less_precise(dtype: torch.dtype, than: torch.dtype) -> bool:
 
 
 def log_in_double(group: LieGroup, g: Tensor) -> Tensor:
-    """``group.log(g)`` evaluated in float64 and returned in ``g``'s dtype (for lifts of float32 input)."""
+    """``group.log(g)`` evaluated in float64 and returned in ``g``'s dtype (for lifts of float32 input).
+
+    Args:
+        group (LieGroup): the group.
+        g (torch.Tensor): its elements (matrices).
+    """
     return group.log(g.to(torch.float64)).to(g.dtype)

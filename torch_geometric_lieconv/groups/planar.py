@@ -23,6 +23,9 @@ def wrap_angle(theta: Tensor) -> Tensor:
     antipode); rounding sends its log to :math:`+\pi` or :math:`-\pi` at random, and the kernel input
     would jump. Moving the cut by :math:`\delta` = ``BRANCH_CUT_SHIFT`` gives such pairs a consistent
     :math:`+\pi`; exp(log(g)) = g is unaffected.
+
+    Args:
+        theta (torch.Tensor): angles ``[...]`` from :func:`torch.atan2`.
     """
     return torch.where(theta <= -torch.pi + BRANCH_CUT_SHIFT, theta + 2 * torch.pi, theta)
 

@@ -16,7 +16,11 @@ _SMALL_SIN2 = 1e-8
 
 
 def so3_exp(w: Tensor) -> Tensor:
-    r"""Rodrigues: :math:`\exp([w]_\times) = I + \frac{\sin\theta}{\theta} W + \frac{1-\cos\theta}{\theta^2} W^2`."""
+    r"""Rodrigues: :math:`\exp([w]_\times) = I + \frac{\sin\theta}{\theta} W + \frac{1-\cos\theta}{\theta^2} W^2`.
+
+    Args:
+        w (torch.Tensor): rotation vectors ``[..., 3]``.
+    """
     t2 = (w * w).sum(-1)[..., None, None]
     W = hat3(w)
     eye = torch.eye(3, dtype=w.dtype, device=w.device)
@@ -34,6 +38,9 @@ def so3_log(R: Tensor) -> Tensor:
     * :math:`\cos\theta < 0` (towards :math:`\pi`, where :math:`s \to 0` loses the axis):
       the axis from the symmetric part, :math:`n n^\top = (\mathrm{sym}(R) - \cos\theta I)/(1-\cos\theta)`,
       its sign from :math:`s`, and :math:`\theta = \mathrm{atan2}(n\cdot s, \cos\theta)`.
+
+    Args:
+        R (torch.Tensor): rotations ``[..., 3, 3]``.
     """
     s = vee3(R)
     cos = ((R[..., 0, 0] + R[..., 1, 1] + R[..., 2, 2] - 1) / 2).clamp(-1.0, 1.0)

@@ -21,6 +21,11 @@ class Trivial(LieGroup):
     r"""The trivial group on :math:`\mathbb{R}^d`: no symmetry, the orbit of :math:`x` is :math:`x` itself.
 
     ``lie_dim = 0``, :math:`q = x`, :math:`d = \|x_i - x_j\|`. LieConv reduces to PointConv.
+
+    Args:
+        dim (int, optional): :math:`d`. (default: :obj:`3`)
+        alpha (float, optional): unused (no Lie algebra part); accepted for a uniform interface. (default:
+            :obj:`None`)
     """
 
     lie_dim = 0
@@ -65,6 +70,11 @@ class T(LieGroup):
     r"""Translations :math:`T(d)` of :math:`\mathbb{R}^d`; a single orbit, :math:`u = x`.
 
     :math:`\log(v^{-1}u) = x_u - x_v` and :math:`d = \|x_u - x_v\|`.
+
+    Args:
+        dim (int, optional): :math:`d`. (default: :obj:`3`)
+        alpha (float, optional): unused (no orbit part); accepted for a uniform interface. (default:
+            :obj:`None`)
     """
 
     q_dim = 0

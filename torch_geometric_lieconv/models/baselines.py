@@ -27,7 +27,12 @@ from .hamiltonian import DynamicsModel, HamiltonianModel, SeparableHamiltonian
 
 
 def mlp(channels: List[int], final_activation: bool = False) -> nn.Sequential:
-    """Linear layers of the given widths with Swish (SiLU, twice differentiable) between them."""
+    """Linear layers of the given widths with Swish (SiLU, twice differentiable) between them.
+
+    Args:
+        channels (List[int]): the widths, input first.
+        final_activation (bool, optional): a Swish after the last layer too. (default: :obj:`False`)
+    """
     layers: List[nn.Module] = []
     for i, (c_in, c_out) in enumerate(zip(channels[:-1], channels[1:])):
         layers.append(nn.Linear(c_in, c_out))
@@ -48,8 +53,11 @@ class FCNeuralODE(DynamicsModel):
     r"""FC Neural ODE: :math:`\dot z = \text{MLP}([q - \bar q, p, s])` on the flattened system.
 
     Args:
-        num_particles: particles per system (fixed). dim: space dimension. param_channels: per-particle
-        parameters (masses first). hidden_channels, num_layers: the MLP (reference: 256, 4).
+        num_particles (int, optional): particles per system (fixed). (default: :obj:`6`)
+        dim (int, optional): space dimension. (default: :obj:`2`)
+        param_channels (int, optional): per-particle parameters, masses first. (default: :obj:`2`)
+        hidden_channels (int, optional): the MLP's width (the reference's). (default: :obj:`256`)
+        num_layers (int, optional): the MLP's hidden layers (the reference's). (default: :obj:`4`)
     """
 
     def __init__(self, num_particles: int = 6, dim: int = 2, param_channels: int = 2, *, hidden_channels: int = 256,
@@ -74,7 +82,15 @@ class FCNeuralODE(DynamicsModel):
 
 
 class HamiltonianFC(SeparableHamiltonian):
-    r"""HFC: :math:`\mathcal{H} = \sum_i |p_i|^2/2m_i + \text{MLP}([q - \bar q, s])` on the flattened system."""
+    r"""HFC: :math:`\mathcal{H} = \sum_i |p_i|^2/2m_i + \text{MLP}([q - \bar q, s])` on the flattened system.
+
+    Args:
+        num_particles (int, optional): particles per system (fixed). (default: :obj:`6`)
+        dim (int, optional): space dimension. (default: :obj:`2`)
+        param_channels (int, optional): per-particle parameters, masses first. (default: :obj:`2`)
+        hidden_channels (int, optional): the potential MLP's width. (default: :obj:`256`)
+        num_layers (int, optional): its hidden layers. (default: :obj:`4`)
+    """
 
     def __init__(self, num_particles: int = 6, dim: int = 2, param_channels: int = 2, *, hidden_channels: int = 256,
                  num_layers: int = 4) -> None:
@@ -99,6 +115,11 @@ class GraphNetworkBlock(MessagePassing):
 
     with two-layer Swish MLPs :math:`\phi_e, \phi_v` of width ``hidden_channels`` (edges ``j -> i``).
     Returns ``(x', e')``.
+
+    Args:
+        node_channels (int): node features :math:`x_i`.
+        edge_channels (int): edge features :math:`e_{ij}`.
+        hidden_channels (int): the width of :math:`\phi_e` and :math:`\phi_v`.
     """
 
     def __init__(self, node_channels: int, edge_channels: int, hidden_channels: int) -> None:
@@ -166,8 +187,10 @@ class OGN(DynamicsModel):
     r"""ODE graph network: a graph network over the particles with per-particle heads :math:`(\dot q_i, \dot p_i)`.
 
     Args:
-        dim, param_channels: as for every dynamics model. hidden_channels: block width (reference 256).
-        num_layers: graph-network blocks (reference 1).
+        dim (int, optional): space dimension. (default: :obj:`2`)
+        param_channels (int, optional): per-particle parameters, masses first. (default: :obj:`2`)
+        hidden_channels (int, optional): block width (the reference's). (default: :obj:`256`)
+        num_layers (int, optional): graph-network blocks (the reference's). (default: :obj:`1`)
     """
 
     def __init__(self, dim: int = 2, param_channels: int = 2, *, hidden_channels: int = 256, num_layers: int = 1) -> None:
@@ -193,6 +216,12 @@ class HOGN(HamiltonianModel):
 
     The graph network sees positions and momenta, so the whole Hamiltonian (kinetic energy included)
     is learned, as in the reference code.
+
+    Args:
+        dim (int, optional): space dimension. (default: :obj:`2`)
+        param_channels (int, optional): per-particle parameters, masses first. (default: :obj:`2`)
+        hidden_channels (int, optional): block width (the reference's). (default: :obj:`256`)
+        num_layers (int, optional): graph-network blocks (the reference's). (default: :obj:`1`)
     """
 
     def __init__(self, dim: int = 2, param_channels: int = 2, *, hidden_channels: int = 256, num_layers: int = 1) -> None:

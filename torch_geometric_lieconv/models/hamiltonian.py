@@ -37,7 +37,12 @@ from .lieresnet import LieResNet
 
 
 class DynamicsModel(Rebuildable):
-    r"""Base class: ``forward(t, z, params, batch, num_systems=None) -> dz/dt`` ``[N, 2d]``."""
+    r"""Base class: ``forward(t, z, params, batch, num_systems=None) -> dz/dt`` ``[N, 2d]``.
+
+    Args:
+        dim (int): space dimension :math:`d`.
+        param_channels (int): per-particle parameters, masses first.
+    """
 
     def __init__(self, dim: int, param_channels: int) -> None:
         super().__init__()
@@ -46,7 +51,13 @@ class DynamicsModel(Rebuildable):
         self.dim, self.param_channels = int(dim), int(param_channels)
 
     def check_input(self, z: Tensor, params: Tensor, batch: Tensor) -> None:
-        """Raise a ``ValueError`` naming the first mismatched input."""
+        """Raise a ``ValueError`` naming the first mismatched input.
+
+        Args:
+            z (torch.Tensor): states ``[N, 2d]``.
+            params (torch.Tensor): per-particle parameters ``[N, c]``.
+            batch (torch.Tensor): the system of each particle ``[N]``.
+        """
         if z.dim() != 2 or z.shape[1] != 2 * self.dim:
             raise ValueError(f"{type(self).__name__}: z must be [N, {2 * self.dim}] (q then p), got {list(z.shape)}")
         if params.shape != (z.shape[0], self.param_channels):
@@ -130,13 +141,19 @@ class HamiltonianLieConv(SeparableHamiltonian):
     :math:`1/r`), which only costs integrator accuracy.
 
     Args:
-        param_channels: per-particle parameters (masses first): 2 for springs ``(m, k)``.
-        group: the group or its name (``"T2"``, ``"SO2"``, ``"SE2"``, ``"Trivial2"``...).
-        dim: space dimension (the group's).
-        hidden_channels, num_layers, mc_samples, fill, lift_samples, batch_norm: of the :class:`LieResNet`
-            (the paper's HLieConv: 384, 4, 100, 1.0, 1, no batch norm).
-        center: centre positions per system before the network.
-        **kwargs: further :class:`LieResNet` options (``kernel_channels``, ``aggregation``...).
+        param_channels (int, optional): per-particle parameters (masses first): 2 for springs ``(m, k)``.
+            (default: :obj:`2`)
+        group (str or LieGroup, optional): the group or its name (``"T2"``, ``"SO2"``, ``"SE2"``,
+            ``"Trivial2"``...). (default: :obj:`'T2'`)
+        hidden_channels (int, optional): the :class:`LieResNet`'s width. (default: :obj:`384`)
+        num_layers (int, optional): its blocks. (default: :obj:`4`)
+        mc_samples (int, optional): its neighbourhood size. (default: :obj:`100`)
+        fill (float, optional): its neighbourhood fill. (default: :obj:`1.0`)
+        lift_samples (int, optional): lifts per particle. (default: :obj:`1`)
+        batch_norm (bool, optional): BatchNorm in its blocks (the paper's HLieConv has none).
+            (default: :obj:`False`)
+        center (bool, optional): centre positions per system before the network. (default: :obj:`True`)
+        **kwargs (optional): further :class:`LieResNet` options (``kernel_channels``, ``aggregation``...).
     """
 
     def __init__(self, param_channels: int = 2, group: Union[str, LieGroup] = "T2", *, hidden_channels: int = 384,
@@ -153,7 +170,13 @@ class HamiltonianLieConv(SeparableHamiltonian):
                              **kwargs)
 
     def frames(self, q: Tensor, batch: Tensor, num_systems: int) -> Optional[Tensor]:
-        r"""Deterministic, equivariant stabilizer frames ``[N, K, 2, 2]`` (``None`` for groups without)."""
+        r"""Deterministic, equivariant stabilizer frames ``[N, K, 2, 2]`` (``None`` for groups without).
+
+        Args:
+            q (torch.Tensor): positions ``[N, 2]``.
+            batch (torch.Tensor): the system of each particle ``[N]``.
+            num_systems (int): :math:`B`.
+        """
         if self.group.frame_dim is None:
             return None
         rel = center_positions(q, batch, num_systems)

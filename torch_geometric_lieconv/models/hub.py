@@ -49,7 +49,12 @@ M = TypeVar("M", bound="Rebuildable")
 
 def plain_argument(value: Any, name: str = "argument") -> Any:
     """``value`` as plain data a weights-only checkpoint can hold (groups by their name, tensors and
-    tuples as lists); raises ``ValueError`` naming ``name`` for anything else."""
+    tuples as lists); raises ``ValueError`` naming ``name`` for anything else.
+
+    Args:
+        value (Any): a constructor argument.
+        name (str, optional): its name, for the error. (default: :obj:`"argument"`)
+    """
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, LieGroup):
@@ -65,14 +70,24 @@ def plain_argument(value: Any, name: str = "argument") -> Any:
 
 
 def checkpoint_path(path_or_run: str, checkpoint: str = "best") -> str:
-    """The checkpoint file: ``path_or_run`` itself, or ``checkpoint_{checkpoint}.pt`` in a run folder."""
+    """The checkpoint file: ``path_or_run`` itself, or ``checkpoint_{checkpoint}.pt`` in a run folder.
+
+    Args:
+        path_or_run (str): a checkpoint file or a run folder.
+        checkpoint (str, optional): ``"best"`` or ``"last"`` in a run folder. (default: :obj:`"best"`)
+    """
     if os.path.isdir(path_or_run):
         return os.path.join(path_or_run, f"checkpoint_{checkpoint}.pt")
     return path_or_run
 
 
 def read_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain data, no code."""
+    """Read a checkpoint with ``torch.load(weights_only=True)``: tensors and plain data, no code.
+
+    Args:
+        path (str): the file.
+        map_location (Any, optional): where tensors go, as for :func:`torch.load`. (default: :obj:`"cpu"`)
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}; train first or pass the right path")
     try:
@@ -120,7 +135,12 @@ class Rebuildable(nn.Module):
 
     @classmethod
     def from_state(cls: Type[M], state: Mapping[str, Any], where: str = "the checkpoint") -> M:
-        """The model of a loaded checkpoint ``state`` (see :meth:`from_checkpoint`), in eval mode."""
+        """The model of a loaded checkpoint ``state`` (see :meth:`from_checkpoint`), in eval mode.
+
+        Args:
+            state (Mapping[str, Any]): a checkpoint's content.
+            where (str, optional): what it is, for errors. (default: :obj:`"the checkpoint"`)
+        """
         if CLASS_KEY not in state:
             raise ValueError(
                 f"{where} stores no model arguments (it was written before 0.2, or for a model built with "
@@ -140,7 +160,12 @@ class Rebuildable(nn.Module):
 
 
 def model_class(name: str, where: str = "the checkpoint") -> Type[Rebuildable]:
-    """The registered model class called ``name`` (a ``ValueError`` naming ``where`` if none is)."""
+    """The registered model class called ``name`` (a ``ValueError`` naming ``where`` if none is).
+
+    Args:
+        name (str): a class name of :data:`MODEL_CLASSES`.
+        where (str, optional): where the name came from, for the error. (default: :obj:`"the checkpoint"`)
+    """
     found = MODEL_CLASSES.get(name)
     if found is None:
         raise ValueError(f"{where} holds a {name}, which is not a model of this package nor of an "

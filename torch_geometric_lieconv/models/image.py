@@ -112,19 +112,29 @@ class ImageLieResNet(LieResNet):
     positions that need gradients.
 
     Args:
-        group: the group or its name (``"Trivial2"``, ``"Ty"``, ``"T2"``, ``"SO2"``, ``"RxSO2"``, ``"SE2"``...).
-        in_channels: channels per pixel.
-        num_classes: logits per image.
-        hidden_channels: channels :math:`k` before the first block.
-        grow_channels: widen the channels by :math:`\rho^{-1/2}` per block (the paper's image network).
-        num_layers, mc_samples, knn, batch_norm: as in :class:`LieResNet`.
-        total_ds: fraction of the points left after the last block.
-        fill: neighbourhood fill of the first block.
-        lift_samples: stabilizer samples per point (``None``: 2 for groups with a stabilizer, else 1).
-        alpha: the group's distance weight (only with a group name; ``None``: the group's default).
-        input_mean, input_std: the standardisation of the inputs.
-        cache_graph: reuse the lift and candidate graph of identical consecutive point sets.
-        **kwargs: passed on to :class:`LieResNet`.
+        group (LieGroup or str, optional): the group or its name (``"Trivial2"``, ``"Ty"``, ``"T2"``, ``"SO2"``,
+            ``"RxSO2"``, ``"SE2"``...). (default: :obj:`'SE2'`)
+        in_channels (int, optional): channels per pixel. (default: :obj:`1`)
+        num_classes (int, optional): logits per image. (default: :obj:`10`)
+        hidden_channels (int, optional): channels :math:`k` before the first block. (default: :obj:`128`)
+        grow_channels (bool, optional): widen the channels by :math:`\rho^{-1/2}` per block (the paper's image
+            network). (default: :obj:`True`)
+        num_layers (int, optional): bottleneck blocks. (default: :obj:`6`)
+        mc_samples (int, optional): neighbourhood size of each LieConv. (default: :obj:`25`)
+        knn (bool, optional): nearest neighbours instead of random samples in the ball.
+            (default: :obj:`False`)
+        batch_norm (bool, optional): BatchNorm in the blocks and kernels. (default: :obj:`True`)
+        total_ds (float, optional): fraction of the points left after the last block. (default: :obj:`0.1`)
+        fill (float, optional): neighbourhood fill of the first block. (default: :obj:`0.1`)
+        lift_samples (int, optional): stabilizer samples per point (``None``: 2 for groups with a stabilizer,
+            else 1). (default: :obj:`None`)
+        alpha (float, optional): the group's distance weight (only with a group name; ``None``: the group's
+            default). (default: :obj:`None`)
+        input_mean (float, optional): :math:`\mu` of the standardisation. (default: :obj:`0.13`)
+        input_std (float, optional): :math:`\sigma` of the standardisation. (default: :obj:`0.297`)
+        cache_graph (bool, optional): reuse the lift and candidate graph of identical consecutive point sets.
+            (default: :obj:`True`)
+        **kwargs (optional): passed on to :class:`LieResNet`.
     """
 
     def __init__(
@@ -171,7 +181,15 @@ class ImageLieResNet(LieResNet):
 
     def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
                          plan: Optional[ForwardPlan] = None) -> Tuple[LiftedPoints, PairGraph]:
-        """:meth:`LieResNet.lift_and_connect`, through :attr:`graph_cache` where that is safe."""
+        """:meth:`LieResNet.lift_and_connect`, through :attr:`graph_cache` where that is safe.
+
+        Args:
+            pos (torch.Tensor): points ``[N, d]``.
+            batch (torch.Tensor, optional): the graph of each point ``[N]``, sorted. (default: :obj:`None`)
+            frames (torch.Tensor, optional): stabilizer frames ``[N, K, m, m]``. (default: :obj:`None`)
+            plan (ForwardPlan, optional): the checked points and sizes of :meth:`read_plan`. (default:
+                :obj:`None`)
+        """
         random_lift = bool(self.group.frame_dim)  # stabilizer samples
         if not self.cache_graph or random_lift or frames is not None or pos.requires_grad:
             return super().lift_and_connect(pos, batch, frames, plan)
@@ -191,7 +209,11 @@ class ImageLieResNet(LieResNet):
         return super().forward(x, pos, batch, frames, num_graphs)
 
     def forward_images(self, images: Tensor) -> Tensor:
-        """Logits of images ``[B, C, H, W]``, turned into point sets by :class:`ImageToPointSet` (default crop)."""
+        """Logits of images ``[B, C, H, W]``, turned into point sets by :class:`ImageToPointSet` (default crop).
+
+        Args:
+            images (torch.Tensor): images ``[B, C, H, W]``.
+        """
         if images.dim() != 4:
             raise ValueError(f"forward_images expects images [B, C, H, W], got {list(images.shape)}")
         height, width = images.shape[-2:]

@@ -51,6 +51,14 @@ class BottleBlock(nn.Module):
 
     With ``ds_frac < 1`` the block first picks the output points by farthest point sampling under the
     group distance; the convolution gathers from all input points and the residual is taken at the kept points.
+
+    Args:
+        in_channels (int): :math:`c`.
+        out_channels (int): :math:`c'`.
+        group (LieGroup): the LieConv's group.
+        batch_norm (bool, optional): the BatchNorm layers. (default: :obj:`True`)
+        ds_frac (float, optional): fraction of the points the block keeps. (default: :obj:`1.0`)
+        **conv_kwargs (optional): arguments of the :class:`LieConv`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, group: LieGroup, *, batch_norm: bool = True,
@@ -77,7 +85,13 @@ class BottleBlock(nn.Module):
     def convolve(self, x: Tensor, graph: PairGraph, kept_sizes: Optional[GraphSizes] = None
                  ) -> Tuple[Tensor, Optional[Tensor]]:
         """The block's output at its kept points, and their indices (``None``: every point is kept).
-        ``kept_sizes``: the sizes of the kept graphs, when the caller has read them."""
+        ``kept_sizes``: the sizes of the kept graphs, when the caller has read them.
+
+        Args:
+            x (torch.Tensor): features of the block's input points ``[M, c]``.
+            graph (PairGraph): their candidate pairs.
+            kept_sizes (GraphSizes, optional): the sizes of the kept graphs, when read. (default: :obj:`None`)
+        """
         kept = farthest_point_subsample(graph, self.ds_frac, kept=kept_sizes) if self.ds_frac < 1 else None
         table = graph.table if kept is None else graph.table.rows(kept)
         out = self.post(self.conv(self.pre(x), graph.edge_index, graph.edge_attr, table=table,
@@ -103,32 +117,41 @@ class LieResNet(Rebuildable):
     in distribution otherwise).
 
     Args:
-        in_channels: input feature channels.
-        out_channels: outputs per graph.
-        group: the group (or its name).
-        hidden_channels: width k of the residual stream; or ``num_layers + 1`` widths
-            :math:`(k_0, \dots, k_L)`, block :math:`i` mapping :math:`k_i` to :math:`k_{i+1}` channels (the
-            first :math:`k_i` of its output carry the residual), e.g. the image network's widening.
-        num_layers: number of bottleneck blocks.
-        mc_samples: neighbourhood size of each LieConv.
-        fill: fraction of each graph in the neighbourhood ball, one value or one per layer.
-        lift_samples: stabilizer samples K per point.
-        knn: nearest neighbours instead of random samples in the ball.
-        batch_norm: BatchNorm in the blocks and the kernel MLPs.
-        mean: average (not sum) over neighbourhoods.
-        ds_frac: fraction of points kept by each block (farthest point sampling); one value or one per layer.
-        pool: mean-pool to one output per graph; otherwise one output per input node (mean over its
-            lift samples; requires ``ds_frac == 1``).
-        aggregation: ``"bmm"`` or ``"scatter"`` (see :class:`LieConv`).
-        continuous_kernel: kernels of the matrix :math:`v^{-1}u` instead of its log (see :class:`LieConv`).
-        max_num_neighbors: cap for the candidate radius search (``None``: exact).
-        graph_per_block: build each block's candidate graph on its own points with its own ball radius
-            (``True``), or one graph at the largest radius shared by all blocks (``False``). ``None``
-            (default): per block exactly when the blocks subsample (``ds_frac < 1``), where the balls
-            grow as the points thin out and one graph at the last block's radius over all the first
-            block's points would hold several times the pairs any block uses. Farthest point
-            sampling in a block sees the distances of that block's candidate pairs (farther pairs count
-            as infinitely far, which keeps it equivariant).
+        in_channels (int): input feature channels.
+        out_channels (int): outputs per graph.
+        group (LieGroup or str): the group (or its name).
+        hidden_channels (int or Sequence[int], optional): width k of the residual stream; or ``num_layers + 1``
+            widths :math:`(k_0, \dots, k_L)`, block :math:`i` mapping :math:`k_i` to :math:`k_{i+1}` channels
+            (the first :math:`k_i` of its output carry the residual), e.g. the image network's widening.
+            (default: :obj:`1536`)
+        num_layers (int, optional): number of bottleneck blocks. (default: :obj:`6`)
+        mc_samples (int, optional): neighbourhood size of each LieConv. (default: :obj:`32`)
+        fill (float or Sequence[float], optional): fraction of each graph in the neighbourhood ball, one value
+            or one per layer. (default: :obj:`1 / 3`)
+        lift_samples (int, optional): stabilizer samples K per point. (default: :obj:`1`)
+        knn (bool, optional): nearest neighbours instead of random samples in the ball.
+            (default: :obj:`False`)
+        batch_norm (bool, optional): BatchNorm in the blocks and the kernel MLPs. (default: :obj:`True`)
+        mean (bool, optional): average (not sum) over neighbourhoods. (default: :obj:`True`)
+        ds_frac (float or Sequence[float], optional): fraction of points kept by each block (farthest point
+            sampling); one value or one per layer. (default: :obj:`1.0`)
+        pool (bool, optional): mean-pool to one output per graph; otherwise one output per input node (mean over
+            its lift samples; requires ``ds_frac == 1``). (default: :obj:`True`)
+        kernel_channels (int, optional): the kernel's output channels per input channel (see
+            :class:`LieConv`). (default: :obj:`16`)
+        kernel_hidden (int, optional): the kernel MLP's hidden width. (default: :obj:`32`)
+        aggregation (str, optional): ``"bmm"`` or ``"scatter"`` (see :class:`LieConv`).
+            (default: :obj:`'bmm'`)
+        continuous_kernel (bool, optional): kernels of the matrix :math:`v^{-1}u` instead of its log (see
+            :class:`LieConv`). (default: :obj:`False`)
+        max_num_neighbors (int, optional): cap for the candidate radius search (``None``: exact).
+            (default: :obj:`None`)
+        graph_per_block (bool, optional): build each block's candidate graph on its own points with its own ball
+            radius (``True``), or one graph at the largest radius shared by all blocks (``False``). ``None``
+            (default): per block exactly when the blocks subsample (``ds_frac < 1``), where the balls grow as
+            the points thin out and one graph at the last block's radius over all the first block's points would
+            hold several times the pairs any block uses. Farthest point sampling in a block sees the distances
+            of that block's candidate pairs (farther pairs count as infinitely far, which keeps it equivariant).
 
     Shapes:
         - **input** of :meth:`forward`: node features :math:`(N, C_{in})`, positions :math:`(N, d)`,
@@ -197,7 +220,12 @@ class LieResNet(Rebuildable):
         """The largest ball radius of the blocks the graph built before block ``first_block`` serves
         (that block alone with :attr:`graph_per_block`, else it and all later ones), or ``None`` when one
         of them needs every pair. ``radii``: the blocks' ball radii as read by :meth:`read_plan`
-        (``None``: read here, one host sync)."""
+        (``None``: read here, one host sync).
+
+        Args:
+            first_block (int, optional): the first block the graph serves. (default: :obj:`0`)
+            radii (Sequence[float], optional): the blocks' ball radii, when read. (default: :obj:`None`)
+        """
         if radii is None:
             radii = self.ball_radii()
         used = radii[first_block : first_block + 1] if self.graph_per_block else radii[first_block:]
@@ -250,7 +278,13 @@ class LieResNet(Rebuildable):
     def connect(self, lifted: LiftedPoints, first_block: int = 0, plan: Optional["ForwardPlan"] = None) -> PairGraph:
         """The candidate pair graph of ``lifted`` for block ``first_block`` (and the later ones, unless
         per block); with a ``plan`` (:meth:`read_plan`) nothing is read from the device but the new
-        graph's widest row (radius graphs only)."""
+        graph's widest row (radius graphs only).
+
+        Args:
+            lifted (LiftedPoints): the lifted points.
+            first_block (int, optional): the first block the graph serves. (default: :obj:`0`)
+            plan (ForwardPlan, optional): the sizes and radii of :meth:`read_plan`. (default: :obj:`None`)
+        """
         radius = self.candidate_radius(first_block, None if plan is None else plan.radii)
         sizes = None if plan is None else plan.sizes[first_block]
         with torch.autocast(lifted.pos.device.type, enabled=False):  # group math in the input precision
@@ -259,7 +293,15 @@ class LieResNet(Rebuildable):
     def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
                          plan: Optional["ForwardPlan"] = None) -> Tuple[LiftedPoints, PairGraph]:
         """Lift the points (Algorithm 1) and build the first block's candidate pair graph (``plan``:
-        the points were checked and the sizes read by :meth:`read_plan`)."""
+        the points were checked and the sizes read by :meth:`read_plan`).
+
+        Args:
+            pos (torch.Tensor): points ``[N, d]``.
+            batch (torch.Tensor, optional): the graph of each point ``[N]``, sorted. (default: :obj:`None`)
+            frames (torch.Tensor, optional): stabilizer frames ``[N, K, m, m]``. (default: :obj:`None`)
+            plan (ForwardPlan, optional): the checked points and sizes of :meth:`read_plan`. (default:
+                :obj:`None`)
+        """
         with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
             lifted = lift_points(self.group, pos, batch, self.lift_samples, frames, checked=plan is not None)
         return lifted, self.connect(lifted, 0, plan)

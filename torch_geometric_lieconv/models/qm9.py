@@ -25,6 +25,11 @@ def atom_features(z: Tensor, species: Sequence[int] = QM9_SPECIES, dtype: Option
     Channel ``3 s + p`` is :math:`[z = Z_s]\,(z/9)^p` for species ``s`` of ``species`` and power ``p``
     (the reference's order; with QM9's five species, 15 channels). An atom of no listed species gets a
     row of NaN (found by the model's one input check; :func:`unknown_species` names them).
+
+    Args:
+        z (torch.Tensor): atomic numbers ``[N]``.
+        species (Sequence[int], optional): the atomic numbers of the species. (default: QM9's H, C, N, O, F)
+        dtype (torch.dtype, optional): the features' dtype. (default: :obj:`None`)
     """
     table = torch.tensor(species, device=z.device)
     onehot = z.unsqueeze(-1) == table
@@ -35,7 +40,12 @@ def atom_features(z: Tensor, species: Sequence[int] = QM9_SPECIES, dtype: Option
 
 
 def unknown_species(z: Tensor, species: Sequence[int] = QM9_SPECIES) -> list:
-    """The atomic numbers in ``z`` outside ``species`` (sorted; reads ``z`` on the host)."""
+    """The atomic numbers in ``z`` outside ``species`` (sorted; reads ``z`` on the host).
+
+    Args:
+        z (torch.Tensor): atomic numbers ``[N]``.
+        species (Sequence[int], optional): the known species. (default: QM9's H, C, N, O, F)
+    """
     return sorted(set(z.tolist()) - set(int(s) for s in species))
 
 
@@ -90,7 +100,11 @@ class QM9LieConv(Rebuildable):
     Args:
         group (LieGroup or str, optional): the group (``"T3"``, ``"SE3"``, ``"SO3"``, ``"Trivial3"``...).
             (default: :obj:`"T3"`)
-        hidden_channels, num_layers, mc_samples, fill, lift_samples: see :class:`LieResNet`.
+        hidden_channels (int, optional): width :math:`k` (the paper's). (default: :obj:`1536`)
+        num_layers (int, optional): bottleneck blocks. (default: :obj:`6`)
+        mc_samples (int, optional): neighbourhood size of each LieConv. (default: :obj:`100`)
+        fill (float, optional): neighbourhood fill (1: every atom of the molecule). (default: :obj:`1.0`)
+        lift_samples (int, optional): stabilizer samples per atom. (default: :obj:`1`)
         center (bool, optional): centre each molecule at its centroid before lifting. (default:
             :obj:`None`, when the group has rotations; T(3) and Trivial(3) don't need it)
         pos_scale (float, optional): multiply positions by this (after centring). (default: :obj:`1.0`)
@@ -166,7 +180,11 @@ class QM9LieConv(Rebuildable):
         self.net.reset_parameters()
 
     def atom_features(self, z: Tensor) -> Tensor:
-        """``[N]`` atomic numbers -> ``[N, 3 * len(species)]`` features (:func:`atom_features`)."""
+        """``[N]`` atomic numbers -> ``[N, 3 * len(species)]`` features (:func:`atom_features`).
+
+        Args:
+            z (torch.Tensor): atomic numbers ``[N]``.
+        """
         return atom_features(z, self.species)
 
     def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None
@@ -194,6 +212,9 @@ class QM9LieConv(Rebuildable):
         The graph is used as lifted: centring and ``pos_scale`` (which :meth:`forward` applies
         before its lift) are the transform's job here, e.g.
         ``Compose([Center(), LiftGraph("SO3", radius=...)])``.
+
+        Args:
+            data (torch_geometric.data.Data): a lifted graph (or batch) with ``z`` per lifted node.
         """
         if isinstance(data, Tensor):
             raise TypeError("forward_lifted takes the lifted graph: forward_lifted(data)")

@@ -16,7 +16,13 @@ from ..lift import lift_points
 
 
 def dense_pair_embeddings(group, a: Tensor, q: Tensor) -> Tensor:
-    """``[B, n, n, D]`` with entry (b, i, j) = [log(v_j^-1 u_i), q_i, q_j]."""
+    """``[B, n, n, D]`` with entry (b, i, j) = [log(v_j^-1 u_i), q_i, q_j].
+
+    Args:
+        group (LieGroup): the group.
+        a (torch.Tensor): lifted elements, padded per graph ``[B, n, lie_dim]``.
+        q (torch.Tensor): their orbits ``[B, n, q_dim]``.
+    """
     n = a.shape[1]
     a_i = a.unsqueeze(2).expand(-1, -1, n, -1)
     a_j = a.unsqueeze(1).expand(-1, n, -1, -1)
@@ -28,7 +34,16 @@ def dense_pair_embeddings(group, a: Tensor, q: Tensor) -> Tensor:
 
 
 def dense_lieconv(conv: LieConv, x: Tensor, a: Tensor, q: Tensor, batch: Tensor, radius: Optional[float]) -> Tensor:
-    """LieConv over every pair of each graph with d < radius (all pairs if ``None``), no sampling."""
+    """LieConv over every pair of each graph with d < radius (all pairs if ``None``), no sampling.
+
+    Args:
+        conv (LieConv): the layer whose weights to use.
+        x (torch.Tensor): features of the lifted points ``[M, C]``.
+        a (torch.Tensor): lifted elements ``[M, lie_dim]``.
+        q (torch.Tensor): their orbits ``[M, q_dim]``.
+        batch (torch.Tensor): the graph of each lifted point ``[M]``.
+        radius (float, optional): the ball radius (``None``: all pairs).
+    """
     xd, mask = to_dense_batch(x, batch)
     ad, _ = to_dense_batch(a, batch)
     qd, _ = to_dense_batch(q, batch)
@@ -45,7 +60,16 @@ def dense_lieconv(conv: LieConv, x: Tensor, a: Tensor, q: Tensor, batch: Tensor,
 
 
 def dense_model_forward(model, x: Tensor, pos: Tensor, batch: Tensor, frames: Optional[Tensor] = None) -> Tensor:
-    """A :class:`LieResNet` forward with every LieConv replaced by :func:`dense_lieconv` (``fill >= 1``, no subsampling)."""
+    """A :class:`LieResNet` forward with every LieConv replaced by :func:`dense_lieconv` (``fill >= 1``,
+    no subsampling).
+
+    Args:
+        model (LieResNet): the model whose weights to use (``fill >= 1``, no subsampling).
+        x (torch.Tensor): node features ``[N, C]``.
+        pos (torch.Tensor): positions ``[N, d]``.
+        batch (torch.Tensor): the graph of each node ``[N]``.
+        frames (torch.Tensor, optional): stabilizer frames ``[N, K, m, m]``. (default: :obj:`None`)
+    """
     lifted = lift_points(model.group, pos, batch, model.lift_samples, frames)
     h = model.lin_in(x[lifted.node_index])
     for block in model.blocks:

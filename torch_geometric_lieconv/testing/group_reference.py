@@ -23,7 +23,11 @@ _I2 = torch.eye(2, dtype=_F64)
 
 
 def matrix_size(name: str) -> int:
-    """Size n of the n x n matrices representing the group."""
+    """Size n of the n x n matrices representing the group.
+
+    Args:
+        name (str): a group name of :data:`ALL`.
+    """
     return {"Trivial2": 1, "Trivial3": 1, "T2": 3, "T3": 4, "Tx": 3, "Ty": 3, "SO2": 2, "RxSO2": 2,
             "Rx": 2, "SE2": 3, "SO3": 3, "SE3": 4}[name]
 
@@ -49,7 +53,11 @@ def _translation(axis: int, n: int) -> Tensor:
 
 
 def generators(name: str) -> List[Tensor]:
-    """The Lie algebra basis, in the order of the package's coordinates ``a``."""
+    """The Lie algebra basis, in the order of the package's coordinates ``a``.
+
+    Args:
+        name (str): a group name of :data:`ALL`.
+    """
     n = matrix_size(name)
     if name.startswith("Trivial"):
         return []
@@ -75,7 +83,12 @@ def generators(name: str) -> List[Tensor]:
 
 
 def algebra_matrix(name: str, a: Tensor) -> Tensor:
-    """:math:`\\sum_k a_k A_k` for coordinates ``a`` ``[..., lie_dim]`` (float64)."""
+    """:math:`\\sum_k a_k A_k` for coordinates ``a`` ``[..., lie_dim]`` (float64).
+
+    Args:
+        name (str): a group name of :data:`ALL`.
+        a (torch.Tensor): Lie algebra coordinates ``[..., lie_dim]``.
+    """
     n = matrix_size(name)
     out = torch.zeros(*a.shape[:-1], n, n, dtype=_F64)
     for k, A in enumerate(generators(name)):
@@ -84,12 +97,21 @@ def algebra_matrix(name: str, a: Tensor) -> Tensor:
 
 
 def reference_exp(name: str, a: Tensor) -> Tensor:
-    """Float64 ``matrix_exp`` of the algebra element with coordinates ``a``."""
+    """Float64 ``matrix_exp`` of the algebra element with coordinates ``a``.
+
+    Args:
+        name (str): a group name of :data:`ALL`.
+        a (torch.Tensor): Lie algebra coordinates ``[..., lie_dim]``.
+    """
     return torch.linalg.matrix_exp(algebra_matrix(name, a))
 
 
 def rotation_coordinates(name: str) -> Optional[List[int]]:
-    """Indices of the rotation coordinates in ``a`` (None for groups without rotations)."""
+    """Indices of the rotation coordinates in ``a`` (None for groups without rotations).
+
+    Args:
+        name (str): a group name of :data:`ALL`.
+    """
     return {"SO2": [0], "RxSO2": [1], "SE2": [0], "SO3": [0, 1, 2], "SE3": [0, 1, 2]}.get(name)
 
 
@@ -100,6 +122,10 @@ def orbit_origin(name: str, q: Tensor) -> Tensor:
     Tx: the orbits are the horizontal lines y = q, o_q = (0, q); Ty: vertical lines, o_q = (q, 0).
     SO(2): circles of radius q, o_q = (q, 0). RxSO(2): one orbit R^2 minus 0, o = (1, 0).
     Rx: rays through the unit vector q, o_q = q. SO(3): spheres of radius q, o_q = q e_1.
+
+    Args:
+        name (str): a group name of :data:`ALL`.
+        q (torch.Tensor): orbit labels ``[N, q_dim]``.
     """
     n = q.shape[0]
     zero = torch.zeros(n, dtype=q.dtype)
@@ -124,7 +150,12 @@ def orbit_origin(name: str, q: Tensor) -> Tensor:
 
 def planar_rotation(theta: float, dtype: torch.dtype = _F64) -> Tensor:
     r"""The rotation of the plane by ``theta`` radians, :math:`[[\cos\theta, -\sin\theta], [\sin\theta,
-    \cos\theta]]`, written out (not through any group of the package)."""
+    \cos\theta]]`, written out (not through any group of the package).
+
+    Args:
+        theta (float): the angle in radians.
+        dtype (torch.dtype, optional): the matrix's dtype. (default: :obj:`torch.float64`)
+    """
     import math
 
     c, s = math.cos(theta), math.sin(theta)

@@ -43,6 +43,11 @@ def _place(anchor: torch.Tensor, length: float, others: List[torch.Tensor], g: t
 
 
 def make_molecule(g: torch.Generator) -> Dict:
+    """A generated molecule: ``z``, ``pos``, ``bonds`` and its ``raw`` targets in QM9's CSV units.
+
+    Args:
+        g (torch.Generator): the random stream.
+    """
     heavy_count = int(torch.randint(1, 5, (1,), generator=g))
     choices = torch.tensor([6, 6, 6, 7, 8, 9])
     heavy = [6] + [int(choices[int(torch.randint(0, 6, (1,), generator=g))]) for _ in range(heavy_count - 1)]
@@ -86,7 +91,11 @@ def make_molecule(g: torch.Generator) -> Dict:
 
 
 def pyg_targets(raw: Dict[str, float]) -> torch.Tensor:
-    """The ``[1, 19]`` row PyG stores for these raw values (what ``qm9_v3.pt`` holds)."""
+    """The ``[1, 19]`` row PyG stores for these raw values (what ``qm9_v3.pt`` holds).
+
+    Args:
+        raw (Dict[str, float]): a molecule's targets by CSV column (:data:`RAW_COLUMNS`).
+    """
     values = [raw[c] for c in RAW_COLUMNS]
     values = values[3:] + values[:3]
     return torch.tensor([[v * f for v, f in zip(values, _PYG_FACTORS)]], dtype=torch.float32)
@@ -133,6 +142,11 @@ def write_qm9_root(root: str, num_molecules: int = 16, seed: int = 0) -> List[Di
     """Write ``root/raw`` with ``num_molecules`` generated molecules in both PyG raw formats.
 
     Returns the molecules (``z``, ``pos``, ``bonds``, ``raw`` targets in QM9's CSV units).
+
+    Args:
+        root (str): the QM9 root to create (``root/raw``).
+        num_molecules (int, optional): how many. (default: :obj:`16`)
+        seed (int, optional): the generator's seed. (default: :obj:`0`)
     """
     g = torch.Generator().manual_seed(seed)
     molecules = [make_molecule(g) for _ in range(num_molecules)]

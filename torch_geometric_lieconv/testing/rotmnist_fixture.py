@@ -50,7 +50,13 @@ def write_rotmnist_root(folder: str, train_images: Sequence[Tensor], train_label
 
 
 def one_pixel_image(row: int, col: int, value: float = 1.0) -> Tensor:
-    r"""A ``[28, 28]`` image with one non-zero pixel at (``row``, ``col``)."""
+    r"""A ``[28, 28]`` image with one non-zero pixel at (``row``, ``col``).
+
+    Args:
+        row (int): the pixel's row.
+        col (int): its column.
+        value (float, optional): its intensity. (default: :obj:`1.0`)
+    """
     image = torch.zeros(28, 28)
     image[row, col] = value
     return image

@@ -85,5 +85,9 @@ USER_GROUPS = {"Affine1": Affine1, "MatrixSO2": MatrixSO2}
 
 
 def make_group(name: str) -> LieGroup:
-    """A user group of :data:`USER_GROUPS` by class name, else ``group_from_name(name)``."""
+    """A user group of :data:`USER_GROUPS` by class name, else ``group_from_name(name)``.
+
+    Args:
+        name (str): a key of :data:`USER_GROUPS` or a built-in group's name.
+    """
     return USER_GROUPS[name]() if name in USER_GROUPS else group_from_name(name)

@@ -34,7 +34,11 @@ def move_to(obj: Any, device: torch.device, dtype: Optional[torch.dtype] = None)
 
 
 def num_samples(batch: Any) -> int:
-    r"""Samples in a batch: ``num_graphs`` of a PyG batch, else the leading size of the first tensor."""
+    r"""Samples in a batch: ``num_graphs`` of a PyG batch, else the leading size of the first tensor.
+
+    Args:
+        batch (Any): a PyG batch, a tensor, or a tuple/list/dict of them.
+    """
     if hasattr(batch, "num_graphs"):
         return int(batch.num_graphs)
     if isinstance(batch, Tensor):

@@ -25,7 +25,11 @@ load_checkpoint = read_checkpoint
 
 def model_identity(model: nn.Module) -> Dict[str, Any]:
     """The model's class and arguments, so that ``from_checkpoint`` rebuilds it (empty for a model
-    that cannot record them, e.g. one built with a user's own group)."""
+    that cannot record them, e.g. one built with a user's own group).
+
+    Args:
+        model (torch.nn.Module): the trained model.
+    """
     if not isinstance(model, Rebuildable):
         return {}
     try:
@@ -46,21 +50,34 @@ class CheckpointStore:
 
     @property
     def last_path(self) -> str:
+        """``out_dir/checkpoint_last.pt``."""
         return os.path.join(self.out_dir, "checkpoint_last.pt")
 
     @property
     def best_path(self) -> str:
+        """``out_dir/checkpoint_best.pt``."""
         return os.path.join(self.out_dir, "checkpoint_best.pt")
 
     def has_last(self) -> bool:
+        """Whether the run has a last checkpoint to resume."""
         return os.path.isfile(self.last_path)
 
     def save(self, state: Dict[str, Any], best: bool) -> None:
         """Write ``state`` as the last checkpoint, and first as the best one when ``best``: a crash
-        between the two never leaves "best" pointing at another epoch than its file."""
+        between the two never leaves "best" pointing at another epoch than its file.
+
+        Args:
+            state (Dict[str, Any]): the checkpoint's content.
+            best (bool): whether this epoch is the best so far.
+        """
         if best:
             atomic_write(self.best_path, lambda f: torch.save(state, f))
         atomic_write(self.last_path, lambda f: torch.save(state, f))
 
     def load_last(self, map_location: Optional[Any] = None) -> Dict[str, Any]:
+        """The last checkpoint's content (weights-only).
+
+        Args:
+            map_location (Any, optional): where tensors go, as for :func:`torch.load`. (default: :obj:`None`)
+        """
         return load_checkpoint(self.last_path, map_location=map_location)

@@ -30,6 +30,9 @@ def init_distributed(device: Optional[torch.device] = None) -> bool:
     r"""Initialise ``torch.distributed`` from the ``torchrun`` environment when ``WORLD_SIZE > 1``.
 
     Backend: NCCL for a CUDA ``device``, gloo otherwise. Returns whether a process group is active.
+
+    Args:
+        device (torch.device, optional): the device of this process (NCCL for CUDA). (default: :obj:`None`)
     """
     import torch.distributed as dist
 
@@ -69,8 +72,8 @@ class Processes:
     r"""The processes of a training run: this one's device and rank, and the collectives between them.
 
     Args:
-        device (torch.device or str, optional): where to train (default: ``cuda:LOCAL_RANK`` if CUDA is
-            available, else the CPU). (default: :obj:`None`)
+        device (torch.device or str, optional): where to train. (default: ``cuda:LOCAL_RANK`` if CUDA is
+            available, else the CPU)
     """
 
     def __init__(self, device: Optional[Any] = None) -> None:
@@ -100,7 +103,13 @@ class Processes:
     def wrap(self, model: nn.Module, sync_batchnorm: bool = False, find_unused_parameters: bool = False
              ) -> Tuple[nn.Module, nn.Module]:
         """``(model, trained)``: the model (its BatchNorm layers made SyncBatchNorm under DDP if asked) and
-        what the steps call: the model itself in one process, the model in DDP else."""
+        what the steps call: the model itself in one process, the model in DDP else.
+
+        Args:
+            model (torch.nn.Module): the model, on this process's device.
+            sync_batchnorm (bool, optional): SyncBatchNorm under DDP. (default: :obj:`False`)
+            find_unused_parameters (bool, optional): passed to DDP. (default: :obj:`False`)
+        """
         if not self.distributed:
             return model, model
         from torch.nn.parallel import DistributedDataParallel
@@ -112,13 +121,23 @@ class Processes:
             find_unused_parameters=find_unused_parameters)
 
     def sampler(self, dataset: Sequence, seed: int) -> DistributedSampler:
-        """The epoch permutations of ``dataset`` (``set_epoch`` before each), dealt to the ranks."""
+        """The epoch permutations of ``dataset`` (``set_epoch`` before each), dealt to the ranks.
+
+        Args:
+            dataset (Sequence): the training set.
+            seed (int): the permutations' seed.
+        """
         return DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed,
                                   drop_last=False)
 
     def global_mean(self, loss: Tensor, n_local: int) -> Tensor:
         """This rank's mean ``loss`` over ``n_local`` samples, weighted so that DDP's average of the
-        gradients is the gradient of the mean over the global batch (``loss`` itself in one process)."""
+        gradients is the gradient of the mean over the global batch (``loss`` itself in one process).
+
+        Args:
+            loss (torch.Tensor): this rank's mean loss.
+            n_local (int): its samples.
+        """
         if not self.distributed:
             return loss
         import torch.distributed as dist
@@ -136,7 +155,11 @@ class Processes:
                 dist.all_reduce(tensor)
 
     def gather(self, obj: Any) -> List[Any]:
-        """Every rank's ``obj``, in rank order."""
+        """Every rank's ``obj``, in rank order.
+
+        Args:
+            obj (Any): this rank's object.
+        """
         if not self.distributed:
             return [obj]
         import torch.distributed as dist

@@ -143,7 +143,13 @@ class LearningCurvePlot(MetricSink):
 
 
 def metric_sinks(out_dir: str, tensorboard: Optional[bool] = None, plot: bool = True) -> List[MetricSink]:
-    """The sinks of a run folder: CSV always, TensorBoard unless ``tensorboard=False``, the plot if ``plot``."""
+    """The sinks of a run folder: CSV always, TensorBoard unless ``tensorboard=False``, the plot if ``plot``.
+
+    Args:
+        out_dir (str): the run folder.
+        tensorboard (bool, optional): TensorBoard events (``None``: when installed). (default: :obj:`None`)
+        plot (bool, optional): ``learning_curve.png``. (default: :obj:`True`)
+    """
     sinks: List[MetricSink] = [CSVSink(os.path.join(out_dir, "metrics.csv"))]
     if tensorboard is not False:
         sinks.append(TensorBoardSink(os.path.join(out_dir, "tensorboard"), required=tensorboard))

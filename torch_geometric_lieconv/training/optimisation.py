@@ -60,7 +60,11 @@ class Optimisation:
                                                            cosine_warmup_lambda(total_steps, warmup_frac))
 
     def step(self, loss: Tensor) -> None:
-        """One update: gradients of ``loss``, clipped, an Adam step, the schedule's next rate."""
+        """One update: gradients of ``loss``, clipped, an Adam step, the schedule's next rate.
+
+        Args:
+            loss (torch.Tensor): the scalar to minimise.
+        """
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip is not None:
@@ -74,8 +78,14 @@ class Optimisation:
         return float(self.scheduler.get_last_lr()[0])
 
     def state_dict(self) -> Dict[str, Any]:
+        """The optimiser's and the schedule's states."""
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s states.
+
+        Args:
+            state (Dict[str, Any]): a :meth:`state_dict` (or a checkpoint holding its keys).
+        """
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

@@ -40,7 +40,11 @@ def rng_state() -> Dict[str, Any]:
 
 
 def set_rng_state(state: Mapping[str, Any]) -> None:
-    r"""Restore the generators from :func:`rng_state`'s ``state``."""
+    r"""Restore the generators from :func:`rng_state`'s ``state``.
+
+    Args:
+        state (Mapping[str, Any]): a :func:`rng_state`.
+    """
     random.setstate(state["python"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

@@ -50,8 +50,8 @@ class Trainer:
             in ``torch.no_grad()`` unless it needs them). (default: :obj:`None`)
         monitor (str, optional): metric (lower is better) that selects ``checkpoint_best.pt``; default:
             the first metric ``evaluate_fn`` returns, else ``train_loss``. (default: :obj:`None`)
-        device (torch.device or str, optional): where to train (default: ``cuda:LOCAL_RANK`` if
-            available, else CPU). (default: :obj:`None`)
+        device (torch.device or str, optional): where to train. (default: ``cuda:LOCAL_RANK`` if
+            available, else CPU)
         dtype (torch.dtype, optional): cast the model and the batches' floating tensors to this dtype.
             (default: :obj:`None`)
         grad_clip (float, optional): clip the gradient norm to this value. (default: :obj:`None`)
@@ -163,7 +163,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self, rng: List[Dict[str, Any]]) -> Dict[str, Any]:
-        """Everything a resume needs, with the RNG states ``rng`` of every rank."""
+        """Everything a resume needs, with the RNG states ``rng`` of every rank.
+
+        Args:
+            rng (List[Dict[str, Any]]): the RNG states of every rank (:func:`~.randomness.rng_state`).
+        """
         return {**model_identity(self.model), "model": self.model.state_dict(), **self.optimisation.state_dict(),
                 "epoch": self.epoch, "rng": rng, "config": self.config, "history": self.history, "best": self.best}
 
@@ -186,6 +190,10 @@ class Trainer:
         ``resume=True`` continues from ``out_dir/checkpoint_last.pt`` (a fresh start if there is none);
         ``resume=False`` refuses to overwrite an existing ``checkpoint_last.pt``. ``max_epochs`` stops
         after that many epochs in this call (for time-limited jobs: resume later to finish the schedule).
+
+        Args:
+            resume (bool, optional): continue ``checkpoint_last.pt``. (default: :obj:`False`)
+            max_epochs (int, optional): stop after this many epochs in this call. (default: :obj:`None`)
         """
         with run_folder(self.out_dir) if self.processes.main else contextlib.nullcontext():
             if resume and self.checkpoints.has_last():

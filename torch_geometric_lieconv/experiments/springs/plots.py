@@ -22,7 +22,15 @@ def _pyplot():
 
 def plot_trajectories(curves_by_model: Dict[str, Dict[str, Tensor]], path: str, system_index: int = 0,
                       steps: Optional[int] = None) -> None:
-    """Figure 6: true (solid) and predicted (dashed) particle paths of one test system, one panel per model."""
+    """Figure 6: true (solid) and predicted (dashed) particle paths of one test system, one panel per model.
+
+    Args:
+        curves_by_model (Dict[str, Dict[str, torch.Tensor]]): :func:`~.rollouts.long_rollouts` results by panel
+            title.
+        path (str): the image file.
+        system_index (int, optional): the test system to draw. (default: :obj:`0`)
+        steps (int, optional): draw the first ``steps`` states. (default: :obj:`None`)
+    """
     plt = _pyplot()
     names = list(curves_by_model)
     fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
@@ -49,7 +57,14 @@ def plot_trajectories(curves_by_model: Dict[str, Dict[str, Tensor]], path: str, 
 
 
 def plot_conservation(curves_by_label: Dict[str, Dict[str, Tensor]], dt: float, path: str, substeps: int = 1) -> None:
-    """Figure 7: linear / angular momentum drift and energy error along rollouts, per model (median over systems)."""
+    """Figure 7: linear / angular momentum drift and energy error along rollouts, per model (median over systems).
+
+    Args:
+        curves_by_label (Dict[str, Dict[str, torch.Tensor]]): rollout curves by model label.
+        dt (float): the time between samples.
+        path (str): the image file.
+        substeps (int, optional): RK4 steps per sample of the rollouts (for the title). (default: :obj:`1`)
+    """
     plt = _pyplot()
     keys = (("linear_momentum", "linear momentum  |P(t)-P(0)| / Σ|p_i|"),
             ("angular_momentum", "angular momentum  |L(t)-L(0)| / Σ|q_i||p_i|"),
@@ -77,7 +92,13 @@ def plot_conservation(curves_by_label: Dict[str, Dict[str, Tensor]], dt: float, 
 
 
 def plot_data_efficiency(results: List[Dict[str, Any]], path: str, metric: str = "test_mse") -> None:
-    """Figure 8: test MSE against training set size per model; geometric mean and 95% t-interval over seeds."""
+    """Figure 8: test MSE against training set size per model; geometric mean and 95% t-interval over seeds.
+
+    Args:
+        results (List[Dict[str, Any]]): the study's rows (``model``, ``n_train``, ``metric``).
+        path (str): the image file.
+        metric (str, optional): the row key to plot. (default: :obj:`"test_mse"`)
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.8, 4.2))
     for model in [m for m in MODELS[1:] + MODELS[:1] if any(r["model"] == m for r in results)]:

@@ -20,6 +20,13 @@ class RolloutObjective:
     training, as the reference). RK4 keeps linear invariants (total linear momentum) to rounding for
     any step, but quadratic ones (angular momentum, energy) only to its truncation error,
     :math:`O(h^4)`: more substeps show angular momentum conservation closer to machine precision.
+
+    Args:
+        param_keys (Sequence[str]): the systems' parameter names, mass first.
+        method (str, optional): the :func:`torchdiffeq.odeint` method. (default: :obj:`"rk4"`)
+        rtol (float, optional): relative tolerance of adaptive methods. (default: :obj:`1e-4`)
+        atol (float, optional): absolute tolerance of adaptive methods. (default: :obj:`1e-6`)
+        substeps (int, optional): integrator steps per sample interval. (default: :obj:`1`)
     """
 
     def __init__(self, param_keys: Sequence[str], method: str = "rk4", rtol: float = 1e-4, atol: float = 1e-6,
@@ -30,7 +37,14 @@ class RolloutObjective:
         self.substeps = int(substeps)
 
     def rollout(self, model: nn.Module, batch, steps: Optional[int] = None) -> Tensor:
-        """Predicted states ``[N, T, 2d]`` for the items of ``batch`` (``steps``: only the first ones)."""
+        """Predicted states ``[N, T, 2d]`` for the items of ``batch`` (``steps``: only the first ones).
+
+        Args:
+            model (torch.nn.Module): a dynamics model ``model(t, z, params, batch, num_systems)``.
+            batch (torch_geometric.data.Batch): items of
+                :class:`~torch_geometric_lieconv.datasets.ParticleDynamics`.
+            steps (int, optional): roll out the first ``steps`` times only. (default: :obj:`None`)
+        """
         t = batch.t[0] - batch.t[0, 0]
         if steps is not None:
             t = t[:steps]
@@ -41,10 +55,25 @@ class RolloutObjective:
         return rollout(field, batch.traj[:, 0], t, method=self.method, rtol=self.rtol, atol=self.atol, step_size=step)
 
     def loss(self, model: nn.Module, batch) -> Tensor:
+        """The rollout MSE of ``batch`` (Eq. 11).
+
+        Args:
+            model (torch.nn.Module): a dynamics model ``model(t, z, params, batch, num_systems)``.
+            batch (torch_geometric.data.Batch): items of
+                :class:`~torch_geometric_lieconv.datasets.ParticleDynamics`.
+        """
         return rollout_mse(self.rollout(model, batch), batch.traj)
 
     def mse(self, model: nn.Module, dataset, batch_size: int, device, dtype) -> float:
-        """Mean rollout MSE over ``dataset`` (systems weighted equally)."""
+        """Mean rollout MSE over ``dataset`` (systems weighted equally).
+
+        Args:
+            model (torch.nn.Module): the dynamics model.
+            dataset (Sequence): items of :class:`~torch_geometric_lieconv.datasets.ParticleDynamics`.
+            batch_size (int): systems per batch.
+            device (torch.device): where to evaluate.
+            dtype (torch.dtype): the states' dtype.
+        """
         from torch_geometric.loader import DataLoader
 
         total, count = 0.0, 0
@@ -65,6 +94,16 @@ def long_rollouts(model: nn.Module, dataset, objective: RolloutObjective, batch_
     squared error of the state at each time), and for the prediction and the ground truth the relative
     energy error (true Hamiltonian) and the linear / angular momentum drifts. ``progress`` shows a bar
     over the systems (a batch of long rollouts can take minutes).
+
+    Args:
+        model (torch.nn.Module): the dynamics model.
+        dataset (Sequence): items of :class:`~torch_geometric_lieconv.datasets.ParticleDynamics`.
+        objective (RolloutObjective): how to roll out.
+        batch_size (int): systems per batch.
+        device (torch.device): where to evaluate.
+        dtype (torch.dtype): the states' dtype.
+        steps (int, optional): roll out the first ``steps`` times only. (default: :obj:`None`)
+        progress (bool, optional): show a progress bar. (default: :obj:`False`)
     """
     from torch_geometric.loader import DataLoader
     from tqdm import tqdm
@@ -98,7 +137,12 @@ def long_rollouts(model: nn.Module, dataset, objective: RolloutObjective, batch_
 def summarise(curves: Dict[str, Tensor], horizons: Sequence[int]) -> Dict[str, float]:
     """Scalars from :func:`long_rollouts`: MSE over the first ``h`` states for each horizon, and the
     energy error / momentum drifts at the last state, averaged over systems (model and ground truth),
-    and their medians over systems (``*_drift_median``: one rollout that blows up does not hide the rest)."""
+    and their medians over systems (``*_drift_median``: one rollout that blows up does not hide the rest).
+
+    Args:
+        curves (Dict[str, torch.Tensor]): :func:`long_rollouts`'s result.
+        horizons (Sequence[int]): the rollout lengths of the MSEs.
+    """
     out: Dict[str, float] = {}
     total = curves["sq_error"].shape[1]
     for h in horizons:  # horizons beyond the trajectory are clipped to its length

@@ -39,12 +39,21 @@ SMALL_LR_SCALE = {"HLieConv": 3.0}
 
 
 def paper_epochs(n_train: int, scale: float = 1e7) -> int:
-    r"""The reference study's epoch rule, :math:`\lfloor\sqrt{\text{scale}/n}\rfloor` (``scale = 1e7``)."""
+    r"""The reference study's epoch rule, :math:`\lfloor\sqrt{\text{scale}/n}\rfloor` (``scale = 1e7``).
+
+    Args:
+        n_train (int): training systems :math:`n`.
+        scale (float, optional): the rule's constant. (default: :obj:`1e7`)
+    """
     return max(1, int(math.sqrt(scale / max(n_train, 1))))
 
 
 def canonical_model(name: str) -> str:
-    """A model name as in :data:`MODELS` (``"hlieresnet"``, ``"lieconv"``, ``"fcnode"``... accepted)."""
+    """A model name as in :data:`MODELS` (``"hlieresnet"``, ``"lieconv"``, ``"fcnode"``... accepted).
+
+    Args:
+        name (str): a model name in any common spelling.
+    """
     table = {m.lower(): m for m in MODELS}
     table.update({"hlieresnet": "HLieConv", "lieconv": "HLieConv", "fcnode": "FC", "hamiltonianfc": "HFC"})
     key = str(name).replace("-", "").replace("_", "").lower()
@@ -129,7 +138,11 @@ SETTINGS = TaskSettings("springs", DynamicsModelSettings, SystemsSettings, runti
 
 def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
     """The dynamics model of ``settings`` (``model(t, z, params, batch) -> dz/dt``) as (class name,
-    constructor arguments)."""
+    constructor arguments).
+
+    Args:
+        settings (Settings): the run's settings.
+    """
     m = settings.model
     system = system_from_name(settings.data.system)
     c, d, n = len(system.param_keys), system.dim, system.num_particles
@@ -149,7 +162,14 @@ def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
 
 
 def load_split(settings: Settings, root: str, split: str, chunked: bool) -> ParticleDynamics:
-    """The ``train``/``val``/``test`` systems of ``settings`` (``chunked``: one training window per system)."""
+    """The ``train``/``val``/``test`` systems of ``settings`` (``chunked``: one training window per system).
+
+    Args:
+        settings (Settings): the run's settings.
+        root (str): the data cache folder.
+        split (str): ``"train"``, ``"val"`` or ``"test"``.
+        chunked (bool): one training window per system (else whole trajectories).
+    """
     data = settings.data
     size = {"train": data.train_pool, "val": data.n_val, "test": data.n_test}[split]
     dataset = ParticleDynamics(root, data.system, split, size, traj_len=data.traj_len, dt=data.dt,

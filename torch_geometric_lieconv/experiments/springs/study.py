@@ -227,13 +227,21 @@ def run_study(args: argparse.Namespace) -> int:
 
 
 def concat_curves(runs: Sequence[Dict[str, Tensor]]) -> Dict[str, Tensor]:
-    """The rollout curves of several runs as one set (rows of all runs' test systems)."""
+    """The rollout curves of several runs as one set (rows of all runs' test systems).
+
+    Args:
+        runs (Sequence[Dict[str, torch.Tensor]]): rollout curves of several runs.
+    """
     return {key: torch.cat([curves[key] for curves in runs]) for key in runs[0] if key != "batch"}
 
 
 def format_momentum_table(rows: List[Dict[str, Any]]) -> str:
     """Figure 7 as a table: per model, geometric mean [95% interval] over seeds of the test MSE and of the
-    momentum drifts and energy error at the end of the rollouts (each run's median over its systems)."""
+    momentum drifts and energy error at the end of the rollouts (each run's median over its systems).
+
+    Args:
+        rows (List[Dict[str, Any]]): the momentum part's rows.
+    """
     keys = (("test_mse", "test MSE"), ("linear_momentum_drift_median", "linear drift"),
             ("angular_momentum_drift_median", "angular drift"), ("energy_drift_median", "energy error"))
     lines = [["model", "seeds"] + [title for _, title in keys]]
@@ -249,7 +257,11 @@ def format_momentum_table(rows: List[Dict[str, Any]]) -> str:
 
 def format_study_table(rows: List[Dict[str, Any]]) -> str:
     """Test MSE per model and training size: geometric mean over seeds, its 95% interval and the
-    number of seeds."""
+    number of seeds.
+
+    Args:
+        rows (List[Dict[str, Any]]): the data part's rows.
+    """
     models = [m for m in MODELS[1:] + MODELS[:1] if any(r["model"] == m for r in rows)]
     sizes = sorted({r["n_train"] for r in rows})
     lines = [["model"] + [f"N={n}" for n in sizes]]

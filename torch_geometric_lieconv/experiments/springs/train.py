@@ -21,13 +21,22 @@ from .settings import SETTINGS, load_split, model_arguments
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """``--root``, ``--device`` and ``--threads`` of the evaluate and study commands."""
+    """``--root``, ``--device`` and ``--threads`` of the evaluate and study commands.
+
+    Args:
+        parser (argparse.ArgumentParser): the command's parser.
+    """
     parser.add_argument("--root", default="data/springs", help="data cache folder (generated on first use)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     add_threads_option(parser)
 
 
 def default_run_name(settings: Settings) -> str:
+    """``springs-MODEL[-GROUP][-quick]``, the run folder's name under ``runs/``.
+
+    Args:
+        settings (Settings): the run's settings.
+    """
     model = settings.model
     group = f"-{model.group}" if model.model == "HLieConv" else ""
     return f"springs-{model.model}{group}" + ("-quick" if settings.preset == "quick" else "")
@@ -41,7 +50,13 @@ def configure_train(parser: argparse.ArgumentParser) -> None:
 
 def train_run(settings: Settings, out: str, *, validate: bool = True) -> Trainer:
     """Train one run of ``settings`` into ``out`` (config.json, checkpoints, metrics.csv,
-    learning_curve.png); the data come from ``settings.runtime.root``."""
+    learning_curve.png); the data come from ``settings.runtime.root``.
+
+    Args:
+        settings (Settings): the run's settings.
+        out (str): the run folder.
+        validate (bool, optional): evaluate the validation MSE after every epoch. (default: :obj:`True`)
+    """
     runtime = settings.runtime
     root = runtime.root = os.path.abspath(runtime.root)
     saved = settings.saved()
@@ -112,7 +127,14 @@ def configure_evaluate(parser: argparse.ArgumentParser) -> None:
 
 def load_run(run: str, checkpoint: str = "best", device=None, dtype: torch.dtype = torch.float64
              ) -> Tuple[nn.Module, Settings, Dict[str, Any]]:
-    """The trained model (eval mode, on ``device`` in ``dtype``), its settings and the checkpoint."""
+    """The trained model (eval mode, on ``device`` in ``dtype``), its settings and the checkpoint.
+
+    Args:
+        run (str): the run folder.
+        checkpoint (str, optional): ``"best"`` or ``"last"``. (default: :obj:`"best"`)
+        device (torch.device, optional): where to put the model. (default: the CPU)
+        dtype (torch.dtype, optional): the model's dtype. (default: :obj:`torch.float64`)
+    """
     path = os.path.join(run, f"checkpoint_{checkpoint}.pt")
     state = load_checkpoint(path)
     task = state.get("config", {}).get("task")
@@ -129,6 +151,19 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
     """Evaluate a run on its test systems; the row is also written to ``RUN/results_test.json``.
 
     ``seed`` draws other test systems (the data seed; default: the run's); the row records it.
+
+    Args:
+        run (str): the run folder.
+        root (str, optional): the data cache folder. (default: the run's)
+        checkpoint (str, optional): ``"best"`` or ``"last"``. (default: :obj:`"best"`)
+        device (torch.device, optional): where to evaluate. (default: :obj:`None`)
+        n_test (int, optional): evaluate the first ``n_test`` test systems. (default: :obj:`None`)
+        horizons (Sequence[int], optional): rollout lengths of the MSEs. (default: the window, 100, 500)
+        precision (str, optional): ``"float32"`` or ``"float64"`` rollouts. (default: :obj:`"float64"`)
+        substeps (int, optional): RK4 steps per sample interval. (default: :obj:`1`)
+        plot (bool, optional): write ``RUN/trajectories.png``. (default: :obj:`False`)
+        seed (int, optional): data seed of other test systems. (default: the run's)
+        progress (bool, optional): show a progress bar. (default: :obj:`False`)
     """
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float64 if precision == "float64" else torch.float32
@@ -166,7 +201,11 @@ def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "bes
 
 
 def format_results(rows: List[Dict[str, Any]]) -> str:
-    """A table of the evaluation rows (rollout MSE by horizon, energy error, momentum drifts)."""
+    """A table of the evaluation rows (rollout MSE by horizon, energy error, momentum drifts).
+
+    Args:
+        rows (List[Dict[str, Any]]): rows of :func:`evaluate_run`.
+    """
     mse_keys = sorted({k for r in rows for k in r if k.startswith("mse_")}, key=lambda k: int(k[4:]))
     header = ["model", "group", "n_train", "test MSE (window)"] + [f"MSE@{k[4:]}" for k in mse_keys] + [
         "energy err", "lin. mom. drift", "ang. mom. drift"]
