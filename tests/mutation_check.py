@@ -173,6 +173,13 @@ MUTATIONS: List[Mutation] = [
              '            write_json(config, upgraded["config"])',
              "            pass",
              ["tests/models/test_hub.py::test_old_qm9_checkpoints_load_in_evaluate_and_upgrade"]),
+    Mutation("the RotMNIST download skips its md5 check", "datasets/rotmnist.py",
+             "        if self.archive_md5 is not None:", "        if False:",
+             ["tests/datasets/test_rotmnist_dataset.py"]),
+    Mutation("an explicit QM9 cache_dir is not keyed by the raw files", "datasets/qm9.py",
+             '        target_dir = os.path.join(cache_base, f"qm9-{_raw_digest(root)}")',
+             "        target_dir = cache_base",
+             ["tests/test_runs.py::test_an_explicit_qm9_cache_dir_is_keyed_by_the_raw_data_too"]),
 ]
 
 

@@ -193,6 +193,22 @@ def test_read_only_qm9_cache_key_changes_with_the_raw_data(tmp_path):
     assert _raw_digest(root) != key
 
 
+def test_an_explicit_qm9_cache_dir_is_keyed_by_the_raw_data_too(tmp_path, monkeypatch):
+    """A read-only root processed into ``cache_dir``, then its raw files replaced: the next load sees
+    the new molecules (a cache keyed by the folder alone would serve the old ones)."""
+    from torch_geometric_lieconv.datasets import qm9
+
+    root, cache = str(tmp_path / "qm9"), str(tmp_path / "cache")
+    monkeypatch.setattr(qm9, "_writable", lambda path: False)  # the tests run as a user who can write anywhere
+    write_qm9_root(root, 6, seed=1)
+    first = load_qm9(root, download=False, cache_dir=cache)
+    assert len(first) == 6 and not os.path.exists(os.path.join(root, "processed"))
+    assert os.listdir(cache) == [f"qm9-{_raw_digest(root)}"]
+    write_qm9_root(root, 7, seed=2)
+    assert len(load_qm9(root, download=False, cache_dir=cache)) == 7
+    assert len(os.listdir(cache)) == 2
+
+
 def test_a_failed_rotmnist_download_says_so_and_leaves_no_empty_folder(tmp_path, monkeypatch):
     from torch_geometric_lieconv.datasets import rotmnist
 
@@ -213,6 +229,7 @@ def test_a_failed_rotmnist_download_says_so_and_leaves_no_empty_folder(tmp_path,
         return path
 
     monkeypatch.setattr(rotmnist, "download_url", foreign_archive)
+    monkeypatch.setattr(RotMNIST, "archive_md5", None)  # past the checksum (a repacking mirror): the members
     with pytest.raises(OSError, match="unexpected archive members"):
         RotMNIST(str(tmp_path / "root2"), "test", log=False)
     assert not (tmp_path / "root2" / "raw").exists() and not (tmp_path / "escape.txt").exists()

@@ -1,5 +1,8 @@
 """RotMNIST: the .amat loader, pixel orientation, splits, the verified download, images as point sets."""
+import hashlib
 import math
+import os
+import shutil
 
 import pytest
 import torch
@@ -68,15 +71,44 @@ def test_missing_raw_files_are_downloaded_and_unzipped(tmp_path, monkeypatch):
     write_amat(source / TEST, [one_pixel_image(20, 20)], [4])
     fetched = []
 
+    packed = tmp_path / "mnist_rotation_new.zip"
+    with zipfile.ZipFile(packed, "w") as archive:
+        for name in (TRAIN_VALID, TEST):
+            archive.write(source / name, f"mnist_rotation_new/{name}")
+
     def fake_download_url(url, folder, *args, **kwargs):
         fetched.append(url)
-        path = f"{folder}/mnist_rotation_new.zip"
-        with zipfile.ZipFile(path, "w") as archive:
-            for name in (TRAIN_VALID, TEST):
-                archive.write(source / name, f"mnist_rotation_new/{name}")
-        return path
+        os.makedirs(folder, exist_ok=True)
+        return shutil.copy(packed, os.path.join(folder, "mnist_rotation_new.zip"))
 
     monkeypatch.setattr(rotmnist, "download_url", fake_download_url)
+    monkeypatch.setattr(RotMNIST, "archive_md5", hashlib.md5(packed.read_bytes()).hexdigest())
     test = RotMNIST(str(tmp_path / "root"), "test", log=False)
     assert fetched == [RotMNIST.url] and len(test) == 1 and int(test[0].y) == 4
     assert sorted(p.name for p in (tmp_path / "root" / "raw").iterdir() if p.is_file()) == sorted([TEST, TRAIN_VALID])
+
+
+def test_an_archive_without_the_published_md5_is_refused_before_it_is_opened(tmp_path, monkeypatch):
+    """A well-formed archive with both files, but not the official one: the md5 check refuses it,
+    names both checksums, and leaves nothing in ``raw/``."""
+    import zipfile
+
+    from torch_geometric_lieconv.datasets import rotmnist
+
+    assert RotMNIST.archive_md5 == "0f9a947ff3d30e95cd685462cbf3b847"  # the published checksum
+    opened = []
+
+    def planted_archive(url, folder, *args, **kwargs):
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, "mnist_rotation_new.zip")
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr(f"mnist_rotation_new/{TRAIN_VALID}", "0.5 " * 784 + "3\n")
+            archive.writestr(f"mnist_rotation_new/{TEST}", "0.5 " * 784 + "3\n")
+        return path
+
+    monkeypatch.setattr(rotmnist, "download_url", planted_archive)
+    monkeypatch.setattr(rotmnist, "extract_zip", lambda *args, **kwargs: opened.append(args))
+    with pytest.raises(OSError, match="md5 [0-9a-f]{32}, not the published 0f9a947ff3d30e95cd685462cbf3b847"):
+        RotMNIST(str(tmp_path / "root"), "test", log=False)
+    assert not opened and not (tmp_path / "root" / "raw").exists()
+

@@ -252,20 +252,23 @@ def load_qm9(root: str, *, download: bool = True, cache_dir: Optional[str] = Non
 
     Without data under ``root`` PyG downloads QM9 (``download=False`` refuses instead).
     If ``root`` is read-only and not processed yet, PyG's processed files go to
-    ``cache_dir`` (default ``~/.cache/torch_geometric_lieconv/qm9-<hash of root>``) instead.
+    ``cache_dir/qm9-<key>`` instead (default ``cache_dir``: ``~/.cache/torch_geometric_lieconv``),
+    where the key covers ``root`` and the name, size and modification time of its raw files: a root
+    whose raw files changed is processed again, never read from a stale cache.
 
     Args:
         root (str): the QM9 folder in PyG's layout (``root/raw``, ``root/processed``).
         download (bool, optional): download QM9 when ``root`` holds no data. (default: :obj:`True`)
-        cache_dir (str, optional): where the processed files of a read-only ``root`` go. (default: :obj:`None`)
+        cache_dir (str, optional): the folder of the keyed caches of read-only roots.
+            (default: ``~/.cache/torch_geometric_lieconv``)
     """
     root = os.path.abspath(os.path.expanduser(root))
     processed = os.path.join(root, "processed", "data_v3.pt")
     cls = SafeQM9
     if not os.path.exists(processed) and os.path.isdir(os.path.join(root, "raw")) and not _writable(
             os.path.join(root, "processed")):
-        target_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "torch_geometric_lieconv",
-                                               f"qm9-{_raw_digest(root)}")
+        cache_base = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "torch_geometric_lieconv")
+        target_dir = os.path.join(cache_base, f"qm9-{_raw_digest(root)}")
 
         class QM9ReadOnlyRoot(SafeQM9):
             @property

@@ -77,6 +77,9 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
     """
 
     url = "http://www.iro.umontreal.ca/~lisa/icml2007data/mnist_rotation_new.zip"
+    #: the published md5 of :attr:`url`'s archive, checked before it is opened (``None``: no check, for
+    #: a mirror that repacked it)
+    archive_md5: Optional[str] = "0f9a947ff3d30e95cd685462cbf3b847"
     splits = ("train", "valid", "test")
     train_fraction = 10 / 12
     image_size = 28
@@ -102,9 +105,10 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
     def download(self) -> None:
         """Fetch and unpack the official archive; on any failure nothing is left behind in ``raw/``.
 
-        The archive is checked before it is used: it must be a zip holding exactly the two ``.amat``
-        members (at most one folder deep), and :meth:`process` then checks their rows (784 pixel
-        values and a digit label each). No published checksum is compared.
+        The archive is checked before it is used: its md5 must be the published
+        :attr:`archive_md5`, it must be a zip holding exactly the two ``.amat`` members (at most one
+        folder deep), and :meth:`process` then checks their rows (784 pixel values and a digit label
+        each).
         """
         if not self.allow_download:
             raise FileNotFoundError(f"RotMNIST: {' and '.join(self.raw_file_names)} are missing from "
@@ -133,8 +137,17 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
             raise
 
     def _check_archive(self, archive: str) -> None:
+        import hashlib
         import zipfile
 
+        if self.archive_md5 is not None:
+            digest = hashlib.md5()
+            with open(archive, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            if digest.hexdigest() != self.archive_md5:
+                raise ValueError(f"the downloaded archive has md5 {digest.hexdigest()}, not the published "
+                                 f"{self.archive_md5}: a corrupt or foreign file")
         if not zipfile.is_zipfile(archive):
             raise ValueError(f"{archive} is not a zip archive")
         with zipfile.ZipFile(archive) as zipped:
