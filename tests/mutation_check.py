@@ -180,6 +180,13 @@ MUTATIONS: List[Mutation] = [
              '        target_dir = os.path.join(cache_base, f"qm9-{_raw_digest(root)}")',
              "        target_dir = cache_base",
              ["tests/test_runs.py::test_an_explicit_qm9_cache_dir_is_keyed_by_the_raw_data_too"]),
+    Mutation("the spring simulator samples every 2 dt", "datasets/springs.py",
+             "    return dt * torch.arange(traj_len, dtype=dtype)", "    return 2 * dt * torch.arange(traj_len, dtype=dtype)",
+             ["tests/datasets/test_springs_dataset.py::test_positions_move_at_p_over_m_along_generated_trajectories"]),
+    Mutation("the spring force is half the potential's gradient", "datasets/springs.py",
+             "        return join_state(p / m, -2 * k * (k_total * q - kq))",
+             "        return join_state(p / m, -k * (k_total * q - kq))",
+             ["tests/datasets/test_springs_dataset.py::test_two_springs_follow_the_analytic_solution_at_the_sample_times"]),
 ]
 
 

@@ -80,6 +80,42 @@ def test_generated_trajectories_conserve_energy_and_momenta(system, traj_len):
     assert coarse_drift["linear_momentum"].max() < 1e-12
 
 
+def test_two_springs_follow_the_analytic_solution_at_the_sample_times():
+    r"""The time scale: two particles with :math:`V = k_1 k_2 |q_1 - q_2|^2` (the pair sum of the
+    definition) move as a free centre of mass plus a harmonic oscillation of :math:`r = q_1 - q_2` with
+    :math:`\omega^2 = 2 k_1 k_2 / \mu`; the generated states at :math:`t = k\,dt` are that solution."""
+    dt, steps = 0.05, 80
+    traj, params, t = generate_systems(SpringSystem(num_particles=2), 3, traj_len=steps, dt=dt, seed=4)
+    torch.testing.assert_close(t, dt * torch.arange(steps, dtype=torch.float64))
+    q, p = split_state(traj)  # [6, T, 2]
+    for s in range(3):
+        (m1, k1), (m2, k2) = params[2 * s].tolist(), params[2 * s + 1].tolist()
+        q1, q2, p1, p2 = q[2 * s], q[2 * s + 1], p[2 * s, 0], p[2 * s + 1, 0]
+        mass, mu = m1 + m2, m1 * m2 / (m1 + m2)
+        omega = math.sqrt(2 * k1 * k2 / mu)
+        times = (dt * torch.arange(steps, dtype=torch.float64)).unsqueeze(-1)
+        centre = (m1 * q1[0] + m2 * q2[0]) / mass + times * (p1 + p2) / mass
+        r = (q1[0] - q2[0]) * torch.cos(omega * times) + (p1 / m1 - p2 / m2) / omega * torch.sin(omega * times)
+        assert omega * dt * steps > 2 * math.pi  # at least one period: a wrong time scale cannot hide
+        scale = float(r.abs().max())
+        torch.testing.assert_close(q1, centre + m2 / mass * r, atol=1e-6 * scale, rtol=0)
+        torch.testing.assert_close(q2, centre - m1 / mass * r, atol=1e-6 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("system", [SpringSystem(), GravitySystem()])
+def test_positions_move_at_p_over_m_along_generated_trajectories(system):
+    """dq/dt = p/m by the five-point difference of the stored samples (error O(dt^4))."""
+    dt = 0.002
+    traj, params, _ = generate_systems(system, 4, traj_len=40, dt=dt, seed=2)
+    q, p = split_state(traj)
+    difference = (-q[:, 4:] + 8 * q[:, 3:-1] - 8 * q[:, 1:-3] + q[:, :-4]) / 12
+    expected = p[:, 2:-2] / params[:, :1, None]
+    scale = expected.abs().max()
+    assert (difference / dt - expected).abs().max() / scale < 1e-4
+    # a sample interval off by a factor of 2 shows as a velocity off by 2
+    assert (difference / (2 * dt) - expected).abs().max() / scale > 0.3
+
+
 def test_spring_samples_follow_the_paper_distributions():
     z, params, _ = spring_systems(400, seed=1)
     q, p = split_state(z)
