@@ -187,6 +187,14 @@ MUTATIONS: List[Mutation] = [
              "        return join_state(p / m, -2 * k * (k_total * q - kq))",
              "        return join_state(p / m, -k * (k_total * q - kq))",
              ["tests/datasets/test_springs_dataset.py::test_two_springs_follow_the_analytic_solution_at_the_sample_times"]),
+    Mutation("SO(2) closed-form pair log with the wrong sign", "groups/planar.py",
+             "        return angle_difference(a_u.to(work), a_v.to(work)).to(a_u.dtype)",
+             "        return angle_difference(a_v.to(work), a_u.to(work)).to(a_u.dtype)",
+             ["tests/groups/test_groups.py"]),
+    Mutation("angle differences not wrapped below -pi", "groups/planar.py",
+             "    return torch.where(d <= -torch.pi + BRANCH_CUT_SHIFT, d + 2 * torch.pi, d)",
+             "    return d",
+             ["tests/groups/test_groups.py"]),
 ]
 
 

@@ -30,6 +30,28 @@ def wrap_angle(theta: Tensor) -> Tensor:
     return torch.where(theta <= -torch.pi + BRANCH_CUT_SHIFT, theta + 2 * torch.pi, theta)
 
 
+def angle_difference(theta_u: Tensor, theta_v: Tensor) -> Tensor:
+    r"""The angle of :math:`R(\theta_v)^{-1}R(\theta_u)` for angles in one branch of width :math:`2\pi`:
+    :math:`\theta_u - \theta_v` (in :math:`(-2\pi, 2\pi)`) moved into the branch of :func:`wrap_angle`,
+    with two comparisons instead of matrices or trigonometry.
+
+    Args:
+        theta_u (torch.Tensor): angles ``[...]``.
+        theta_v (torch.Tensor): angles of the same shape.
+    """
+    d = theta_u - theta_v
+    d = torch.where(d > torch.pi + BRANCH_CUT_SHIFT, d - 2 * torch.pi, d)
+    return torch.where(d <= -torch.pi + BRANCH_CUT_SHIFT, d + 2 * torch.pi, d)
+
+
+def _pair_work_dtype(group: LieGroup, dtype: torch.dtype) -> torch.dtype:
+    """The dtype of a group's pair computations for inputs of ``dtype`` (its :attr:`pair_dtype` when
+    that is more precise)."""
+    if group.pair_dtype is not None and _less_precise(dtype, group.pair_dtype):
+        return group.pair_dtype
+    return dtype
+
+
 def _angle_of(m: Tensor) -> Tensor:
     """The rotation angle of (a multiple of) a 2x2 rotation matrix, see :func:`wrap_angle`."""
     return wrap_angle(torch.atan2(m[..., 1, 0] - m[..., 0, 1], m[..., 0, 0] + m[..., 1, 1]))
@@ -64,6 +86,11 @@ class SO2(LieGroup):
     def lift(self, pos, num_samples=1, frames=None, generator=None) -> Tuple[Tensor, Tensor]:
         r, theta = _polar(pos)
         return _expand(theta, num_samples), _expand(r, num_samples)
+
+    def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
+        # abelian: the angle difference, wrapped (no 2x2 matrices), in pair_dtype
+        work = _pair_work_dtype(self, a_u.dtype)
+        return angle_difference(a_u.to(work), a_v.to(work)).to(a_u.dtype)
 
     def distance(self, abq: Tensor) -> Tensor:
         ab, r_u, r_v = self.split_pair_embedding(abq)
@@ -123,9 +150,12 @@ class RxSO2(LieGroup):
         return _expand(a, num_samples), pos.new_zeros(pos.shape[0], num_samples, 0)
 
     def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
-        diff = a_u - a_v  # abelian: exact, with the angle wrapped to (-pi, pi]
-        wrapped = wrap_angle(torch.atan2(torch.sin(diff[..., 1]), torch.cos(diff[..., 1])))
-        return torch.stack([diff[..., 0], wrapped], dim=-1)
+        # abelian: the difference of the coordinates, the angle wrapped (no matrices), in pair_dtype
+        out_dtype = a_u.dtype
+        work = _pair_work_dtype(self, out_dtype)
+        a_u, a_v = a_u.to(work), a_v.to(work)
+        angle = angle_difference(a_u[..., 1], a_v[..., 1])
+        return torch.stack([a_u[..., 0] - a_v[..., 0], angle], dim=-1).to(out_dtype)
 
     def distance(self, abq: Tensor) -> Tensor:
         return self.alpha * abq[..., 1].abs() + (1 - self.alpha) * abq[..., 0].abs()
@@ -235,14 +265,11 @@ class SE2(LieGroup):
         few element-wise operations in :attr:`pair_dtype` (q is empty for SE(2)).
         """
         out_dtype = a.dtype
-        if self.pair_dtype is not None and _less_precise(out_dtype, self.pair_dtype):
-            a = a.to(self.pair_dtype)
+        a = a.to(_pair_work_dtype(self, out_dtype))
         theta = a[:, 0]
         t = _left_jacobian(theta, a[:, 1:])
         src, dst = edge_index[0], edge_index[1]
-        d = theta[dst] - theta[src]  # in (-2 pi, 2 pi): both angles lie in one branch of width 2 pi
-        d = torch.where(d > torch.pi + BRANCH_CUT_SHIFT, d - 2 * torch.pi, d)
-        d = torch.where(d <= -torch.pi + BRANCH_CUT_SHIFT, d + 2 * torch.pi, d)
+        d = angle_difference(theta[dst], theta[src])  # both angles lie in one branch of width 2 pi
         dt = t[dst] - t[src]
         cos_v, sin_v = torch.cos(theta)[src], torch.sin(theta)[src]
         rotated = torch.stack([cos_v * dt[:, 0] + sin_v * dt[:, 1], cos_v * dt[:, 1] - sin_v * dt[:, 0]], dim=-1)
