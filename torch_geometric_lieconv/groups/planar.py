@@ -76,6 +76,8 @@ class SO2(LieGroup):
 
     space_dim, lie_dim, q_dim = 2, 1, 1
     undefined_at_origin = True
+    #: pair logs are one subtraction and a wrap, exact to the input's rounding: no double precision
+    pair_dtype = None
 
     def exp(self, a: Tensor) -> Tensor:
         return rotation2d(a[..., 0])
@@ -88,9 +90,7 @@ class SO2(LieGroup):
         return _expand(theta, num_samples), _expand(r, num_samples)
 
     def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
-        # abelian: the angle difference, wrapped (no 2x2 matrices), in pair_dtype
-        work = _pair_work_dtype(self, a_u.dtype)
-        return angle_difference(a_u.to(work), a_v.to(work)).to(a_u.dtype)
+        return angle_difference(a_u, a_v)  # abelian: the angle difference, wrapped; no matrices
 
     def distance(self, abq: Tensor) -> Tensor:
         ab, r_u, r_v = self.split_pair_embedding(abq)
@@ -136,6 +136,8 @@ class RxSO2(LieGroup):
     space_dim, lie_dim, q_dim = 2, 2, 0
     default_alpha = 0.3
     undefined_at_origin = True
+    #: pair logs are subtractions and a wrap, exact to the input's rounding: no double precision
+    pair_dtype = None
 
     def exp(self, a: Tensor) -> Tensor:
         return torch.exp(a[..., 0])[..., None, None] * rotation2d(a[..., 1])
@@ -150,12 +152,8 @@ class RxSO2(LieGroup):
         return _expand(a, num_samples), pos.new_zeros(pos.shape[0], num_samples, 0)
 
     def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
-        # abelian: the difference of the coordinates, the angle wrapped (no matrices), in pair_dtype
-        out_dtype = a_u.dtype
-        work = _pair_work_dtype(self, out_dtype)
-        a_u, a_v = a_u.to(work), a_v.to(work)
-        angle = angle_difference(a_u[..., 1], a_v[..., 1])
-        return torch.stack([a_u[..., 0] - a_v[..., 0], angle], dim=-1).to(out_dtype)
+        # abelian: the difference of the coordinates, the angle wrapped; no matrices
+        return torch.stack([a_u[..., 0] - a_v[..., 0], angle_difference(a_u[..., 1], a_v[..., 1])], dim=-1)
 
     def distance(self, abq: Tensor) -> Tensor:
         return self.alpha * abq[..., 1].abs() + (1 - self.alpha) * abq[..., 0].abs()
