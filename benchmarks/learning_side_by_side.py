@@ -22,7 +22,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -109,6 +109,23 @@ def train_one(spec: Dict) -> Dict:
             "steps": total}
 
 
+def run_in_processes(script: str, specs: List[Dict], jobs: int, describe: Callable[[Dict], str]) -> List[Dict]:
+    """Each spec as ``python script --worker SPEC`` in a fresh one-thread process, ``jobs`` at a time;
+    the workers' JSON results in the order of ``specs`` (``describe(result)`` is printed as each ends)."""
+
+    def run(spec: Dict) -> Dict:
+        proc = subprocess.run([sys.executable, script, "--worker", json.dumps(spec)], capture_output=True,
+                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if proc.returncode != 0:
+            raise RuntimeError(f"{spec}: {proc.stderr.strip().splitlines()[-1]}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(f"  {describe(result)}", file=sys.stderr, flush=True)
+        return result
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(run, specs))
+
+
 def interval(values: List[float]) -> str:
     """Mean and 95% t-interval."""
     n = len(values)
@@ -143,19 +160,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     specs = [{"side": side, "group": group, "seed": seed, "epochs": args.epochs, "root": args.root,
               "reference": str(reference)} for group in args.groups for seed in args.seeds for side in sides]
 
-    def run(spec: Dict) -> Dict:
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                              text=True, env=env)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{spec}: {proc.stderr.strip().splitlines()[-1]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  {spec['side']:8s} {spec['group']:6s} seed {spec['seed']}: test error {result['test_error']:.2f}% "
-              f"({result['train_cpu_s']:.0f} CPU s)", file=sys.stderr, flush=True)
-        return result
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(run, specs))
+    results = run_in_processes(__file__, specs, args.jobs, lambda r: (
+        f"{r['side']:8s} {r['group']:6s} seed {r['seed']}: test error {r['test_error']:.2f}% "
+        f"({r['train_cpu_s']:.0f} CPU s)"))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"Command: `python benchmarks/learning_side_by_side.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ")

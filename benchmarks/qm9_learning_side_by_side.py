@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import torch
 
-from learning_side_by_side import interval  # same folder
+from learning_side_by_side import interval, run_in_processes  # same folder
 from side_by_side import DEFAULT_REFERENCE, import_reference
 
 from torch_geometric_lieconv.datasets.qm9 import (get_target, load_qm9, qm9_splits, target_statistics,
@@ -125,18 +122,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     specs = [{"column": column, "seed": seed, "epochs": args.epochs, "root": args.root, "reference": str(reference)}
              for seed in args.seeds for column in columns]
 
-    def run(spec: Dict) -> Dict:
-        proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                              text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        if proc.returncode != 0:
-            raise RuntimeError(f"{spec}: {proc.stderr.strip().splitlines()[-1]}")
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  {spec['column']:14s} seed {spec['seed']}: test MAE {result['test_mae']:.1f} meV "
-              f"({result['train_cpu_s']:.0f} CPU s)", file=sys.stderr, flush=True)
-        return result
-
-    with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(run, specs))
+    results = run_in_processes(__file__, specs, args.jobs, lambda r: (
+        f"{r['column']:14s} seed {r['seed']}: test MAE {r['test_mae']:.1f} meV ({r['train_cpu_s']:.0f} CPU s)"))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"Command: `python benchmarks/qm9_learning_side_by_side.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ")

@@ -108,6 +108,17 @@ class LieGroup(abc.ABC):
         l, m = self.lie_dim, self.q_dim
         return abq[..., :l], abq[..., l : l + m], abq[..., l + m : l + 2 * m]
 
+    def pair_work_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        """The dtype of pair computations for inputs of ``dtype``: :attr:`pair_dtype` when that is more
+        precise, else ``dtype``.
+
+        Args:
+            dtype (torch.dtype): the inputs' dtype.
+        """
+        if self.pair_dtype is not None and _less_precise(dtype, self.pair_dtype):
+            return self.pair_dtype
+        return dtype
+
     def pair_log(self, a_u: Tensor, a_v: Tensor) -> Tensor:
         r""":math:`\log(v^{-1} u)` for element-wise paired coordinates ``a_u``, ``a_v`` ``[E, lie_dim]``.
 
@@ -115,7 +126,7 @@ class LieGroup(abc.ABC):
         inputs are less precise. Groups with a closed form (translations) override this.
         """
         out_dtype = a_u.dtype
-        work = self.pair_dtype if (self.pair_dtype is not None and _less_precise(out_dtype, self.pair_dtype)) else out_dtype
+        work = self.pair_work_dtype(out_dtype)
         a_u, a_v = a_u.to(work), a_v.to(work)
         return self.log(self.exp(-a_v) @ self.exp(a_u)).to(out_dtype)
 

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ._rotations import homogeneous, rotation2d, stratified_rotations2d
 from ._series import cosc, half_cot, sinc
-from .base import LieGroup, _less_precise, log_in_double, unit_circle, weighted_parts
+from .base import LieGroup, log_in_double, unit_circle, weighted_parts
 
 
 #: the branch cut of logged angles sits at -pi + BRANCH_CUT_SHIFT rather than at +-pi
@@ -42,14 +42,6 @@ def angle_difference(theta_u: Tensor, theta_v: Tensor) -> Tensor:
     d = theta_u - theta_v
     d = torch.where(d > torch.pi + BRANCH_CUT_SHIFT, d - 2 * torch.pi, d)
     return torch.where(d <= -torch.pi + BRANCH_CUT_SHIFT, d + 2 * torch.pi, d)
-
-
-def _pair_work_dtype(group: LieGroup, dtype: torch.dtype) -> torch.dtype:
-    """The dtype of a group's pair computations for inputs of ``dtype`` (its :attr:`pair_dtype` when
-    that is more precise)."""
-    if group.pair_dtype is not None and _less_precise(dtype, group.pair_dtype):
-        return group.pair_dtype
-    return dtype
 
 
 def _angle_of(m: Tensor) -> Tensor:
@@ -263,7 +255,7 @@ class SE2(LieGroup):
         few element-wise operations in :attr:`pair_dtype` (q is empty for SE(2)).
         """
         out_dtype = a.dtype
-        a = a.to(_pair_work_dtype(self, out_dtype))
+        a = a.to(self.pair_work_dtype(out_dtype))
         theta = a[:, 0]
         t = _left_jacobian(theta, a[:, 1:])
         src, dst = edge_index[0], edge_index[1]
