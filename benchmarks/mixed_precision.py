@@ -1,22 +1,38 @@
 """Training step of the paper's QM9 models in float32 and under bfloat16 autocast, side by side.
 
     python benchmarks/mixed_precision.py                      # k=1536, T(3) and SE(3), one thread
-    python benchmarks/mixed_precision.py --k 384 --rounds 5
+    python benchmarks/mixed_precision.py --k 128 256 512 1024 1536 --groups T3,T3-quick,SE3   # crossover
 
-One process, one thread, interleaved rounds (float32 step, bfloat16 step, float32 step, ...): process
-CPU time of a training step (forward, backward and Adam) on 75 QM9-sized molecules
-(``benchmark.qm9_like_batch``), the median over rounds, and the relative difference of the two
-outputs at the same weights (eval mode). Under autocast the Linear layers and the kernel MLPs run in
-bfloat16; the group math (lift, log, distances) stays in float32/float64 and the aggregation's batched
-matmul in float32 (on CPUs a bfloat16 ``bmm`` of these shapes is slower than float32). bfloat16 pays
-off on CPUs with AVX-512-BF16 or AMX (and on GPUs); elsewhere it can be slower.
+One thread; process CPU time of a training step (forward, backward and Adam) on a new batch of 75
+(``--molecules``) QM9-sized molecules every step (``benchmark.qm9_like_batch``), as in training: the
+atom count, so the matmul shapes, change every step, which costs bfloat16 more than float32 (one
+repeated batch hides it). Each precision runs in a fresh process, in the order float32, bfloat16,
+bfloat16, float32; a column is the better of its two medians over ``--rounds`` steps (after two
+warm-up steps). One process per precision because within one process the two disturb each other
+(float32 steps after bfloat16 ones ran slower, and interleaving them made bfloat16 look faster than a
+bfloat16 training run is). The last column is the relative difference of the two outputs at the same
+weights (eval mode).
+
+Under autocast the Linear layers and the kernel MLPs run in bfloat16; the group math (lift, log,
+distances) stays in float32/float64 and the aggregation's batched matmul in float32 (on CPUs a
+bfloat16 ``bmm`` of these shapes is slower than float32). bfloat16 pays
+off on CPUs with AVX-512-BF16 or AMX (and on GPUs); elsewhere it can be slower. With several ``--k``
+the table ends with the crossover per model: the smallest width from which bfloat16 is faster at every
+measured width (the figure behind ``--precision auto``, see
+``torch_geometric_lieconv.experiments.qm9.BF16_MIN_CHANNELS``).
+
+Models: ``T3`` and ``SE3`` are the paper's (6 blocks; nbhd 100, fill 1 / 4 lifts, nbhd 25, fill 1/2);
+``T3-quick`` is ``--preset quick``'s network (3 blocks, nbhd 32).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from typing import Dict, List
@@ -26,74 +42,111 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchmark import build_qm9_model, qm9_like_batch  # noqa: E402
 
+from torch_geometric_lieconv.training.precision import native_bfloat16  # noqa: E402
+
 CONFIGS = {
     "T3": dict(group="T3", layers=6, nbhd=100, fill=1.0, lift=1),
     "SE3": dict(group="SE3", layers=6, nbhd=25, fill=0.5, lift=4),
+    "T3-quick": dict(group="T3", layers=3, nbhd=32, fill=1.0, lift=1),
 }
 
 
-def cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next(line for line in f if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    found = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
-    return ", ".join(found) if found else "no bf16 instructions"
-
-
-def measure(name: str, k: int, rounds: int, seed: int) -> Dict[str, float]:
+def step_seconds(name: str, k: int, rounds: int, seed: int, molecules: int, precision: str) -> float:
+    """Median process CPU seconds of a training step in ``precision``, on a new batch every step."""
     torch.manual_seed(seed)
-    model = build_qm9_model({**CONFIGS[name], "k": k})
-    z, pos, batch = qm9_like_batch(75, seed)
+    model = build_qm9_model({**CONFIGS[name], "k": k}).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    target = torch.randn(int(batch.max()) + 1)
-
-    def step(dtype: torch.dtype) -> float:
-        model.train()
+    times = []
+    for i in range(rounds + 2):  # new molecules every step, as in training: new matmul shapes
+        z, pos, batch = qm9_like_batch(molecules, seed + i)
         start = time.process_time()
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             out = model(z, pos, batch)
-        (out.float() - target).abs().mean().backward()
+        out.float().abs().mean().backward()
         optimizer.step()
-        return time.process_time() - start
+        times.append(time.process_time() - start)
+    return statistics.median(times[2:])  # the first two steps warm up (the balls' radii settle)
 
-    step(torch.float32), step(torch.bfloat16)  # warm-up
-    times: Dict[str, List[float]] = {"float32": [], "bfloat16": []}
-    for _ in range(rounds):
-        times["float32"].append(step(torch.float32))
-        times["bfloat16"].append(step(torch.bfloat16))
-    model.eval()
+
+def output_difference(name: str, k: int, seed: int, molecules: int) -> float:
+    """Relative difference of the bfloat16-autocast output from the float32 one at equal weights."""
+    torch.manual_seed(seed)
+    model = build_qm9_model({**CONFIGS[name], "k": k}).eval()
+    z, pos, batch = qm9_like_batch(molecules, seed)
     generator_state = torch.get_rng_state()
     with torch.no_grad():
         full = model(z, pos, batch)
         torch.set_rng_state(generator_state)  # the same random lifts and neighbourhoods
         with torch.autocast("cpu", dtype=torch.bfloat16):
             half = model(z, pos, batch).float()
-    fp32, bf16 = statistics.median(times["float32"]), statistics.median(times["bfloat16"])
-    difference = float((half - full).norm() / full.norm().clamp_min(1e-30))
+    return float((half - full).norm() / full.norm().clamp_min(1e-30))
+
+
+def in_process(spec: dict) -> float:
+    """Run one measurement in a fresh process (one precision per process, see the module's doc)."""
+    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"worker {spec} failed:\n{done.stderr}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, k: int, rounds: int, seed: int, molecules: int) -> Dict[str, float]:
+    spec = dict(name=name, k=k, rounds=rounds, seed=seed, molecules=molecules)
+    best = {"float32": math.inf, "bfloat16": math.inf}
+    for precision in ("float32", "bfloat16", "bfloat16", "float32"):  # ABBA: drifts of the load cancel
+        best[precision] = min(best[precision], in_process({**spec, "precision": precision}))
+    difference = in_process({**spec, "precision": "difference"})
+    fp32, bf16 = best["float32"], best["bfloat16"]
     return {"fp32": fp32, "bf16": bf16, "ratio": fp32 / bf16, "difference": difference}
+
+
+def worker(spec: dict) -> None:
+    torch.set_num_threads(1)
+    args = (spec["name"], spec["k"])
+    if spec["precision"] == "difference":
+        print(output_difference(*args, spec["seed"], spec["molecules"]))
+    else:
+        print(step_seconds(*args, spec["rounds"], spec["seed"], spec["molecules"], spec["precision"]))
+
+
+def crossover(ratios: Dict[int, float]) -> str:
+    """The smallest measured width from which bfloat16 is faster at every larger measured width."""
+    widths = sorted(ratios)
+    faster_from = [k for i, k in enumerate(widths) if all(ratios[w] > 1.0 for w in widths[i:])]
+    return f"k >= {faster_from[0]}" if faster_from else "none measured"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--k", type=int, default=1536, help="channels of the QM9 models")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--groups", default="T3,SE3")
+    parser.add_argument("--k", type=int, nargs="+", default=[1536], help="channels of the QM9 models")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--groups", default="T3,SE3", help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--molecules", type=int, default=75, help="molecules per batch")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker is not None:
+        return worker(json.loads(args.worker))
     torch.set_num_threads(1)
     print(f"Command: `python benchmarks/mixed_precision.py {' '.join(sys.argv[1:])}`")
-    print(f"CPU: {platform.processor() or platform.machine()} ({cpu_flags()}); torch {torch.__version__}; "
-          f"one thread; median of {args.rounds} interleaved rounds; load average at start "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}.\n")
+    print(f"CPU: {platform.processor() or platform.machine()} ({native_bfloat16(torch.device('cpu'))[1]}); "
+          f"torch {torch.__version__}; one thread; {args.molecules} molecules; each precision in its own "
+          f"process (ABBA), best of 2 medians of {args.rounds} steps; load average at start {', '.join(f'{v:.1f}' for v in os.getloadavg())}.\n")
     print("| model | float32 s/step | bfloat16 autocast s/step | speed-up | output difference (relative) |")
     print("|---|---|---|---|---|")
+    crossovers = []
     for name in args.groups.split(","):
-        r = measure(name, args.k, args.rounds, args.seed)
-        print(f"| {name}, k={args.k} | {r['fp32']:.2f} | {r['bf16']:.2f} | {r['ratio']:.2f}x | "
-              f"{r['difference']:.1e} |", flush=True)
+        ratios = {}
+        for k in args.k:
+            r = measure(name, k, args.rounds, args.seed, args.molecules)
+            ratios[k] = r["ratio"]
+            print(f"| {name}, k={k} | {r['fp32']:.3f} | {r['bf16']:.3f} | {r['ratio']:.2f}x | "
+                  f"{r['difference']:.1e} |", flush=True)
+        crossovers.append(f"{name}: {crossover(ratios)}")
+    if len(args.k) > 1:
+        print(f"\nbfloat16 faster from: {'; '.join(crossovers)}")
 
 
 if __name__ == "__main__":

@@ -26,16 +26,19 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type
 
 import torch
 
+from ..training.precision import choose_precision
 from .common import read_config_file
 
 __all__ = ["setting", "TrainerSettings", "RuntimeSettings", "Settings", "TaskSettings", "add_setting_flags",
-           "flag_values", "trainer_arguments", "is_saved_form", "GROUPS"]
+           "flag_values", "trainer_arguments", "is_saved_form", "settle_precision", "GROUPS"]
 
 #: the four groups of every task's settings, in their saved order
 GROUPS = ("model", "data", "trainer", "runtime")
@@ -71,19 +74,27 @@ class TrainerSettings:
     weight_decay: float = setting(0.0, "Adam's weight decay")
     grad_clip: Optional[float] = setting(None, "clip the gradient norm to this value")
     seed: int = setting(0, "training seed (model init, data order, augmentation, sampling)")
-    precision: str = setting("float32", "float32, float64, or bfloat16 (float32 weights with the matmuls "
-                             "under bfloat16 autocast: fast on CPUs with AVX-512-BF16/AMX and on GPUs)",
-                             choices=("float32", "float64", "bfloat16"))
+    precision: str = setting("float32", "float32, float64, bfloat16 (float32 weights with the matmuls under "
+                             "bfloat16 autocast: fast on CPUs with AVX-512-BF16/AMX and on GPUs), or auto "
+                             "(bfloat16 where the device has native bfloat16 matmuls and the model is wide "
+                             "enough for it to pay, else float32; decided when the run starts)",
+                             choices=("auto", "float32", "float64", "bfloat16"))
 
     @property
     def dtype(self) -> torch.dtype:
         """The dtype of the weights and inputs (``bfloat16`` keeps float32 weights and autocasts)."""
-        return torch.float64 if self.precision == "float64" else torch.float32
+        return torch.float64 if self._decided() == "float64" else torch.float32
 
     @property
     def autocast(self) -> Optional[torch.dtype]:
         """The autocast dtype of the matmuls (``None``: no autocast)."""
-        return torch.bfloat16 if self.precision == "bfloat16" else None
+        return torch.bfloat16 if self._decided() == "bfloat16" else None
+
+    def _decided(self) -> str:
+        if self.precision == "auto":
+            raise ValueError("precision 'auto' is decided when the run starts (settle_precision); "
+                             "these settings were never started")
+        return self.precision
 
 
 @dataclass
@@ -282,6 +293,49 @@ class TaskSettings:
         values = {k: v for k, v in flat.items() if k in self.group_of}
         measured = {k: v for k, v in flat.items() if k not in self.group_of and k != "preset"}
         return self.build(flat.get("preset", "paper"), values, measured)
+
+
+def settle_precision(settings: Settings, device: torch.device, min_channels: Optional[int],
+                     run_dir: Optional[str] = None) -> str:
+    r"""Decide ``settings.trainer.precision`` when it is ``"auto"`` (in place) and say why.
+
+    A fresh run asks :func:`~torch_geometric_lieconv.training.precision.choose_precision`; a run that
+    resumes in ``run_dir`` keeps the precision it started with (its ``config.json``), so that it
+    continues as it began on any machine. The reason is kept in
+    ``settings.measured["precision_choice"]``, saved with the run's config.
+
+    Args:
+        settings (Settings): the run's settings.
+        device (torch.device): where the run trains.
+        min_channels (int, optional): the width from which the task's benchmark showed bfloat16
+            faster (``None``: the model has no bfloat16 path).
+        run_dir (str, optional): the run folder, read when ``settings.runtime.resume``. (default: :obj:`None`)
+    """
+    trainer = settings.trainer
+    previous = _started_precision(run_dir) if run_dir is not None and settings.runtime.resume else None
+    if previous is not None and trainer.precision in ("auto", previous[0]):
+        trainer.precision, reason = previous[0], previous[1] or f"{previous[0]} (as the run started)"
+    else:
+        channels = int(getattr(settings.model, "hidden_channels", 0))
+        choice = choose_precision(trainer.precision, device, channels, min_channels)
+        trainer.precision, reason = choice.precision, choice.reason
+    settings.measured["precision_choice"] = reason
+    return reason
+
+
+def _started_precision(run_dir: str) -> Optional[Tuple[str, Optional[str]]]:
+    """The precision (and its reason) of the run in ``run_dir``, from its ``config.json``."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None  # refuse_early names the unreadable file
+    if is_saved_form(saved):
+        return saved["trainer"].get("precision", "float32"), saved.get("measured", {}).get("precision_choice")
+    return saved.get("precision", "float32"), None
 
 
 def is_saved_form(config: Mapping[str, Any]) -> bool:

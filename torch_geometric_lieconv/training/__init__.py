@@ -11,12 +11,13 @@ optionally an ``evaluate_fn(model) -> Dict[str, float]`` called after every epoc
 * :mod:`.optimisation`: Adam, :func:`cosine_warmup_lambda`, gradient clipping;
 * :mod:`.checkpoints` and :mod:`.randomness`: the checkpoint files and the RNG states of an exact resume;
 * :mod:`.metrics`: ``metrics.csv``, TensorBoard, ``learning_curve.png``;
-* :mod:`.batches`: moving batches to the device and dtype.
+* :mod:`.batches`: moving batches to the device and dtype;
+* :mod:`.precision`: what ``--precision auto`` picks on a device for a model's width.
 """
 from ..runs import RUNTIME_KEYS, check_config
 from .batches import move_to
 from .checkpoints import load_checkpoint
-from .distributed import cleanup_distributed, init_distributed, is_main_process
+from .distributed import cleanup_distributed, init_distributed, is_main_process, training_device
 from .optimisation import cosine_warmup_lambda
 from .randomness import seed_everything
 from .trainer import Trainer
@@ -31,5 +32,6 @@ __all__ = [
     "init_distributed",
     "cleanup_distributed",
     "is_main_process",
+    "training_device",
     "RUNTIME_KEYS",
 ]

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DistributedSampler
 
-__all__ = ["init_distributed", "cleanup_distributed", "is_main_process", "Processes"]
+__all__ = ["init_distributed", "cleanup_distributed", "is_main_process", "training_device", "Processes"]
 
 
 def _env_world_size() -> int:
@@ -68,6 +68,24 @@ def is_main_process() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
+def training_device(device: Optional[Any] = None) -> torch.device:
+    r"""The device this process trains on: ``device``, with CUDA's index the process's ``LOCAL_RANK``
+    when none is given; by default ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU.
+
+    Args:
+        device (torch.device or str, optional): the device asked for. (default: :obj:`None`)
+    """
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but CUDA is not available; use --device cpu")
+    return device
+
+
 class Processes:
     r"""The processes of a training run: this one's device and rank, and the collectives between them.
 
@@ -77,15 +95,8 @@ class Processes:
     """
 
     def __init__(self, device: Optional[Any] = None) -> None:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if device is None:
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and self.device.index is None:
-            self.device = torch.device("cuda", local_rank)
+        self.device = training_device(device)
         if self.device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise ValueError("--device cuda was asked for but CUDA is not available; use --device cpu")
             torch.cuda.set_device(self.device)
         self.distributed = init_distributed(self.device) and _dist_active()
         if self.distributed:
