@@ -195,6 +195,18 @@ MUTATIONS: List[Mutation] = [
              "    return torch.where(d <= -torch.pi + BRANCH_CUT_SHIFT, d + 2 * torch.pi, d)",
              "    return d",
              ["tests/groups/test_groups.py"]),
+    # --- --precision auto
+    Mutation("auto precision: exclusive width bound", "training/precision.py",
+             "    if channels < min_channels:\n", "    if channels <= min_channels:\n",
+             ["tests/training/test_precision.py"]),
+    Mutation("auto precision: ignores the CPU's bfloat16 flags", "training/precision.py",
+             "    if not native:\n", "    if False:\n", ["tests/training/test_precision.py"]),
+    Mutation("auto precision: overrides a forced precision", "training/precision.py",
+             '    if requested != "auto":\n', '    if requested not in ("auto", "float32"):\n',
+             ["tests/training/test_precision.py"]),
+    Mutation("auto precision: a resumed run re-decides", "experiments/config.py",
+             "    if previous is not None and trainer.precision in", "    if False and trainer.precision in",
+             ["tests/training/test_precision.py"]),
 ]
 
 

@@ -37,7 +37,8 @@ def test_auto_picks_bfloat16_only_on_native_hardware_for_wide_models(tmp_path):
     assert choose_precision("auto", CPU, 1536, 256, plain).precision == "float32"
     assert choose_precision("auto", CPU, 1536, None, native).precision == "float32"  # no bfloat16 path
     for forced in ("float32", "float64", "bfloat16"):  # an explicit precision is never overridden
-        assert choose_precision(forced, CPU, 16, 256, plain).precision == forced
+        for cpuinfo, channels in ((plain, 16), (native, 1536)):
+            assert choose_precision(forced, CPU, channels, 256, cpuinfo).precision == forced
 
 
 def test_auto_is_qm9s_default_and_is_decided_before_use(monkeypatch):
