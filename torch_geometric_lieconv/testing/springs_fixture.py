@@ -6,11 +6,12 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.utils import scatter
 
 from ..datasets.springs import ParticleSystem, SpringSystem
 from ..dynamics import join_state, split_state
 
-__all__ = ["spring_systems", "at_physical_force"]
+__all__ = ["spring_systems", "at_physical_force", "frame_turn_per_step"]
 
 
 def spring_systems(num: int, seed: int = 0, system: Optional[ParticleSystem] = None
@@ -53,3 +54,33 @@ def at_physical_force(model: nn.Module, z: Tensor, params: Tensor, batch: Tensor
         head.weight.mul_(factor)
         head.bias.mul_(factor)
     return model
+
+
+def frame_turn_per_step(traj: Tensor, params: Tensor, batch: Tensor, num: int, dt: float,
+                        about: str = "origin") -> Tensor:
+    r"""The fastest turn of a lifted frame in one time step, per system: the largest
+    :math:`\lvert r \times \dot r\rvert / \lVert r \rVert^2 \, \Delta t` over particles and times, with
+    :math:`r` a particle's position from the origin (SO(2)'s polar lift) or from its system's centroid
+    (SE(2)'s lift). Where it nears a radian, a particle passes close to the point where its frame is
+    undefined and the dynamics are stiff for a step of this size.
+
+    Args:
+        traj (torch.Tensor): states ``[N, T, 2d]`` (positions then momenta).
+        params (torch.Tensor): the systems' parameters ``[N, c]``, the mass first.
+        batch (torch.Tensor): the system of each particle ``[N]``.
+        num (int): the number of systems.
+        dt (float): the time step.
+        about (str, optional): ``"origin"`` or ``"centroid"``. (default: :obj:`"origin"`)
+
+    Shapes:
+        - **output:** :math:`(\text{num},)`
+    """
+    if about not in ("origin", "centroid"):
+        raise ValueError(f"about must be 'origin' or 'centroid', got {about!r}")
+    q, p = split_state(traj)
+    v = p / params[:, :1].unsqueeze(1)
+    if about == "centroid":
+        q = q - scatter(q, batch, dim=0, dim_size=num, reduce="mean")[batch]
+        v = v - scatter(v, batch, dim=0, dim_size=num, reduce="mean")[batch]
+    turn = (q[..., 0] * v[..., 1] - q[..., 1] * v[..., 0]).abs() / q.pow(2).sum(-1) * dt
+    return torch.zeros(num, dtype=q.dtype, device=q.device).scatter_reduce(0, batch, turn.amax(1), "amax")
