@@ -26,9 +26,9 @@ import torch
 
 from benchmark import table  # benchmarks/ is the script's folder
 
-from torch_geometric_lieconv.dynamics import conservation_metrics, rollout
 from torch_geometric_lieconv.models import HamiltonianLieConv
-from torch_geometric_lieconv.testing import at_physical_force, frame_turn_per_step, spring_systems
+from torch_geometric_lieconv.testing import (at_physical_force, drifts_per_substeps, frame_turn_per_step,
+                                             spring_systems)
 
 #: upper edges of the frame-turn bins (rad per step)
 TURN_BINS = (0.5, 1.0, float("inf"))
@@ -42,13 +42,7 @@ def drift_ratios(group: str, continuous: bool, args) -> List[tuple]:
     model = HamiltonianLieConv(2, group, hidden_channels=32, num_layers=2, center=False,
                                continuous_kernel=continuous).to(torch.float64).eval()
     model = at_physical_force(model, z0, params, batch, args.systems)
-    t = args.dt * torch.arange(args.steps, dtype=torch.float64)
-    drifts = []
-    for substeps in SUBSTEPS:
-        with torch.no_grad():
-            traj = rollout(lambda _, z: model(_, z, params, batch, args.systems), z0, t,
-                           step_size=args.dt / substeps)
-        drifts.append(conservation_metrics(traj, batch, args.systems)["angular_momentum"].max(dim=1).values)
+    drifts, traj = drifts_per_substeps(model, z0, params, batch, args.systems, args.steps, args.dt, SUBSTEPS)
     turn = frame_turn_per_step(traj, params, batch, args.systems, args.dt,
                                "centroid" if group == "SE2" else "origin")
     tiny = torch.finfo(torch.float64).tiny

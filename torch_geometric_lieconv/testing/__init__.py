@@ -17,10 +17,10 @@ from .group_reference import generators, orbit_origin, planar_rotation, referenc
 from .qm9_fixture import write_qm9_root
 from .rotmnist_fixture import one_pixel_image, write_amat, write_rotmnist_root
 from .signal import amplify_weights
-from .springs_fixture import at_physical_force, frame_turn_per_step, spring_systems
+from .springs_fixture import at_physical_force, drifts_per_substeps, frame_turn_per_step, spring_systems
 from .user_groups import USER_GROUPS, Affine1, MatrixSO2
 
 __all__ = ["random_rotations", "dense_lieconv", "dense_model_forward", "dense_pair_embeddings", "generators",
            "orbit_origin", "planar_rotation", "reference_exp", "write_qm9_root", "write_amat", "write_rotmnist_root",
-           "one_pixel_image", "amplify_weights", "at_physical_force", "frame_turn_per_step", "spring_systems",
+           "one_pixel_image", "amplify_weights", "at_physical_force", "drifts_per_substeps", "frame_turn_per_step", "spring_systems",
            "USER_GROUPS", "Affine1", "MatrixSO2"]

@@ -2,16 +2,16 @@ r"""Spring systems for tests of dynamics models: initial states, and potentials 
 force so that conservation is tested where a drift would show."""
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from ..datasets.springs import ParticleSystem, SpringSystem
-from ..dynamics import join_state, split_state
+from ..dynamics import conservation_metrics, join_state, rollout, split_state
 
-__all__ = ["spring_systems", "at_physical_force", "frame_turn_per_step"]
+__all__ = ["spring_systems", "at_physical_force", "frame_turn_per_step", "drifts_per_substeps"]
 
 
 def spring_systems(num: int, seed: int = 0, system: Optional[ParticleSystem] = None
@@ -84,3 +84,34 @@ def frame_turn_per_step(traj: Tensor, params: Tensor, batch: Tensor, num: int, d
         v = v - scatter(v, batch, dim=0, dim_size=num, reduce="mean")[batch]
     turn = (q[..., 0] * v[..., 1] - q[..., 1] * v[..., 0]).abs() / q.pow(2).sum(-1) * dt
     return torch.zeros(num, dtype=q.dtype, device=q.device).scatter_reduce(0, batch, turn.amax(1), "amax")
+
+
+def drifts_per_substeps(model: nn.Module, z: Tensor, params: Tensor, batch: Tensor, num: int, steps: int,
+                        dt: float, substeps: Sequence[int], quantity: str = "angular_momentum"
+                        ) -> Tuple[List[Tensor], Tensor]:
+    r"""The largest drift of a conserved ``quantity`` per system along RK4 rollouts of a Hamiltonian
+    model with each number of ``substeps`` per sample, and the trajectory of the last.
+
+    Args:
+        model (torch.nn.Module): a model called as ``model(t, z, params, batch, num)``.
+        z (torch.Tensor): initial states ``[N, 2d]``.
+        params (torch.Tensor): the systems' parameters ``[N, c]``.
+        batch (torch.Tensor): the system of each particle ``[N]``.
+        num (int): the number of systems.
+        steps (int): samples of the rollout, ``dt`` apart.
+        dt (float): the time between samples.
+        substeps (Sequence[int]): RK4 steps per sample, one rollout each.
+        quantity (str, optional): a key of
+            :func:`~torch_geometric_lieconv.dynamics.conservation_metrics`. (default: :obj:`"angular_momentum"`)
+
+    Shapes:
+        - **output:** a list of :math:`(\text{num},)` drifts, one per entry of ``substeps``, and the
+          trajectory :math:`(N, \text{steps}, 2d)`
+    """
+    t = dt * torch.arange(steps, dtype=z.dtype, device=z.device)
+    drifts = []
+    for count in substeps:
+        with torch.no_grad():
+            traj = rollout(lambda _, state: model(_, state, params, batch, num), z, t, step_size=dt / count)
+        drifts.append(conservation_metrics(traj, batch, num)[quantity].max(dim=1).values)
+    return drifts, traj
