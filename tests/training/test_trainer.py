@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import math
 import os
 import shutil
@@ -134,6 +135,8 @@ def _ddp_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         trainer = make_trainer(out_dir, epochs=3, dropout=0.0, evaluate=False, device="cpu")
         assert trainer.world_size == world and trainer.loader.batch_size == 8 // world
         trainer.fit()
+        del trainer  # DDP's reducer freed after the process group: gloo's teardown hung ~1 run in 10
+        gc.collect()
     finally:
         from torch_geometric_lieconv.training import cleanup_distributed
 

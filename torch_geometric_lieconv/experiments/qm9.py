@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import re
 import time
@@ -356,6 +357,8 @@ def run_train(args: argparse.Namespace) -> int:
                 rows = [evaluate_run(out, root=runtime.root, device=trainer.device, data=data)]
                 print(format_results(rows))
     if distributed:
+        trainer = model = None  # free DDP's reducer while the process group lives: gloo's teardown can hang
+        gc.collect()
         cleanup_distributed()
     return 0
 
