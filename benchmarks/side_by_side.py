@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import subprocess
@@ -194,7 +195,7 @@ def qm9_steps(reference, name: str, columns: List[str], args, device: torch.devi
                                num_layers=layers, mc_samples=nbhd, fill=fill, lift_samples=lifts).to(device).train()
             forward = lambda model, item: model(*item[0])  # noqa: E731
         autocast = column.endswith("bf16")
-        order = iter(range(10**9))
+        order = itertools.count()
 
         def loss(model=model, forward=forward, autocast=autocast, order=order):
             item = batches[next(order) % len(batches)]

@@ -357,7 +357,7 @@ def run_train(args: argparse.Namespace) -> int:
                 rows = [evaluate_run(out, root=runtime.root, device=trainer.device, data=data)]
                 print(format_results(rows))
     if distributed:
-        trainer = model = None  # free DDP's reducer while the process group lives: gloo's teardown can hang
+        trainer = None  # free DDP's reducer while the process group lives: gloo's teardown can hang
         gc.collect()
         cleanup_distributed()
     return 0
