@@ -1,7 +1,8 @@
-"""The ``lieconv`` command line: ``lieconv train|evaluate|study|check <task> [options]``.
+"""The ``lieconv`` command line: ``lieconv train|evaluate|study|check|upgrade <task> [options]``.
 
-Each task lives in ``torch_geometric_lieconv.experiments.<task>`` and provides, for every command it
-supports, a pair ``configure_<command>(parser)`` / ``run_<command>(args)``.
+Each task lives in ``torch_geometric_lieconv.experiments.<task>`` as a
+:class:`~torch_geometric_lieconv.experiments.task.Task` (``TASK``); the one driver
+(:mod:`torch_geometric_lieconv.experiments.driver`) makes its commands and their flags.
 """
 from __future__ import annotations
 
@@ -13,13 +14,6 @@ from typing import List, Optional
 from ._memory import keep_freed_memory
 
 TASKS = {"qm9": "QM9 regression", "springs": "Hamiltonian spring dynamics", "rotmnist": "rotated MNIST"}
-COMMANDS = {
-    "train": "train a model",
-    "evaluate": "evaluate a trained checkpoint",
-    "study": "run a study (springs: momentum conservation and data efficiency figures)",
-    "check": "equivariance check of a trained model (rotmnist)",
-    "upgrade": "add the model's arguments to checkpoints from before 0.2 (for from_checkpoint)",
-}
 
 
 def _task_module(task: str):
@@ -41,27 +35,34 @@ def _broken_task(task: str, error: ImportError):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .experiments.driver import COMMANDS, command_parsers
+
     parser = argparse.ArgumentParser(prog="lieconv", description="LieConv experiments for PyTorch Geometric")
     commands = parser.add_subparsers(dest="command", required=True)
+    available = {}
+    for task in TASKS:
+        try:
+            available[task] = command_parsers(_task_module(task).TASK)
+        except ImportError as error:  # listed anyway: running it explains what is missing
+            available[task] = error
     for command, help_text in COMMANDS.items():
         command_parser = commands.add_parser(command, help=help_text)
         tasks = command_parser.add_subparsers(dest="task", required=True)
         for task, task_help in TASKS.items():
-            try:
-                module = _task_module(task)
-            except ImportError as error:  # listed anyway: running it explains what is missing
+            if isinstance(available[task], ImportError):
+                error = available[task]
                 configure, run = _broken_task(task, error)
                 task_parser = tasks.add_parser(task, help=f"{task_help} (unavailable: {error})", prefix_chars="+",
                                                add_help=False)  # any options: running it says what is wrong
                 configure(task_parser)
-                task_parser.set_defaults(run=run)
+                task_parser.set_defaults(handler=run)
                 continue
-            configure = getattr(module, f"configure_{command}", None)
-            if configure is None:
+            if command not in available[task]:
                 continue
+            configure, run = available[task][command]
             task_parser = tasks.add_parser(task, help=task_help)
             configure(task_parser)
-            task_parser.set_defaults(run=getattr(module, f"run_{command}"))
+            task_parser.set_defaults(handler=run)
     return parser
 
 
@@ -71,10 +72,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv is None:  # a `lieconv` process of its own: keep freed memory (see _memory.keep_freed_memory)
         keep_freed_memory()
     try:
-        result = args.run(args)
+        result = args.handler(args)
     except (ValueError, OSError, RuntimeError, ImportError) as error:  # OSError: folders, downloads
-        if getattr(args, "traceback", False):
-            raise
         print(f"lieconv {args.command} {args.task}: error: {error}", file=sys.stderr)
         return 2
     return int(result or 0)

@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
 import torch
 
 from ._files import atomic_write, write_json
+from .models.hub import checkpoint_file
 
 try:
     import fcntl
@@ -101,10 +102,10 @@ def default_run_folder(base: str, resume: bool) -> str:
         base (str): the folder the task names, e.g. ``runs/qm9-homo-T3``.
         resume (bool): whether the run resumes (then ``base`` itself).
     """
-    if resume or not os.path.exists(os.path.join(base, "checkpoint_last.pt")):
+    if resume or not os.path.exists(checkpoint_file(base, "last")):
         return base
     index = 2
-    while os.path.exists(os.path.join(f"{base}-{index}", "checkpoint_last.pt")):
+    while os.path.exists(checkpoint_file(f"{base}-{index}", "last")):
         index += 1
     return f"{base}-{index}"
 
@@ -121,7 +122,7 @@ def refuse_early(path: str, resume: bool, config: Mapping[str, Any], ignore: Ite
         config (Mapping[str, Any]): the run's settings as saved.
         ignore (Iterable[str]): settings that may differ on resume.
     """
-    last = os.path.join(path, "checkpoint_last.pt")
+    last = checkpoint_file(path, "last")
     if not resume and os.path.exists(last):
         raise ValueError(f"{last} exists; pass --resume to continue it or choose another --out")
     saved = os.path.join(path, "config.json")

@@ -277,8 +277,8 @@ def test_bfloat16_autocast_run_keeps_float32_outputs(qm9_root, tmp_path):
 
     batch = Batch()
     batch.z, batch.pos, batch.batch = z, pos, torch.zeros(5, dtype=torch.long)
-    objective = QM9Objective(get_target("homo"), -6547.0, 318.0, autocast=torch.bfloat16)
-    with torch.no_grad():
+    objective = QM9Objective(get_target("homo"), -6547.0, 318.0)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert objective.predict(model, batch).dtype == torch.float32
     root, _ = qm9_root
     out = str(tmp_path / "bf16")

@@ -63,15 +63,14 @@ def test_train_evaluate_check_commands_end_to_end(rotmnist_root, tmp_path, monke
         assert json.load(f)["model"]["group"] == "SO2"
     with open(f"{out}/results_test.json") as f:
         trained_error = json.load(f)["error_percent"]
-    checkpoint = f"{out}/checkpoint_best.pt"
-    assert main(["evaluate", "rotmnist", *common, "--checkpoint", checkpoint, "--no-progress"]) == 0
+    assert main(["evaluate", "rotmnist", *common, "--run", out, "--checkpoint", "last", "--no-progress"]) == 0
     assert "test error" in capsys.readouterr().out
     os.remove(f"{out}/results_test.json")
     assert main(["evaluate", "rotmnist", *common, "--run", out, "--no-progress", "--no-download"]) == 0
     assert f"test error {trained_error:.2f}%" in capsys.readouterr().out
     with open(f"{out}/results_test.json") as f:
         assert json.load(f)["error_percent"] == pytest.approx(trained_error)
-    assert main(["check", "rotmnist", *common, "--checkpoint", checkpoint, "--angles", "0", "45", "90", "180",
+    assert main(["check", "rotmnist", *common, "--run", out, "--angles", "0", "45", "90", "180",
                  "--no-progress"]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if "deg" in line or "random" in line]
     accuracies = {row[0]: float(row[-4]) for row in rows}
@@ -90,5 +89,5 @@ def test_train_evaluate_check_commands_end_to_end(rotmnist_root, tmp_path, monke
     for angle, points in zip([90.0, 30.0], seen[1:]):
         torch.testing.assert_close(points, seen[0] @ planar_rotation(math.radians(angle)).T.float(), atol=1e-4, rtol=0)
     # errors the user made come back as one line
-    assert main(["evaluate", "rotmnist", *common, "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert main(["evaluate", "rotmnist", *common, "--run", str(tmp_path / "none")]) == 2
     assert "no checkpoint" in capsys.readouterr().err

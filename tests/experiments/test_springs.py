@@ -62,7 +62,7 @@ def test_cli_train_resume_and_evaluate(tmp_path, capsys):
     row = json.load(open(os.path.join(out, "results_test.json")))
     assert row["epoch"] == 2 and row["group"] == "SO2"
     # another test-data seed draws other systems: another error, recorded with its seed
-    assert main(["evaluate", "springs", "--run", out, "--horizons", "5", "20", "--seed", "7"]) == 0
+    assert main(["evaluate", "springs", "--run", out, "--horizons", "5", "20", "--data-seed", "7"]) == 0
     other = json.load(open(os.path.join(out, "results_test.json")))
     assert other["data_seed"] == 7 and other["data_seed"] != row["data_seed"]
     assert other["test_mse"] != row["test_mse"]

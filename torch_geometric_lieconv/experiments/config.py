@@ -28,73 +28,22 @@ import copy
 import dataclasses
 import json
 import os
+import sys
 import typing
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type
 
 import torch
 
 from ..training.precision import choose_precision
+from ..training.settings import TrainerSettings, setting
 from .common import read_config_file
+from .migration import GROUPS, is_saved_form, renamed, saved_values
 
-__all__ = ["setting", "TrainerSettings", "RuntimeSettings", "Settings", "TaskSettings", "add_setting_flags",
-           "flag_values", "trainer_arguments", "is_saved_form", "settle_precision", "GROUPS"]
+__all__ = ["setting", "TrainerSettings", "RuntimeSettings", "EvaluateSettings", "Settings", "TaskSettings",
+           "add_setting_flags", "add_fields", "command_settings", "flag_values", "trainer_arguments", "is_saved_form", "settle_precision", "GROUPS"]
 
-#: the four groups of every task's settings, in their saved order
-GROUPS = ("model", "data", "trainer", "runtime")
-
-
-def setting(default: Any, help: str, *, choices: Optional[Tuple[Any, ...]] = None, flag: Optional[str] = None
-            ) -> Any:
-    r"""A dataclass field of a settings group, with the help text and choices of its command-line flag.
-
-    Args:
-        default (Any): the value before any preset, file or flag.
-        help (str): what the setting means (the flag's help text).
-        choices (tuple, optional): the allowed values (checked on resolution and by the flag).
-            (default: :obj:`None`)
-        flag (str, optional): the flag's name when it is not ``--name-with-dashes``.
-            (default: :obj:`None`)
-    """
-    factory = (lambda: copy.deepcopy(default)) if isinstance(default, (dict, list)) else None
-    metadata = {"help": help, "choices": choices, "flag": flag}
-    if factory is not None:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-@dataclass
-class TrainerSettings:
-    """The optimisation: Adam with a per-step cosine schedule and linear warm-up."""
-
-    epochs: Optional[int] = setting(500, "epochs of the schedule")
-    batch_size: int = setting(75, "batch size (the global one under torchrun)")
-    lr: Optional[float] = setting(3e-3, "peak learning rate (cosine decay after a linear warm-up)")
-    warmup_frac: float = setting(0.01, "fraction of the steps in the linear warm-up")
-    weight_decay: float = setting(0.0, "Adam's weight decay")
-    grad_clip: Optional[float] = setting(None, "clip the gradient norm to this value")
-    seed: int = setting(0, "training seed (model init, data order, augmentation, sampling)")
-    precision: str = setting("float32", "float32, float64, bfloat16 (float32 weights with the matmuls under "
-                             "bfloat16 autocast: fast on CPUs with AVX-512-BF16/AMX and on GPUs), or auto "
-                             "(bfloat16 where the device has native bfloat16 matmuls and the model is wide "
-                             "enough for it to pay, else float32; decided when the run starts)",
-                             choices=("auto", "float32", "float64", "bfloat16"))
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The dtype of the weights and inputs (``bfloat16`` keeps float32 weights and autocasts)."""
-        return torch.float64 if self._decided() == "float64" else torch.float32
-
-    @property
-    def autocast(self) -> Optional[torch.dtype]:
-        """The autocast dtype of the matmuls (``None``: no autocast)."""
-        return torch.bfloat16 if self._decided() == "bfloat16" else None
-
-    def _decided(self) -> str:
-        if self.precision == "auto":
-            raise ValueError("precision 'auto' is decided when the run starts (settle_precision); "
-                             "these settings were never started")
-        return self.precision
 
 
 @dataclass
@@ -108,6 +57,30 @@ class RuntimeSettings:
     device: Optional[str] = setting(None, "cpu, cuda or cuda:N (default: cuda when available)")
     threads: int = setting(1, "torch CPU threads (1 is fastest for small models, above all on a busy machine)")
     num_workers: int = setting(0, "DataLoader workers")
+    progress: bool = setting(True, "show progress bars")
+    download: bool = setting(True, "download the data when the folder holds none (--no-download: fail instead)")
+    test: bool = setting(True, "evaluate the best checkpoint on the test split at the end (--no-test: skip)")
+
+
+@dataclass
+class EvaluateSettings:
+    """Which trained runs to evaluate, on which data, and where (``lieconv evaluate|check TASK``).
+
+    Tasks subclass it for their own options (and narrower ``split`` choices); every flag means what it
+    means for ``lieconv train``: ``--seed`` is the seed of the random lifts and neighbourhood samples,
+    ``--device``/``--threads``/``--root``/``--batch-size`` as in training.
+    """
+
+    run: List[str] = setting([], "run folder(s) written by 'lieconv train TASK'", required=True)
+    checkpoint: str = setting("best", "which checkpoint of each run", choices=("best", "last"))
+    split: str = setting("test", "the split to evaluate", choices=("test",))
+    root: Optional[str] = setting(None, "data folder (default: the run's)")
+    limit: Optional[int] = setting(None, "use only the first N samples of the split")
+    batch_size: Optional[int] = setting(None, "batch size (default: twice the run's)")
+    seed: Optional[int] = setting(None, "seed of the random lifts and neighbourhood samples "
+                                        "(default: the run's training seed)")
+    device: Optional[str] = setting(None, "cpu, cuda or cuda:N (default: cuda when available)")
+    threads: int = setting(1, "torch CPU threads (1 is fastest for small models, above all on a busy machine)")
     progress: bool = setting(True, "show progress bars")
     download: bool = setting(True, "download the data when the folder holds none (--no-download: fail instead)")
 
@@ -238,6 +211,7 @@ class TaskSettings:
                 values.update(value)
             elif key not in ("task", "measured"):
                 values[key] = value
+        values = renamed(self.task, values)
         unknown = sorted(set(values) - set(self.group_of) - {"preset"})
         if unknown:
             raise ValueError(f"unknown settings {unknown} in {path}; known: {', '.join(sorted(self.group_of))}")
@@ -274,25 +248,16 @@ class TaskSettings:
     # ------------------------------------------------------------------ saved forms
     def from_saved(self, saved: Mapping[str, Any]) -> Settings:
         """The settings stored by a run (``config.json`` or a checkpoint's ``config``), in the saved
-        form or in the flat one written before 0.2 (its unknown keys are kept as ``measured``).
+        form of any version (:func:`~.migration.saved_values`; a flat form's unknown keys are kept as
+        ``measured``).
 
         Args:
             saved (Mapping[str, Any]): a run's ``config.json`` or a checkpoint's ``config``.
         """
         if saved.get("task", self.task) != self.task:
             raise ValueError(f"these are settings of task {saved.get('task')!r}, not {self.task!r}")
-        if is_saved_form(saved):
-            values = {k: v for name in GROUPS for k, v in saved[name].items() if k in self.group_of}
-            return self.build(saved.get("preset", "paper"), values, saved.get("measured"))
-        flat: Dict[str, Any] = dict(self.old_defaults)
-        for key, value in saved.items():  # rotmnist nested its model and optimisation settings
-            if key in ("model", "settings") and isinstance(value, dict):
-                flat.update(value)
-            elif key not in ("trainer", "task"):
-                flat[key] = value
-        values = {k: v for k, v in flat.items() if k in self.group_of}
-        measured = {k: v for k, v in flat.items() if k not in self.group_of and k != "preset"}
-        return self.build(flat.get("preset", "paper"), values, measured)
+        preset, values, measured = saved_values(self.task, saved, self.group_of, self.old_defaults)
+        return self.build(preset, values, measured)
 
 
 def settle_precision(settings: Settings, device: torch.device, min_channels: Optional[int],
@@ -338,25 +303,75 @@ def _started_precision(run_dir: str) -> Optional[Tuple[str, Optional[str]]]:
     return saved.get("precision", "float32"), None
 
 
-def is_saved_form(config: Mapping[str, Any]) -> bool:
-    """Whether ``config`` is in the grouped saved form (not a flat form from before 0.2).
-
-    Args:
-        config (Mapping[str, Any]): settings as saved by a run.
-    """
-    return all(isinstance(config.get(name), dict) for name in GROUPS)
-
-
 # ----------------------------------------------------------------------------------------------- flags
-def _flag_type(cls: Type, name: str) -> Any:
+class _DeprecatedFlag(argparse.Action):
+    """A flag renamed in 0.3: still read, with a warning naming the new one."""
+
+    def __init__(self, *args: Any, new_flag: str, kind: Any, **kwargs: Any) -> None:
+        self.new_flag, self.kind = new_flag, kind
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        warnings.warn(f"{option_string} is deprecated and will be removed; use {self.new_flag}",
+                      DeprecationWarning, stacklevel=2)
+        print(f"warning: {option_string} is deprecated; use {self.new_flag}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _flag_kind(cls: Type, name: str) -> Tuple[Any, bool]:
+    """``(scalar type, is a list)`` of field ``name`` of ``cls``; a ``TypeError`` for any other type."""
     hint = typing.get_type_hints(cls)[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return args[0] if typing.get_origin(hint) is typing.Union and args else hint
+    if typing.get_origin(hint) is typing.Union and len(args) == 1:
+        hint = args[0]
+    if typing.get_origin(hint) in (list, List) and len(typing.get_args(hint)) == 1:
+        hint, many = typing.get_args(hint)[0], True
+    else:
+        many = False
+    if hint not in (bool, int, float, str) or (many and hint is bool):
+        raise TypeError(f"setting {cls.__name__}.{name} has type {hint!r}; a flag needs bool, int, float, str "
+                        f"or a list of int, float or str")
+    return hint, many
+
+
+def add_fields(parser: Any, cls: Type, choices: Optional[Mapping[str, Tuple[Any, ...]]] = None) -> None:
+    """One flag per field of the dataclass ``cls`` (``--name-with-dashes``; booleans as ``--X/--no-X``,
+    lists as ``--X A B ...``), each defaulting to ``None`` (not given) unless the field is required.
+
+    Args:
+        parser (argparse.ArgumentParser or argument group): where the flags go.
+        cls (type): a dataclass whose fields are made with :func:`setting`.
+        choices (Mapping, optional): narrower choices of some fields. (default: :obj:`None`)
+    """
+    for f in dataclasses.fields(cls):
+        kind, many = _flag_kind(cls, f.name)
+        flag = "--" + (f.metadata.get("flag") or f.name.replace("_", "-"))
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        else:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        text = f.metadata.get("help", "")
+        if "default" not in text and not f.metadata.get("required"):
+            text += f" (default: {' '.join(map(str, default)) if isinstance(default, list) else default})"
+        allowed = (choices or {}).get(f.name) or f.metadata.get("choices")
+        options: Dict[str, Any] = {"dest": f.name, "default": None, "help": text}
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options.update(type=kind, choices=list(allowed) if allowed else None, nargs="+" if many else None)
+        if f.metadata.get("required"):
+            options["required"] = True
+        parser.add_argument(flag, **options)
+        old = f.metadata.get("old_flag")
+        if old:
+            parser.add_argument(old, dest=f.name, default=None, help=argparse.SUPPRESS, new_flag=flag,
+                                action=_DeprecatedFlag, kind=kind, type=None if kind is bool else kind,
+                                nargs="+" if many else None)
 
 
 def add_setting_flags(parser: argparse.ArgumentParser, spec: TaskSettings) -> None:
-    """One flag per setting of ``spec`` (``--hidden-channels``; booleans as ``--X/--no-X``), grouped
-    as the settings are; every flag defaults to ``None`` (not given), plus ``--preset`` and ``--config``.
+    """One flag per setting of ``spec`` (:func:`add_fields`), grouped as the settings are, plus
+    ``--preset`` and ``--config``.
 
     Args:
         parser (argparse.ArgumentParser): the command's parser.
@@ -372,21 +387,19 @@ def add_setting_flags(parser: argparse.ArgumentParser, spec: TaskSettings) -> No
         if name != "runtime":
             summary += " Defaults: the preset's where it sets one, else the value shown."
         section = parser.add_argument_group(f"{name} settings", summary)
-        for f in dataclasses.fields(cls):
-            kind = _flag_type(cls, f.name)
-            flag = "--" + (f.metadata.get("flag") or f.name.replace("_", "-"))
-            default = f.default if f.default is not dataclasses.MISSING else None
-            text = f.metadata.get("help", "")
-            if "default" not in text:
-                text += f" (default: {default})"
-            choices = spec.trainer_choices.get(f.name) if name == "trainer" else None
-            choices = choices or f.metadata.get("choices")
-            if kind is bool:
-                section.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction,
-                                     help=text)
-            elif kind in (int, float, str):
-                section.add_argument(flag, dest=f.name, default=None, type=kind,
-                                     choices=list(choices) if choices else None, help=text)
+        add_fields(section, cls, spec.trainer_choices if name == "trainer" else None)
+
+
+def command_settings(args: argparse.Namespace, cls: Type) -> Any:
+    """The dataclass ``cls`` of a command's flags (:func:`add_fields`): the flags given, else the
+    fields' defaults.
+
+    Args:
+        args (argparse.Namespace): the parsed command line.
+        cls (type): the command's settings dataclass.
+    """
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name, None) is not None}
+    return cls(**given)
 
 
 def trainer_arguments(trainer: TrainerSettings) -> Dict[str, Any]:
@@ -396,7 +409,8 @@ def trainer_arguments(trainer: TrainerSettings) -> Dict[str, Any]:
         trainer (TrainerSettings): the trainer settings.
     """
     return dict(batch_size=trainer.batch_size, epochs=trainer.epochs, lr=trainer.lr, weight_decay=trainer.weight_decay,
-                warmup_frac=trainer.warmup_frac, grad_clip=trainer.grad_clip, seed=trainer.seed, dtype=trainer.dtype)
+                warmup_frac=trainer.warmup_frac, grad_clip=trainer.grad_clip, seed=trainer.seed, dtype=trainer.dtype,
+                autocast=trainer.autocast)
 
 
 def flag_values(args: argparse.Namespace, spec: TaskSettings) -> Dict[str, Any]:

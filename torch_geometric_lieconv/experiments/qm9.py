@@ -15,12 +15,8 @@ Example::
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import gc
 import os
 import re
-import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -28,15 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from ..datasets.qm9 import (PAPER_HOMO_MAE_BY_GROUP, PAPER_MAE, QM9Target, RandomRotation3d, get_target, load_qm9,
-                            qm9_splits, save_splits, target_statistics, target_values)
+                            qm9_splits, target_statistics, target_values)
 from ..groups import group_from_name, group_spec
-from ..runs import default_run_folder, refuse_early, run_folder, write_json
-from ..training import (RUNTIME_KEYS, Trainer, cleanup_distributed, init_distributed, is_main_process,
-                        load_checkpoint, seed_everything, training_device)
-from .common import (add_threads_option, apply_threads, build_model, configure_upgrade, text_table, trained_model,  # noqa: F401
-                     upgrade_command)
-from .config import (RuntimeSettings, Settings, TaskSettings, add_setting_flags, flag_values, setting,
-                     settle_precision, trainer_arguments)
+from ..training import move_to
+from .common import text_table
+from .config import EvaluateSettings, RuntimeSettings, Settings, TaskSettings, setting
+from .task import Objective, PreparedData, Task
 
 #: per-group reference settings (the reference README's commands) over the fields' defaults (T(3)'s)
 GROUP_DEFAULTS: Dict[str, Dict[str, Any]] = {
@@ -45,16 +38,14 @@ GROUP_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "SE3": {"alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
     "SO3": {"alpha": 0.2, "fill": 0.5, "lift_samples": 4, "mc_samples": 25, "recenter": True},
 }
-#: ``--preset quick``: a small model on a 5k training subset, about 3 minutes on one CPU core
-#: (qm9-real-10k, homo: test MAE 267 meV against 432 meV for the training median)
+#: ``--preset quick``: a small model on a 5k training subset, a few minutes on one CPU core
 QUICK_PRESET: Dict[str, Any] = {
     "hidden_channels": 128, "num_layers": 3, "epochs": 10, "batch_size": 32, "train_size": 5000,
     "valid_size": 500, "mc_samples": 32,
 }
 #: ``--precision auto`` (QM9's default) picks bfloat16 autocast for LieConv models of at least this many
-#: channels on devices with native bfloat16 matmuls. ``benchmarks/mixed_precision.py`` (one process per
-#: precision, a new batch every step, AVX512-BF16 CPU, one thread): bfloat16 was 0.73x / 0.76x the speed
-#: of float32 at 64 / 128 channels (quick network), 1.08x-1.28x at 256, and faster at every wider size
+#: channels on devices with native bfloat16 matmuls: the smallest width at which the mixed-precision
+#: benchmark (docs/guide/performance.md) found bfloat16 faster in every configuration it measured
 BF16_MIN_CHANNELS = 256
 #: ``model`` settings: the paper's LieConv model (:class:`~torch_geometric_lieconv.models.QM9LieConv`)
 #: or PyG's SchNet (:class:`~torch_geometric_lieconv.models.QM9SchNet`) as the baseline
@@ -159,23 +150,30 @@ def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
         continuous_kernel=m.continuous_kernel, **target)
 
 
-class QM9Objective:
+class QM9Objective(Objective):
     """The L1 loss on the normalised target and the MAE in the paper's units.
 
     The model predicts the target in the dataset's units (its ``mean``/``std`` buffers are the training
     median and MAD in the paper's units, its ``target_scale`` the factor between them); :meth:`predict`
     converts to the paper's units, and the loss is the L1 error divided by the MAD, i.e. on the
-    normalised target.
+    normalised target. Under the trainer's autocast the matmuls run in bfloat16, the group math and
+    the output in float32.
 
     Args:
         target (QM9Target): the target.
         median (float): the training median in the paper's units.
         mad (float): the training MAD in the paper's units.
-        autocast (torch.dtype, optional): run the model under autocast in this dtype. (default: :obj:`None`)
+        valid (Sequence, optional): the validation molecules of :meth:`evaluate`. (default: :obj:`None`)
+        batch_size (int, optional): molecules per evaluation batch. (default: :obj:`100`)
+        device (torch.device, optional): where to evaluate. (default: the CPU)
+        dtype (torch.dtype, optional): the inputs' dtype. (default: :obj:`torch.float32`)
     """
 
-    def __init__(self, target: QM9Target, median: float, mad: float, autocast: Optional[torch.dtype] = None) -> None:
-        self.target, self.median, self.mad, self.autocast = target, float(median), float(mad), autocast
+    def __init__(self, target: QM9Target, median: float, mad: float, valid=None, batch_size: int = 100,
+                 device: Any = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        super().__init__("valid_mae")
+        self.target, self.median, self.mad = target, float(median), float(mad)
+        self.valid, self.batch_size, self.device, self.dtype = valid, batch_size, torch.device(device), dtype
 
     def loss(self, model: nn.Module, batch) -> Tensor:
         """The mean L1 error of ``batch`` on the normalised target.
@@ -188,38 +186,33 @@ class QM9Objective:
         return (self.predict(model, batch) - target).abs().mean() / self.mad
 
     def predict(self, model: nn.Module, batch) -> Tensor:
-        """The model's prediction ``[B]`` in the paper's units; under ``autocast`` its matmuls run in
-        that dtype (bfloat16), the group math and the output in float32.
+        """The model's prediction ``[B]`` in the paper's units, in the positions' dtype.
 
         Args:
             model (torch.nn.Module): the regressor.
             batch (torch_geometric.data.Batch): molecules with ``z``, ``pos``, ``batch``, ``y``.
         """
-        with torch.autocast(batch.pos.device.type, dtype=self.autocast or torch.bfloat16,
-                            enabled=self.autocast is not None):
-            out = model(batch.z, batch.pos, batch.batch).squeeze(-1).to(batch.pos.dtype)
+        out = model(batch.z, batch.pos, batch.batch).squeeze(-1).to(batch.pos.dtype)
         return out * self.target.scale
 
+    def evaluate(self, model: nn.Module) -> Dict[str, float]:
+        """``{"valid_mae": ...}`` on the validation molecules."""
+        return {"valid_mae": self.mae(model, self.valid)}
+
     @torch.no_grad()
-    def mae(self, model: nn.Module, dataset, batch_size: int, device: torch.device,
-            dtype: torch.dtype = torch.float32) -> float:
+    def mae(self, model: nn.Module, dataset) -> float:
         """Mean absolute error over ``dataset`` in the paper's units.
 
         Args:
             model (torch.nn.Module): the regressor.
             dataset (Sequence): the molecules.
-            batch_size (int): molecules per batch.
-            device (torch.device): where to evaluate.
-            dtype (torch.dtype, optional): the inputs' dtype. (default: :obj:`torch.float32`)
         """
         from torch_geometric.loader import DataLoader
 
-        from ..training import move_to
-
-        total = torch.zeros((), dtype=torch.float64, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
-        for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            batch = move_to(batch, device, dtype)
+        for batch in DataLoader(dataset, batch_size=self.batch_size, shuffle=False):
+            batch = move_to(batch, self.device, self.dtype)
             error = self.predict(model, batch) - target_values(batch.y, self.target).to(batch.pos.dtype)
             total += error.abs().sum().to(torch.float64)
             count += batch.num_graphs
@@ -293,164 +286,16 @@ def measured(data: Dict[str, Any]) -> Dict[str, Any]:
             "pos_scale": data["pos_scale"], "split_sizes": {k: len(v) for k, v in data["splits"].items()}}
 
 
-# ----------------------------------------------------------------------------------------------- train
-def configure_train(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Train LieConv on one QM9 target (the paper's Table 2 / Table 3 protocol)."
-    add_setting_flags(parser, SETTINGS)
-
-
-def run_train(args: argparse.Namespace) -> int:
-    settings = SETTINGS.resolve(config_file=args.config, flags=flag_values(args, SETTINGS))
-    runtime = settings.runtime
-    apply_threads(runtime.threads)
-    if runtime.root is None:
-        raise ValueError("pass --root, the QM9 folder (PyG's layout; downloaded there when empty)")
-    name = "schnet" if settings.model.model == "schnet" else settings.model.group
-    out = runtime.out or default_run_folder(os.path.join(
-        "runs", f"qm9-{settings.data.target}-{name}" + ("-quick" if settings.preset == "quick" else "")),
-        runtime.resume)
-    device = training_device(runtime.device)
-    distributed = init_distributed(device)
-    rank0 = is_main_process()
-    precision = settle_precision(settings, device, BF16_MIN_CHANNELS if settings.model.model == "lieconv" else None,
-                                 out)
-    if distributed and not rank0:
-        torch.distributed.barrier()  # rank 0 processes the dataset first
-    data = prepare_data(settings, runtime.root, download=runtime.download)
-    if distributed and rank0:
-        torch.distributed.barrier()
-    settings.measured.update(measured(data))
-    runtime.root = os.path.abspath(runtime.root)
-    saved = settings.saved()
-    trainer_settings = settings.trainer
-    with contextlib.ExitStack() as folder:
-        if rank0:
-            folder.enter_context(run_folder(out))  # refused while another run writes to it
-            refuse_early(out, runtime.resume, saved, RUNTIME_KEYS)
-            write_json(os.path.join(out, "config.json"), saved)
-            save_splits(os.path.join(out, "splits.json"), data["splits"])
-            print(f"QM9 {settings.data.target} ({data['target'].unit}), group {settings.model.group}: "
-                  f"{', '.join(f'{k} {len(v)}' for k, v in data['splits'].items())} molecules; "
-                  f"train median {data['median']:.4g}, MAD {data['mad']:.4g}; precision {precision}; out {out}",
-                  flush=True)
-        seed_everything(trainer_settings.seed)
-        model = build_model(*model_arguments(settings))
-        objective = QM9Objective(data["target"], data["median"], data["mad"], trainer_settings.autocast)
-        dtype = trainer_settings.dtype
-        eval_batch = 2 * trainer_settings.batch_size
-
-        def evaluate(m: nn.Module) -> Dict[str, float]:
-            return {"valid_mae": objective.mae(m, data["parts"]["valid"], eval_batch, trainer.device, dtype)}
-
-        trainer = Trainer(model, data["parts"]["train"], **trainer_arguments(trainer_settings), loss_fn=objective.loss,
-                          out_dir=out, evaluate_fn=evaluate, monitor="valid_mae", device=device, config=saved,
-                          num_workers=runtime.num_workers, progress=runtime.progress)
-        start = time.perf_counter()
-        history = trainer.fit(resume=runtime.resume, max_epochs=runtime.max_epochs)
-        if rank0 and history:
-            per_epoch = sum(row["time_s"] for row in history) / len(history)
-            cpu_per_epoch = sum(row.get("cpu_s", float("nan")) for row in history) / len(history)
-            print(f"trained {len(history)} epochs ({time.perf_counter() - start:.1f} s this call, "
-                  f"{per_epoch:.1f} s/epoch, CPU {cpu_per_epoch:.1f} s/epoch); best valid MAE "
-                  f"{trainer.best['value']:.4g} {data['target'].unit} at epoch {trainer.best['epoch']}", flush=True)
-            if trainer.epoch >= trainer.epochs:
-                rows = [evaluate_run(out, root=runtime.root, device=trainer.device, data=data)]
-                print(format_results(rows))
-    if distributed:
-        trainer = None  # free DDP's reducer while the process group lives: gloo's teardown can hang
-        gc.collect()
-        cleanup_distributed()
-    return 0
-
-
 # ----------------------------------------------------------------------------------------------- evaluate
-def configure_evaluate(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Test MAE of trained QM9 runs, next to the paper's figures."
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--root", default=None, help="QM9 root folder (default: the run's)")
-    parser.add_argument("--no-download", dest="download", action="store_false",
-                        help="fail instead of downloading QM9 when ROOT holds no data")
-    add_threads_option(parser)
-    parser.add_argument("--run", dest="runs", nargs="+", required=True,
-                        help="run folder(s) written by 'lieconv train qm9'")
-    parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    parser.add_argument("--split", default="test", choices=["test", "valid", "train", "all"],
-                        help="a split of the run's protocol, or all molecules of --root (default: test)")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="seed of random lifts / neighbourhood samples (default: the run's)")
-    parser.add_argument("--target", default=None, help="refuse runs trained on another target")
-    parser.add_argument("--group", default=None, help="refuse runs trained with another group")
-    parser.add_argument("--batch-size", type=int, default=None)
+@dataclass
+class QM9EvaluateSettings(EvaluateSettings):
+    """Which trained QM9 runs to evaluate, on which molecules, and where."""
 
-
-def evaluate_run(run: str, *, root: Optional[str] = None, checkpoint: str = "best", split: str = "test",
-                 device: Optional[Any] = None, batch_size: Optional[int] = None,
-                 expect: Optional[Dict[str, Any]] = None,
-                 data: Optional[Dict[str, Any]] = None, download: bool = True,
-                 seed: Optional[int] = None) -> Dict[str, Any]:
-    """MAE of a run's checkpoint on a split, in the paper's units; also written to ``RUN/results_SPLIT.json``.
-
-    On the run's own ``root`` the splits are the run's (its statistics are checked); on another root,
-    or with ``split="all"``, the model is evaluated as trained (its normalisation is part of it) on
-    that root's split of the same protocol, or on every molecule (``"all"``). ``expect`` refuses a
-    run whose ``target`` or ``group`` differs.
-
-    Args:
-        run (str): the run folder.
-        root (str, optional): the QM9 folder. (default: the run's)
-        checkpoint (str, optional): ``"best"`` or ``"last"``. (default: :obj:`"best"`)
-        split (str, optional): ``"test"``, ``"valid"``, ``"train"`` or ``"all"``. (default: :obj:`"test"`)
-        device (torch.device or str, optional): where to evaluate. (default: :obj:`None`)
-        batch_size (int, optional): molecules per batch. (default: twice the run's)
-        expect (Dict[str, Any], optional): settings the run must have been trained with. (default: :obj:`None`)
-        data (Dict[str, Any], optional): prepared data to reuse. (default: :obj:`None`)
-        download (bool, optional): download QM9 when the folder is empty. (default: :obj:`True`)
-        seed (int, optional): seed of random lifts and samples. (default: the run's)
-    """
-    path = os.path.join(run, f"checkpoint_{checkpoint}.pt")
-    state = load_checkpoint(path)
-    if state.get("config", {}).get("task") != "qm9":
-        raise ValueError(f"{path} is not a QM9 checkpoint (task {state.get('config', {}).get('task')!r})")
-    settings = SETTINGS.from_saved(state["config"])
-    stats = settings.measured
-    for key, value in (expect or {}).items():
-        found = settings.flat()[key]
-        if value is not None and found != value:
-            raise ValueError(f"{path} was trained with {key}={found!r}, not {value!r}")
-    own_root = root is None or os.path.abspath(root) == settings.runtime.root
-    root = root or settings.runtime.root
-    if data is None:
-        if root is None:
-            raise ValueError(f"pass --root: {path} does not record the QM9 folder")
-        if own_root and split != "all":
-            data = prepare_data(settings, root, download=download)
-            found = measured(data)
-            for key in ("num_molecules", "target_median", "target_mad", "pos_scale"):
-                if abs(found[key] - stats[key]) > 1e-9 * max(1.0, abs(stats[key])):
-                    raise ValueError(f"{root} gives {key}={found[key]:g} but {path} was trained with {key}="
-                                     f"{stats[key]:g}; its data changed since (evaluate with --split all)")
-        else:
-            data = _other_data(settings, root, split, download)
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
-    dtype = settings.trainer.dtype
-    model = trained_model(state, path, SETTINGS, model_arguments).to(device, dtype)
-    objective = QM9Objective(get_target(settings.data.target), stats["target_median"], stats["target_mad"],
-                             settings.trainer.autocast)
-    seed_everything(settings.trainer.seed if seed is None else seed)
-    subset = data["dataset"].index_select(data["splits"][split])  # no augmentation
-    mae = objective.mae(model, subset, batch_size or 2 * settings.trainer.batch_size, device, dtype)
-    baseline = float((target_values(data["dataset"]._data.y[data["splits"][split]], objective.target)
-                      - stats["target_median"]).abs().mean()) if _rows_are_molecules(data["dataset"]) else float("nan")
-    m = settings.model
-    row = {"run": run, "target": settings.data.target, "model": m.model, "group": m.group, "split": split,
-           "checkpoint": checkpoint, "epoch": state["epoch"], "mae": mae, "median_baseline_mae": baseline,
-           "unit": objective.target.unit, "paper_T3": PAPER_MAE[settings.data.target],
-           "paper_group_homo": PAPER_HOMO_MAE_BY_GROUP.get(m.group)
-           if settings.data.target == "homo" and m.model == "lieconv" else None,
-           "num_molecules": len(subset), "root": os.path.abspath(root)}
-    write_json(os.path.join(run, f"results_{split}.json"), row)
-    return row
+    split: str = setting("test", "a split of the run's protocol, or all molecules of --root",
+                         choices=("test", "valid", "train", "all"))
+    root: Optional[str] = setting(None, "QM9 root folder (default: the run's)")
+    target: Optional[str] = setting(None, "the runs' target: a run trained on another is refused")
+    group: Optional[str] = setting(None, "the runs' group: a run trained with another is refused")
 
 
 def _other_data(settings: Settings, root: str, split: str, download: bool) -> Dict[str, Any]:
@@ -463,11 +308,30 @@ def _other_data(settings: Settings, root: str, split: str, download: bool) -> Di
     return {"dataset": dataset, "splits": splits}
 
 
+def _evaluation_data(settings: Settings, options: QM9EvaluateSettings) -> Dict[str, Any]:
+    """The molecules of ``options.split``: on the run's own root its own splits (statistics checked),
+    on another root (or ``"all"``) that root's split of the same protocol."""
+    stats = settings.measured
+    own_root = options.root is None or os.path.abspath(options.root) == settings.runtime.root
+    root = options.root or settings.runtime.root
+    if root is None:
+        raise ValueError("pass --root: the run does not record its QM9 folder")
+    if not own_root or options.split == "all":
+        return _other_data(settings, root, options.split, options.download)
+    data = prepare_data(settings, root, download=options.download)
+    found = measured(data)
+    for key in ("num_molecules", "target_median", "target_mad", "pos_scale"):
+        if abs(found[key] - stats[key]) > 1e-9 * max(1.0, abs(stats[key])):
+            raise ValueError(f"{root} gives {key}={found[key]:g} but the run was trained with {key}={stats[key]:g}; "
+                             f"its data changed since (evaluate with --split all)")
+    return data
+
+
 def format_results(rows: List[Dict[str, Any]]) -> str:
     """A table of MAE per run next to the paper's figure (Table 2: T(3); Table 3: HOMO by group).
 
     Args:
-        rows (List[Dict[str, Any]]): rows of :func:`evaluate_run`.
+        rows (List[Dict[str, Any]]): rows of ``lieconv evaluate qm9``.
     """
     header = ["target", "model", "split", "n", "epoch", "MAE", "median baseline", "unit", "paper T3 (Tab. 2)",
               "paper group (Tab. 3)"]
@@ -480,16 +344,72 @@ def format_results(rows: List[Dict[str, Any]]) -> str:
     return text_table(lines)
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
-    expect = {"target": get_target(args.target).name if args.target else None,
-              "group": canonical_group(args.group) if args.group else None}
-    apply_threads(args.threads)
-    rows = [evaluate_run(run, root=args.root, checkpoint=args.checkpoint, split=args.split, device=args.device,
-                         batch_size=args.batch_size, expect=expect, download=args.download, seed=args.seed)
-            for run in args.runs]
-    print(format_results(rows))
-    return 0
+# ----------------------------------------------------------------------------------------------- the task
+class QM9Task(Task):
+    """QM9 regression of one target (the paper's Tables 2 and 3)."""
+
+    name = "qm9"
+    settings = SETTINGS
+    evaluate_settings = QM9EvaluateSettings
+    descriptions = {"train": "Train LieConv on one QM9 target (the paper's Table 2 / Table 3 protocol).",
+                    "evaluate": "Test MAE of trained QM9 runs, next to the paper's figures."}
+
+    def run_name(self, settings: Settings) -> str:
+        name = "schnet" if settings.model.model == "schnet" else settings.model.group
+        return f"qm9-{settings.data.target}-{name}" + ("-quick" if settings.preset == "quick" else "")
+
+    def model_arguments(self, settings: Settings) -> Tuple[str, Dict[str, Any]]:
+        return model_arguments(settings)
+
+    def bfloat16_min_channels(self, settings: Settings) -> Optional[int]:
+        return BF16_MIN_CHANNELS if settings.model.model == "lieconv" else None
+
+    def prepare(self, settings: Settings, *, validate: bool = True) -> PreparedData:
+        if settings.runtime.root is None:
+            raise ValueError("pass --root, the QM9 folder (PyG's layout; downloaded there when empty)")
+        data = prepare_data(settings, settings.runtime.root, download=settings.runtime.download)
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in data["splits"].items())
+        summary = (f"{settings.data.target} ({data['target'].unit}), group {settings.model.group}: {sizes} molecules; "
+                   f"train median {data['median']:.4g}, MAD {data['mad']:.4g}")
+        return PreparedData(train=data["parts"]["train"], valid=data["parts"]["valid"] if validate else None,
+                            measured=measured(data), summary=summary, extra=data,
+                            files={"splits.json": {k: v.tolist() for k, v in data["splits"].items()}})
+
+    def objective(self, settings: Settings, data: PreparedData, device: torch.device) -> QM9Objective:
+        return QM9Objective(data.extra["target"], data.extra["median"], data.extra["mad"], data.valid,
+                            2 * settings.trainer.batch_size, device, settings.trainer.dtype)
+
+    def evaluate(self, run: str, model: nn.Module, settings: Settings, options: EvaluateSettings,
+                 device: torch.device, data: Optional[PreparedData] = None) -> Dict[str, Any]:
+        expect = {"target": get_target(options.target).name if options.target else None,
+                  "group": canonical_group(options.group) if options.group else None}
+        for key, value in expect.items():
+            found = settings.flat()[key]
+            if value is not None and found != value:
+                raise ValueError(f"the run was trained with {key}={found!r}, not {value!r}")
+        molecules = data.extra if data is not None else _evaluation_data(settings, options)
+        stats, target = settings.measured, get_target(settings.data.target)
+        index = molecules["splits"][options.split]
+        if options.limit is not None:
+            index = index[: options.limit]
+        objective = QM9Objective(target, stats["target_median"], stats["target_mad"],
+                                 batch_size=options.batch_size or 2 * settings.trainer.batch_size, device=device,
+                                 dtype=settings.trainer.dtype)
+        subset = molecules["dataset"].index_select(index)  # no augmentation
+        mae = objective.mae(model, subset)
+        baseline = (float((target_values(molecules["dataset"]._data.y[index], target) - stats["target_median"])
+                          .abs().mean()) if _rows_are_molecules(molecules["dataset"]) else float("nan"))
+        m = settings.model
+        return {"target": settings.data.target, "model": m.model, "group": m.group, "mae": mae,
+                "median_baseline_mae": baseline, "unit": target.unit, "paper_T3": PAPER_MAE[settings.data.target],
+                "paper_group_homo": PAPER_HOMO_MAE_BY_GROUP.get(m.group)
+                if settings.data.target == "homo" and m.model == "lieconv" else None,
+                "num_molecules": len(subset),
+                "root": os.path.abspath(options.root or settings.runtime.root or "")}
+
+    def format_results(self, rows: List[Dict[str, Any]]) -> str:
+        return format_results(rows)
 
 
-#: ``lieconv upgrade qm9`` (``configure_upgrade`` comes from :mod:`.common`)
-run_upgrade = upgrade_command(SETTINGS, model_arguments)
+#: the QM9 task of the command line (``lieconv train|evaluate|upgrade qm9``)
+TASK = QM9Task()

@@ -1,25 +1,23 @@
-r"""RotMNIST with LieConv (paper §5.1, Table 1): ``lieconv train|evaluate|check rotmnist``.
+r"""RotMNIST with LieConv (paper §5.1, Table 1): ``lieconv train|evaluate|check|upgrade rotmnist``.
 
 * ``lieconv train rotmnist --root R --group SE2 [--preset quick] [--epochs E] [--resume]`` trains an
   :class:`~torch_geometric_lieconv.models.image.ImageLieResNet` on the 10k training images (random
   rotation augmentation of the point sets, as the reference's ``aug=True``), reports the validation
   error after every epoch, keeps ``checkpoint_best.pt`` by it, and finally prints the test error next to
   the paper's figure for the group.
-* ``lieconv evaluate rotmnist --root R --checkpoint runs/rotmnist/SE2/checkpoint_best.pt`` prints the
-  test (or validation) error in percent next to the paper's Table 1.
-* ``lieconv check rotmnist --root R --checkpoint ...`` prints the accuracy on the test set rotated
+* ``lieconv evaluate rotmnist --run runs/rotmnist-SE2`` prints the test (or validation) error in
+  percent next to the paper's Table 1.
+* ``lieconv check rotmnist --run runs/rotmnist-SE2`` prints the accuracy on the test set rotated
   about the image centre by fixed angles (0, 45, 90, 180 degrees by default) and by random angles.
   Rotating the point set is exact (no resampling); 90-degree multiples permute the pixel grid.
 """
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import os
 import re
 import time
-from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,14 +26,11 @@ from torch_geometric.transforms import RandomRotate
 
 from ..datasets.rotmnist import RotMNIST
 from ..groups import group_from_name
-from ..models.image import ImageLieResNet
-from ..runs import default_run_folder, refuse_early, run_folder, write_json
-from ..training import RUNTIME_KEYS, Trainer, load_checkpoint, seed_everything
+from ..training import move_to
 from ..transforms import DEFAULT_CROP_RADIUS
-from .common import (add_threads_option, apply_threads, build_model, configure_upgrade, trained_model,
-                     upgrade_command)
-from .config import (RuntimeSettings, Settings, TaskSettings, add_setting_flags, flag_values, setting,
-                     trainer_arguments)
+from .config import EvaluateSettings, RuntimeSettings, Settings, TaskSettings, setting
+from .driver import load_trained
+from .task import Objective, PreparedData, Task
 
 #: the paper's Table 1: LieConv test error (%) on RotMNIST, by group class name (planar groups only)
 PAPER_TEST_ERROR = {"Trivial": 1.58, "Ty": 1.49, "T": 1.44, "SO2": 1.42, "RxSO2": 1.27, "SE2": 1.24}
@@ -75,9 +70,11 @@ class ImageDataSettings:
 
     crop_radius: float = setting(DEFAULT_CROP_RADIUS, "circular crop in pixels")
     augment: bool = setting(True, "random rotation of the training point sets (the reference's aug=True)")
-    train_limit: Optional[int] = setting(None, "use only the first N training images")
-    valid_limit: Optional[int] = setting(None, "use only the first N validation images")
-    test_limit: Optional[int] = setting(None, "use only the first N test images at the end")
+    train_size: Optional[int] = setting(None, "training images: the first N (default: all)", old_flag="--train-limit")
+    valid_size: Optional[int] = setting(None, "validation images: the first N (default: all)",
+                                        old_flag="--valid-limit")
+    test_size: Optional[int] = setting(None, "test images of the final evaluation: the first N (default: all)",
+                                       old_flag="--test-limit")
 
 
 @dataclass
@@ -85,9 +82,7 @@ class ImageRuntimeSettings(RuntimeSettings):
     """Where and how a RotMNIST run executes; may differ between a run and its resume or evaluation."""
 
     root: Optional[str] = setting(None, "dataset folder; the .amat files are read from ROOT/raw (required)")
-    out: Optional[str] = setting(None, "run folder (default: runs/rotmnist/GROUP-PRESET)")
-    eval_batch_size: int = setting(100, "batch size of the evaluations")
-    test: bool = setting(True, "evaluate the best checkpoint on the test set at the end (--no-test: skip)")
+    out: Optional[str] = setting(None, "run folder (default: runs/rotmnist-GROUP[-quick])")
 
 
 def _finish(settings: Settings) -> None:
@@ -112,10 +107,6 @@ def paper_error(group_name: str) -> Tuple[str, Optional[float]]:
     if getattr(group, "space_dim", 2) != 2 or key not in PAPER_TEST_ERROR:
         return str(group), None
     return PAPER_GROUP_LABEL[key], PAPER_TEST_ERROR[key]
-
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _limit(dataset: RotMNIST, limit: Optional[int]) -> RotMNIST:
@@ -153,8 +144,9 @@ def classification_error(model: nn.Module, dataset, batch_size: int = 100, devic
     was_training = model.training
     model.eval()
     wrong = total = 0
+    dtype = next(model.parameters()).dtype
     for batch in tqdm(DataLoader(dataset, batch_size=batch_size), desc=desc, leave=False, disable=not progress):
-        batch = batch.to(device)
+        batch = move_to(batch, device, dtype)
         logits = model(batch.x, batch.pos, batch.batch, num_graphs=batch.num_graphs)
         wrong += int((logits.argmax(dim=-1) != batch.y).sum())
         total += batch.num_graphs
@@ -168,10 +160,26 @@ def _cross_entropy(model: nn.Module, batch) -> torch.Tensor:
     return F.cross_entropy(model(batch.x, batch.pos, batch.batch, num_graphs=batch.num_graphs), batch.y)
 
 
-def _report_line(group_name: str, split: str, error: float, count: int) -> str:
-    label, paper = paper_error(group_name)
-    reference = f"paper Table 1 ({label}): {paper:.2f}%" if paper is not None else "no Table 1 figure for this group"
-    return f"{label}: {split} error {error:.2f}% on {count} images; {reference}"
+class ClassificationObjective(Objective):
+    """Cross-entropy of the digit classes; the validation error (%) picks the best checkpoint.
+
+    Args:
+        valid (Sequence, optional): the validation point sets. (default: :obj:`None`)
+        batch_size (int, optional): point sets per evaluation batch. (default: :obj:`100`)
+        device (torch.device, optional): where to evaluate. (default: the CPU)
+        progress (bool, optional): show a progress bar. (default: :obj:`False`)
+    """
+
+    def __init__(self, valid=None, batch_size: int = 100, device: Any = "cpu", progress: bool = False) -> None:
+        super().__init__("valid_error")
+        self.valid, self.batch_size, self.device, self.progress = valid, batch_size, device, progress
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        return _cross_entropy(model, batch)
+
+    def evaluate(self, model: nn.Module) -> Dict[str, float]:
+        return {"valid_error": classification_error(model, self.valid, self.batch_size, self.device, self.progress,
+                                                    "validation")}
 
 
 def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
@@ -180,153 +188,121 @@ def model_arguments(settings: Settings) -> Tuple[str, Dict[str, Any]]:
     Args:
         settings (Settings): the run's settings.
     """
-    return "ImageLieResNet", dataclasses.asdict(settings.model)
+    return "ImageLieResNet", asdict(settings.model)
 
 
-def load_trained(checkpoint: str, device: Any = "cpu") -> Tuple[ImageLieResNet, Settings]:
-    """The model stored in a ``lieconv train rotmnist`` checkpoint, and the run's settings.
+@dataclass
+class ImageEvaluateSettings(EvaluateSettings):
+    """Which trained RotMNIST runs to evaluate, on which images, and where."""
+
+    split: str = setting("test", "the split to evaluate", choices=("test", "valid"))
+    root: Optional[str] = setting(None, "dataset folder, the .amat files in ROOT/raw (default: the run's)")
+
+
+@dataclass
+class ImageCheckSettings(ImageEvaluateSettings):
+    """Which trained RotMNIST runs to check, at which rotations."""
+
+    angles: List[float] = setting([0.0, 45.0, 90.0, 180.0], "fixed rotation angles in degrees, counter-clockwise")
+    random: bool = setting(True, "also a copy rotated by random angles (--no-random: skip)")
+
+
+def _split_of(settings: Settings, options: EvaluateSettings, transform=None) -> RotMNIST:
+    root = options.root or settings.runtime.root
+    if root is None:
+        raise ValueError("pass --root: the run does not record its dataset folder")
+    limit = options.limit if options.limit is not None else getattr(settings.data, f"{options.split}_size")
+    return _limit(_load(root, options.split, settings.data.crop_radius, transform, options.download), limit)
+
+
+def run_check(task: Task, options: ImageCheckSettings) -> int:
+    """``lieconv check rotmnist``: the accuracy of each run on its split rotated by fixed and random angles.
 
     Args:
-        checkpoint (str): a checkpoint file of ``lieconv train rotmnist``.
-        device (Any, optional): where to put the model. (default: :obj:`"cpu"`)
+        task (Task): the RotMNIST task.
+        options (ImageCheckSettings): the check's settings.
     """
-    state = load_checkpoint(checkpoint, map_location=device)
-    if state.get("config", {}).get("task") != "rotmnist":
-        raise ValueError(f"{checkpoint} is not a checkpoint of 'lieconv train rotmnist'")
-    model = trained_model(state, checkpoint, SETTINGS, model_arguments).to(device)
-    return model, SETTINGS.from_saved(state["config"])
+    from .common import apply_threads
 
-
-def configure_train(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Train LieConv on RotMNIST (paper §5.1). Settings default to --preset paper "
-                          "(500 epochs, batch 25, lr 3e-3, k=128, 6 layers, nbhd 25, fill 0.1, total_ds 0.1).")
-    add_setting_flags(parser, SETTINGS)
-
-
-def run_train(args: argparse.Namespace) -> int:
-    settings = SETTINGS.resolve(config_file=args.config, flags=flag_values(args, SETTINGS))
-    runtime, data, trainer_settings = settings.runtime, settings.data, settings.trainer
-    if runtime.root is None:
-        raise ValueError("pass --root, the dataset folder (the .amat files are read from ROOT/raw)")
-    apply_threads(runtime.threads)
-    device = runtime.device or _default_device()
-    seed_everything(trainer_settings.seed)  # the initial weights
-    model = build_model(*model_arguments(settings))
-    augment = RandomRotate(180) if data.augment else None
-    train = _limit(_load(runtime.root, "train", data.crop_radius, transform=augment, download=runtime.download),
-                   data.train_limit)
-    valid = _limit(_load(runtime.root, "valid", data.crop_radius, download=runtime.download), data.valid_limit)
-    group = settings.model.group
-    out = runtime.out or default_run_folder(
-        os.path.join("runs", "rotmnist", f"{re.sub(r'[^A-Za-z0-9]', '', group)}-{settings.preset}"), runtime.resume)
-    runtime.root = os.path.abspath(runtime.root)
-    settings.measured.update(train_size=len(train), valid_size=len(valid))
-    saved = settings.saved()
-
-    def evaluate(trained: nn.Module) -> Dict[str, float]:
-        return {"valid_error": classification_error(trained, valid, runtime.eval_batch_size, device,
-                                                    runtime.progress, "validation")}
-
-    trainer = Trainer(model, train, **trainer_arguments(trainer_settings), loss_fn=_cross_entropy, out_dir=out,
-                      evaluate_fn=evaluate, monitor="valid_error", device=device, config=saved,
-                      num_workers=runtime.num_workers, progress=runtime.progress)
-    print(f"training {model} on {len(train)} images ({len(valid)} for validation), {trainer.steps_per_epoch} "
-          f"steps per epoch, on {trainer.device}; output in {out}", flush=True)
-    with run_folder(out):  # refused while another run writes to it
-        refuse_early(out, runtime.resume, saved, RUNTIME_KEYS)
-        write_json(os.path.join(out, "config.json"), saved)
-        trainer.fit(resume=runtime.resume, max_epochs=runtime.max_epochs)
-        if not runtime.test or trainer.epoch < trainer.epochs:
-            return 0
-        best, _ = load_trained(trainer.best_path, trainer.device)
-        test = _limit(_load(runtime.root, "test", data.crop_radius, download=runtime.download), data.test_limit)
-        error = classification_error(best, test, runtime.eval_batch_size, trainer.device, runtime.progress, "test")
-        _write_results(out, "test", error, len(test), group, trainer.best["epoch"])
-    print(_report_line(group, "test", error, len(test)) + f" (best epoch {trainer.best['epoch']})")
+    apply_threads(options.threads)
+    for run in options.run:
+        model, settings, _, device = load_trained(task, run, options)
+        dataset = _split_of(settings, options)
+        label, _ = paper_error(settings.model.group)
+        # PyG's RandomRotate(d) turns the points clockwise by d degrees (x right, y up): -angle is counter-clockwise
+        rotations = [(f"{angle:g} deg", RandomRotate((-angle, -angle))) for angle in options.angles]
+        if options.random:
+            rotations.append(("random", RandomRotate(180)))
+        seed = settings.trainer.seed if options.seed is None else options.seed
+        print(f"{label} ({run}): accuracy on the {options.split} set ({len(dataset)} images) rotated about the "
+              f"image centre")
+        print(f"{'rotation':>10}  {'accuracy %':>10}  {'error %':>8}")
+        for name, rotation in rotations:
+            torch.manual_seed(seed)  # the same lift / neighbourhood samples for every angle
+            dataset.transform = rotation
+            start = time.perf_counter()
+            error = classification_error(model, dataset, options.batch_size or 2 * settings.trainer.batch_size,
+                                         device, options.progress, name)
+            print(f"{name:>10}  {100 - error:>10.2f}  {error:>8.2f}   ({time.perf_counter() - start:.0f} s)",
+                  flush=True)
     return 0
 
 
-def _write_results(run: str, split: str, error: float, count: int, group: str, epoch: Any) -> None:
-    """``RUN/results_SPLIT.json``: the error next to the paper's Table 1 figure."""
-    label, paper = paper_error(group)
-    write_json(os.path.join(run, f"results_{split}.json"), {"split": split, "error_percent": error, "images": count,
-                                                            "group": label, "epoch": epoch, "paper_error": paper})
+class RotMNISTTask(Task):
+    """Rotated MNIST classification (the paper's Table 1)."""
+
+    name = "rotmnist"
+    settings = SETTINGS
+    evaluate_settings = ImageEvaluateSettings
+    descriptions = {
+        "train": "Train LieConv on RotMNIST (paper §5.1). Settings default to --preset paper (500 epochs, batch 25, "
+                 "lr 3e-3, k=128, 6 layers, nbhd 25, fill 0.1, total_ds 0.1).",
+        "evaluate": "Test error (%) of trained RotMNIST runs next to the paper's Table 1.",
+        "check": "Accuracy of trained RotMNIST runs on the test set rotated about the image centre by fixed angles "
+                 "and by random angles (rotations of the point sets).",
+    }
+    commands = {"check": (ImageCheckSettings, run_check)}
+
+    def run_name(self, settings: Settings) -> str:
+        group = re.sub(r"[^A-Za-z0-9]", "", settings.model.group)
+        return f"rotmnist-{group}" + ("-quick" if settings.preset == "quick" else "")
+
+    def model_arguments(self, settings: Settings) -> Tuple[str, Dict[str, Any]]:
+        return model_arguments(settings)
+
+    def prepare(self, settings: Settings, *, validate: bool = True) -> PreparedData:
+        runtime, data = settings.runtime, settings.data
+        if runtime.root is None:
+            raise ValueError("pass --root, the dataset folder (the .amat files are read from ROOT/raw)")
+        augment = RandomRotate(180) if data.augment else None
+        train = _limit(_load(runtime.root, "train", data.crop_radius, augment, runtime.download), data.train_size)
+        valid = _limit(_load(runtime.root, "valid", data.crop_radius, None, runtime.download), data.valid_size)
+        return PreparedData(train=train, valid=valid if validate else None,
+                            measured={"split_sizes": {"train": len(train), "valid": len(valid)}},
+                            summary=f"group {settings.model.group}, {len(train)} training images, "
+                                    f"{len(valid)} for validation")
+
+    def objective(self, settings: Settings, data: PreparedData, device: torch.device) -> ClassificationObjective:
+        return ClassificationObjective(data.valid, 2 * settings.trainer.batch_size, device, settings.runtime.progress)
+
+    def evaluate(self, run: str, model: nn.Module, settings: Settings, options: EvaluateSettings,
+                 device: torch.device, data: Optional[PreparedData] = None) -> Dict[str, Any]:
+        dataset = _split_of(settings, options)
+        error = classification_error(model, dataset, options.batch_size or 2 * settings.trainer.batch_size, device,
+                                     options.progress, options.split)
+        label, paper = paper_error(settings.model.group)
+        return {"group": settings.model.group, "error_percent": error, "images": len(dataset), "paper_error": paper}
+
+    def format_results(self, rows: List[Dict[str, Any]]) -> str:
+        lines = []
+        for r in rows:
+            label, paper = paper_error(r["group"])
+            reference = (f"paper Table 1 ({label}): {paper:.2f}%" if paper is not None
+                         else "no Table 1 figure for this group")
+            lines.append(f"{label}: {r['split']} error {r['error_percent']:.2f}% on {r['images']} images "
+                         f"({r['checkpoint']} checkpoint, epoch {r['epoch']}, {r['run']}); {reference}")
+        return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------- evaluate
-def _configure_trained(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", required=True, help="dataset folder; the .amat files are read from ROOT/raw")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run", dest="run_dir", default=None,
-                       help="a run folder of 'lieconv train rotmnist' (its best checkpoint)")
-    which.add_argument("--checkpoint", default=None, help="a checkpoint file of 'lieconv train rotmnist'")
-    parser.add_argument("--split", choices=("test", "valid"), default="test")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random lift / neighbourhood samples")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    add_threads_option(parser)
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--no-download", dest="download", action="store_false",
-                        help="never download: fail clearly when ROOT/raw lacks the .amat files")
-
-
-def configure_evaluate(parser: argparse.ArgumentParser) -> None:
-    parser.description = "Test error (%) of a trained RotMNIST model next to the paper's Table 1."
-    _configure_trained(parser)
-
-
-def _apply_runtime_options(args: argparse.Namespace) -> str:
-    """Set the thread count; return the device."""
-    apply_threads(args.threads)
-    return args.device or _default_device()
-
-
-def _checkpoint_of(args: argparse.Namespace) -> str:
-    return args.checkpoint or os.path.join(args.run_dir, "checkpoint_best.pt")
-
-
-def run_evaluate(args: argparse.Namespace) -> int:
-    device = _apply_runtime_options(args)
-    model, settings = load_trained(_checkpoint_of(args), device)
-    seed_everything(args.seed)
-    dataset = _limit(_load(args.root, args.split, settings.data.crop_radius, download=args.download), args.limit)
-    error = classification_error(model, dataset, args.batch_size, device, not args.no_progress, args.split)
-    if args.run_dir:
-        _write_results(args.run_dir, args.split, error, len(dataset), settings.model.group, "best")
-    print(_report_line(settings.model.group, args.split, error, len(dataset)))
-    return 0
-
-
-# ----------------------------------------------------------------------------------------------- check
-def configure_check(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Accuracy of a trained RotMNIST model on the test set rotated about the image centre "
-                          "by fixed angles and by random angles (rotations of the point sets).")
-    _configure_trained(parser)
-    parser.add_argument("--angles", type=float, nargs="+", default=[0.0, 45.0, 90.0, 180.0],
-                        help="fixed rotation angles in degrees, counter-clockwise (default: 0 45 90 180)")
-    parser.add_argument("--no-random", action="store_true", help="skip the randomly rotated copy")
-
-
-def run_check(args: argparse.Namespace) -> int:
-    device = _apply_runtime_options(args)
-    model, settings = load_trained(_checkpoint_of(args), device)
-    dataset = _limit(_load(args.root, args.split, settings.data.crop_radius, download=args.download), args.limit)
-    label, _ = paper_error(settings.model.group)
-    # PyG's RandomRotate(d) turns the points clockwise by d degrees (x right, y up): -angle is counter-clockwise
-    rotations = [(f"{angle:g} deg", RandomRotate((-angle, -angle))) for angle in args.angles]
-    if not args.no_random:
-        rotations.append(("random", RandomRotate(180)))
-    print(f"{label}: accuracy on the {args.split} set ({len(dataset)} images) rotated about the image centre")
-    print(f"{'rotation':>10}  {'accuracy %':>10}  {'error %':>8}")
-    for name, rotation in rotations:
-        seed_everything(args.seed)  # the same lift / neighbourhood samples for every angle
-        dataset.transform = rotation
-        start = time.perf_counter()
-        error = classification_error(model, dataset, args.batch_size, device, not args.no_progress, name)
-        print(f"{name:>10}  {100 - error:>10.2f}  {error:>8.2f}   ({time.perf_counter() - start:.0f} s)", flush=True)
-    return 0
-
-
-#: ``lieconv upgrade rotmnist`` (``configure_upgrade`` comes from :mod:`.common`)
-run_upgrade = upgrade_command(SETTINGS, model_arguments)
+#: the RotMNIST task of the command line (``lieconv train|evaluate|check|upgrade rotmnist``)
+TASK = RotMNISTTask()

@@ -35,6 +35,7 @@ from .._errors import first_line
 from ..groups import LieGroup, group_spec
 
 __all__ = ["Rebuildable", "MODEL_CLASSES", "CLASS_KEY", "ARGUMENTS_KEY", "read_checkpoint", "checkpoint_path",
+           "checkpoint_file", "CHECKPOINTS",
            "plain_argument", "model_class"]
 
 #: checkpoint key of the model's class name
@@ -69,6 +70,22 @@ def plain_argument(value: Any, name: str = "argument") -> Any:
                      f"store as plain data; pass a number, string or list (a group by its name)")
 
 
+#: the checkpoints a run folder holds: the one of the best epoch and the one of the last
+CHECKPOINTS = ("best", "last")
+
+
+def checkpoint_file(run: str, checkpoint: str = "best") -> str:
+    """``run/checkpoint_{checkpoint}.pt``: the one place that names a run's checkpoint files.
+
+    Args:
+        run (str): a run folder (it need not exist yet).
+        checkpoint (str, optional): ``"best"`` or ``"last"``. (default: :obj:`"best"`)
+    """
+    if checkpoint not in CHECKPOINTS:
+        raise ValueError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
+    return os.path.join(run, f"checkpoint_{checkpoint}.pt")
+
+
 def checkpoint_path(path_or_run: str, checkpoint: str = "best") -> str:
     """The checkpoint file: ``path_or_run`` itself, or ``checkpoint_{checkpoint}.pt`` in a run folder.
 
@@ -77,7 +94,7 @@ def checkpoint_path(path_or_run: str, checkpoint: str = "best") -> str:
         checkpoint (str, optional): ``"best"`` or ``"last"`` in a run folder. (default: :obj:`"best"`)
     """
     if os.path.isdir(path_or_run):
-        return os.path.join(path_or_run, f"checkpoint_{checkpoint}.pt")
+        return checkpoint_file(path_or_run, checkpoint)
     return path_or_run
 
 

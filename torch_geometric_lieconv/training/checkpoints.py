@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
-from ..models.hub import ARGUMENTS_KEY, CLASS_KEY, Rebuildable, class_name, read_checkpoint
+from ..models.hub import ARGUMENTS_KEY, CLASS_KEY, Rebuildable, checkpoint_file, class_name, read_checkpoint
 from ..runs import atomic_write
 
 __all__ = ["CheckpointStore", "load_checkpoint", "model_identity"]
@@ -51,12 +51,12 @@ class CheckpointStore:
     @property
     def last_path(self) -> str:
         """``out_dir/checkpoint_last.pt``."""
-        return os.path.join(self.out_dir, "checkpoint_last.pt")
+        return checkpoint_file(self.out_dir, "last")
 
     @property
     def best_path(self) -> str:
         """``out_dir/checkpoint_best.pt``."""
-        return os.path.join(self.out_dir, "checkpoint_best.pt")
+        return checkpoint_file(self.out_dir, "best")
 
     def has_last(self) -> bool:
         """Whether the run has a last checkpoint to resume."""

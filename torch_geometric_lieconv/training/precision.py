@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 
 import torch
 
-__all__ = ["PrecisionChoice", "native_bfloat16", "choose_precision"]
+__all__ = ["PrecisionChoice", "native_bfloat16", "choose_precision", "autocast"]
 
 #: CPU flags (``/proc/cpuinfo``) of native bfloat16 dot products
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -94,3 +94,16 @@ def choose_precision(requested: str, device: torch.device, channels: int, min_ch
                                           f"below which bfloat16 was measured slower)")
     return PrecisionChoice("bfloat16", f"auto: bfloat16 autocast ({hardware}, {channels} channels >= "
                                        f"{min_channels})")
+
+
+def autocast(device: torch.device, dtype: Optional[torch.dtype]):
+    """The autocast context of a run's precision: matmuls in ``dtype`` on ``device`` (``None``: off).
+
+    The one place where a precision becomes autocast: the trainer wraps each loss and evaluation in it,
+    and ``lieconv evaluate`` the evaluation of a trained run.
+
+    Args:
+        device (torch.device): where the model runs.
+        dtype (torch.dtype, optional): the autocast dtype (``torch.bfloat16``), or ``None`` for none.
+    """
+    return torch.autocast(torch.device(device).type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)

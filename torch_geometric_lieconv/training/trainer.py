@@ -4,6 +4,7 @@ optimiser and schedule (:mod:`.optimisation`), the checkpoints and exact resume 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
@@ -17,7 +18,9 @@ from .checkpoints import CheckpointStore, model_identity
 from .distributed import Processes
 from .metrics import TIMING_KEYS, metric_sinks
 from .optimisation import Optimisation
+from .precision import autocast as autocast_context
 from .randomness import rng_state, seed_everything, set_rng_state
+from .settings import TrainerSettings
 
 __all__ = ["Trainer"]
 
@@ -54,12 +57,15 @@ class Trainer:
             available, else CPU)
         dtype (torch.dtype, optional): cast the model and the batches' floating tensors to this dtype.
             (default: :obj:`None`)
+        autocast (torch.dtype, optional): run every loss and evaluation under autocast in this dtype
+            (``torch.bfloat16``: float32 weights, matmuls in bfloat16). (default: :obj:`None`)
         grad_clip (float, optional): clip the gradient norm to this value. (default: :obj:`None`)
         seed (int, optional): the data order and the training RNG (fresh runs call
             ``seed_everything(seed + rank)``). (default: :obj:`0`)
         config (Mapping, optional): the experiment's settings, saved in checkpoints; resuming from a
             checkpoint whose config differs (outside :data:`~torch_geometric_lieconv.runs.RUNTIME_KEYS`
-            and ``runtime_keys``) is refused. (default: :obj:`None`)
+            and ``runtime_keys``) is refused; without a ``"trainer"`` section the trainer records its
+            own arguments there, as :class:`~.settings.TrainerSettings`. (default: :obj:`None`)
         runtime_keys (Iterable[str], optional): more config keys that may differ on resume.
             (default: :obj:`()`)
         drop_last (bool, optional): drop the last incomplete batch of each epoch. (default: :obj:`False`)
@@ -93,6 +99,7 @@ class Trainer:
         monitor: Optional[str] = None,
         device: Optional[Any] = None,
         dtype: Optional[torch.dtype] = None,
+        autocast: Optional[torch.dtype] = None,
         grad_clip: Optional[float] = None,
         seed: int = 0,
         config: Optional[Mapping[str, Any]] = None,
@@ -119,7 +126,7 @@ class Trainer:
             self.processes.world_size
         if batch_size % self.world_size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {self.world_size} processes")
-        self.dtype = dtype
+        self.dtype, self.autocast = dtype, autocast
         model = model.to(self.device) if dtype is None else model.to(self.device, dtype)
         self.model, self.wrapped = self.processes.wrap(model, sync_batchnorm, find_unused_parameters)
 
@@ -140,11 +147,10 @@ class Trainer:
         self.progress, self.log_every = progress, max(1, int(log_every))
         self.runtime_keys = set(RUNTIME_KEYS) | set(runtime_keys)
         self.config: Dict[str, Any] = dict(config or {})
-        self.config.setdefault("trainer", {
-            "batch_size": self.batch_size, "epochs": self.epochs, "lr": float(lr), "weight_decay": weight_decay,
-            "warmup_frac": warmup_frac, "grad_clip": grad_clip, "seed": self.seed, "drop_last": drop_last,
-            "dtype": str(dtype) if dtype is not None else None, "dataset_size": len(train_dataset),
-        })
+        precision = "bfloat16" if autocast is not None else "float64" if dtype == torch.float64 else "float32"
+        self.config.setdefault("trainer", dataclasses.asdict(TrainerSettings(  # a task's trainer settings' form
+            epochs=self.epochs, batch_size=self.batch_size, lr=float(lr), warmup_frac=warmup_frac,
+            weight_decay=weight_decay, grad_clip=grad_clip, seed=self.seed, precision=precision)))
         self.history: List[Dict[str, float]] = []
         self.best: Optional[Dict[str, Any]] = None  # {"epoch": e, "value": v, "metric": name}
         self.epoch = 0
@@ -221,7 +227,9 @@ class Trainer:
         row: Dict[str, float] = {"epoch": self.epoch, "train_loss": train_loss, "lr": self.optimisation.lr}
         if self.evaluate_fn is not None and self.processes.main:
             self.model.eval()
-            row.update({k: float(v) for k, v in self.evaluate_fn(self.model).items()})
+            with autocast_context(self.device, self.autocast):
+                metrics = self.evaluate_fn(self.model)
+            row.update({k: float(v) for k, v in metrics.items()})
             self.model.train()
         # wall time, and this process's CPU time (with one thread: the wall time on an idle core)
         row["time_s"], row["cpu_s"] = time.perf_counter() - start, time.process_time() - start_cpu
@@ -240,7 +248,8 @@ class Trainer:
         for step, batch in enumerate(bar):
             batch = move_to(batch, self.device, self.dtype)
             n_local = num_samples(batch)
-            loss = self.loss_fn(self.wrapped, batch)
+            with autocast_context(self.device, self.autocast):
+                loss = self.loss_fn(self.wrapped, batch)
             if loss.dim() != 0:
                 raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
             self.optimisation.step(self.processes.global_mean(loss, n_local))

@@ -4,7 +4,7 @@ Figures 6-8).
 * ``lieconv train springs --model HLieConv --group T2`` trains a dynamics model on 5-step windows of
   spring-system trajectories (loss: MSE of the RK4 rollout, Eq. 11), reports the validation MSE after
   every epoch (``checkpoint_best.pt`` by it), and finally evaluates on the test systems
-  (:mod:`.train`).
+  (:mod:`.task`).
 * ``lieconv evaluate springs --run DIR`` rolls the model out from the start of every test trajectory and
   reports the rollout MSE over the training window and over 100 and 500 steps, the relative error of the
   true energy along the rollout, and the drift of total linear and angular momentum (all in float64 by
@@ -24,15 +24,9 @@ Examples::
     lieconv evaluate springs --run runs/springs-HLieConv-T2-quick
     lieconv study springs --out runs/springs-study --figures docs/figures
 """
-from ..common import configure_upgrade, upgrade_command
 from .rollouts import RolloutObjective, long_rollouts, summarise
 from .settings import MODELS, SETTINGS, model_arguments
-from .study import configure_study, run_study
-from .train import configure_evaluate, configure_train, evaluate_run, load_run, run_evaluate, run_train, train_run
+from .task import TASK, DynamicsEvaluateSettings, SpringsTask, format_results
 
-#: ``lieconv upgrade springs``
-run_upgrade = upgrade_command(SETTINGS, model_arguments)
-
-__all__ = ["configure_train", "run_train", "configure_evaluate", "run_evaluate", "configure_study", "run_study",
-           "configure_upgrade", "run_upgrade", "train_run", "evaluate_run", "load_run", "RolloutObjective",
-           "long_rollouts", "summarise", "SETTINGS", "MODELS", "model_arguments"]
+__all__ = ["TASK", "SpringsTask", "DynamicsEvaluateSettings", "format_results", "RolloutObjective", "long_rollouts",
+           "summarise", "SETTINGS", "MODELS", "model_arguments"]

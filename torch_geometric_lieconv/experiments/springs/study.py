@@ -10,12 +10,12 @@ go to ``OUT/results.json`` (the parts not run this time keep theirs) and the fig
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import json
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 import torch
@@ -23,13 +23,17 @@ from torch import Tensor
 
 from ...datasets.safe_load import safe_torch_load
 from ...datasets.springs import system_from_name
+from ...models.hub import checkpoint_file
+from ...training import training_device
 from ..common import apply_threads, text_table
-from ..config import Settings
+from ..config import Settings, setting
+from ..driver import load_trained, train
+from ..task import Task
 from .plots import plot_conservation, plot_data_efficiency, plot_trajectories
 from .rollouts import RolloutObjective, long_rollouts, summarise
 from .settings import MODELS, SETTINGS, SMALL_LR_SCALE, canonical_model, load_split, paper_epochs
 from .statistics import geometric_interval
-from .train import add_common_options, load_run, train_run
+from .task import DynamicsEvaluateSettings
 
 
 #: Figure 7's learning rate by group at CPU scale (non-centred models, 20 epochs of 200 systems): at
@@ -55,20 +59,23 @@ MOMENTUM_MODELS = (("Trivial2", False, "Trivial"), ("T2", False, "T(2)"), ("SO2"
 MOMENTUM_SUBSTEPS = 4
 
 
-def configure_study(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("Figures 6-8 of the paper: momentum conservation by group (Trivial, T(2), SO(2), SE(2)), "
-                          "test MSE against training set size (FC, HFC, OGN, HOGN, HLieConv), and rollout paths.")
-    add_common_options(parser)
-    parser.add_argument("--out", default="runs/springs-study", help="study folder (runs, results, figures)")
-    parser.add_argument("--figures", default=None, help="also copy the figures (springs_*.png) to this folder")
-    parser.add_argument("--full", action="store_true", help="the paper's scale (hours on a GPU) instead of the CPU scale")
-    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS)
-    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="training set sizes for Figure 8")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds per size for Figure 8")
-    parser.add_argument("--models", nargs="+", default=None, help=f"models for Figure 8 (default {' '.join(MODELS)})")
+@dataclass
+class StudySettings:
+    """The study's scale, parts and folders (``lieconv study springs``)."""
+
+    out: str = setting("runs/springs-study", "study folder (runs, results, figures)")
+    figures: Optional[str] = setting(None, "also copy the figures (springs_*.png) to this folder")
+    full: bool = setting(False, "the paper's scale (hours on a GPU) instead of the CPU scale")
+    parts: List[str] = setting(list(PARTS), "the parts to run", choices=PARTS)
+    sizes: List[int] = setting([], "training set sizes of Figure 8 (default: the scale's)")
+    seeds: List[int] = setting([], "training seeds per size (default: the scale's)")
+    models: List[str] = setting([], f"models of Figure 8 (default: {' '.join(MODELS)})")
+    root: str = setting("data/springs", "data cache folder (generated on first use)")
+    device: Optional[str] = setting(None, "cpu, cuda or cuda:N (default: cuda when available)")
+    threads: int = setting(1, "torch CPU threads (1 is fastest for small models, above all on a busy machine)")
 
 
-def _study_settings(scale: Dict[str, Any], args: argparse.Namespace, device: torch.device, model: str,
+def _study_settings(scale: Dict[str, Any], args: StudySettings, device: torch.device, model: str,
                     **flags: Any) -> Settings:
     """The settings of one study run: the paper's for ``model``, with the scale's data sizes, widths and
     learning-rate factor, and ``flags``; it runs on ``device`` from ``--root``, resumed when interrupted."""
@@ -80,6 +87,7 @@ def _study_settings(scale: Dict[str, Any], args: argparse.Namespace, device: tor
     settings.trainer.lr *= scale["lr_scale"].get(settings.model.model, 1.0)
     runtime = settings.runtime
     runtime.root, runtime.device, runtime.resume, runtime.progress = args.root, str(device), True, False
+    runtime.out, runtime.test = None, False
     return settings
 
 
@@ -90,12 +98,12 @@ def _run_quietly(run_dir: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-def _study_run(settings: Settings, run_dir: str, *, curves: bool = False,
+def _study_run(task: Task, settings: Settings, run_dir: str, *, curves: bool = False,
                n_test: Optional[int] = None, horizons: Sequence[int] = (5,), substeps: int = 1) -> Dict[str, Any]:
     """Train (or reuse) one study run and evaluate its last checkpoint; cached in ``run_dir/results_test.json``
     (and the rollout curves in ``run_dir/curves.pt``)."""
     result_path, curves_path = os.path.join(run_dir, "results_test.json"), os.path.join(run_dir, "curves.pt")
-    done = os.path.isfile(result_path) and os.path.isfile(os.path.join(run_dir, "checkpoint_last.pt"))
+    done = os.path.isfile(result_path) and os.path.isfile(checkpoint_file(run_dir, "last"))
     if done and curves and os.path.isfile(curves_path):
         with open(result_path) as f:
             row = json.load(f)
@@ -104,14 +112,16 @@ def _study_run(settings: Settings, run_dir: str, *, curves: bool = False,
             return {**row, **summarise(cached, horizons), "curves": cached}
     start = time.perf_counter()
     if not done:
-        _run_quietly(run_dir, train_run, settings, run_dir, validate=False)
+        settings.runtime.out = run_dir
+        _run_quietly(run_dir, train, task, settings, validate=False)
     train_s = time.perf_counter() - start
     if done and not curves:
         with open(result_path) as f:
             return json.load(f)
     device, root, data = torch.device(settings.runtime.device), settings.runtime.root, settings.data
     batch_size = 2 * settings.trainer.batch_size
-    model, _, state = load_run(run_dir, "last", device, torch.float64)
+    options = DynamicsEvaluateSettings(run=[run_dir], checkpoint="last", device=str(device), progress=False)
+    model, _, _, _ = load_trained(task, run_dir, options)
     system = system_from_name(data.system)
     objective = RolloutObjective(system.param_keys, data.integrator)
     chunked = load_split(settings, root, "test", chunked=True)
@@ -136,9 +146,15 @@ def _study_run(settings: Settings, run_dir: str, *, curves: bool = False,
     return {**row, "curves": out_curves} if curves else row
 
 
-def run_study(args: argparse.Namespace) -> int:
+def run_study(task: Task, args: StudySettings) -> int:
+    """``lieconv study springs``: the parts of ``args`` at its scale; rows and figures under ``args.out``.
+
+    Args:
+        task (Task): the springs task.
+        args (StudySettings): the study's settings.
+    """
     apply_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = training_device(args.device)
     scale = copy.deepcopy(STUDY_SCALES["full" if args.full else "small"])
     if args.sizes:
         scale["sizes"] = sorted(args.sizes)
@@ -161,7 +177,7 @@ def run_study(args: argparse.Namespace) -> int:
                                            epochs=scale["momentum_epochs"])
                 settings.trainer.lr = scale["momentum_lr"].get(group, settings.trainer.lr)
                 name = f"HLieConv-{group}" + ("-continuous" if continuous else "") + f"-seed{seed}"
-                row = _study_run(settings, os.path.join(args.out, "momentum", name), curves=True,
+                row = _study_run(task, settings, os.path.join(args.out, "momentum", name), curves=True,
                                  n_test=scale["momentum_n_test"], substeps=MOMENTUM_SUBSTEPS,
                                  horizons=(settings.data.chunk_len, 100, settings.data.traj_len))
                 dt = settings.data.dt
@@ -185,7 +201,7 @@ def run_study(args: argparse.Namespace) -> int:
                 for seed in scale["seeds"]:
                     settings = _study_settings(scale, args, device, model, n_train=n, train_pool=pool, seed=seed,
                                                epochs=paper_epochs(n, scale["epoch_scale"]))
-                    row = _study_run(settings, os.path.join(args.out, "data", f"{model}-n{n}-seed{seed}"))
+                    row = _study_run(task, settings, os.path.join(args.out, "data", f"{model}-n{n}-seed{seed}"))
                     data_rows.append({**row, "part": "data"})
                     print(f"[data] {model:8s} n={n:<6d} seed={seed}  test MSE {row['test_mse']:.4g}  "
                           f"({row['train_seconds']:.0f} s)", flush=True)
@@ -201,7 +217,7 @@ def run_study(args: argparse.Namespace) -> int:
             settings = _study_settings(scale, args, device, model, n_train=n, train_pool=pool, seed=scale["seeds"][0],
                                        epochs=paper_epochs(n, scale["epoch_scale"]))
             run_dir = os.path.join(args.out, "data", f"{model}-n{n}-seed{scale['seeds'][0]}")
-            row = _study_run(settings, run_dir, curves=True, n_test=1,
+            row = _study_run(task, settings, run_dir, curves=True, n_test=1,
                              horizons=(settings.data.chunk_len, 100, settings.data.traj_len))
             trajectory_models[model if model != "HLieConv" else "HLieConv (T(2))"] = row.pop("curves")
         if trajectory_models:
