@@ -1,6 +1,6 @@
 """Learning curves of several ``lieconv train`` runs in one figure, and their table.
 
-    python examples/compare_runs.py runs/rotmnist/T2-quick runs/rotmnist/SO2-quick --metric valid_error \\
+    python examples/compare_runs.py runs/rotmnist-T2-quick runs/rotmnist-SO2-quick --metric valid_error \\
         --out curves.png
     python examples/compare_runs.py runs/qm9-homo-T3-quick runs/qm9-homo-schnet-quick --metric valid_mae \\
         --labels LieConv SchNet --out qm9.png

@@ -108,3 +108,46 @@ def test_flat_forms_from_before_0_2_read_back():
     assert settings.model.grow_channels is False and settings.model.group == "SO2"
     assert (settings.data.crop_radius, settings.data.augment, settings.trainer.seed) == (14.0, False, 1)
     assert settings.measured == {"train_size": 10, "valid_size": 5}
+
+
+def test_settings_renamed_in_0_3_read_back_under_their_new_names(tmp_path):
+    """RotMNIST's ``train_limit``/``valid_limit``/``test_limit`` (0.2) are ``train_size``/... today: a
+    0.2 run's config and a config file that still uses the old names give the same settings."""
+    from torch_geometric_lieconv.experiments import rotmnist
+
+    today = rotmnist.SETTINGS.resolve(flags={"train_size": 10, "valid_size": 5, "test_size": 3}).saved()
+    old = json.loads(json.dumps(today))
+    for name in ("train", "valid", "test"):
+        old["data"][f"{name}_limit"] = old["data"].pop(f"{name}_size")
+    back = rotmnist.SETTINGS.from_saved(old)
+    assert (back.data.train_size, back.data.valid_size, back.data.test_size) == (10, 5, 3)
+    assert back.saved() == today
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"train_limit": 4}))
+    assert rotmnist.SETTINGS.resolve(config_file=str(path)).data.train_size == 4
+
+
+def test_a_setting_no_flag_can_express_is_refused_not_skipped():
+    """Every setting is a flag: a type that argparse cannot read (a dict) raises instead of silently
+    leaving the setting without a flag."""
+    from dataclasses import dataclass
+    from typing import Dict, List
+
+    from torch_geometric_lieconv.experiments.config import add_fields, command_settings, setting
+
+    @dataclass
+    class Listed:
+        angles: List[float] = setting([0.0], "angles")
+        on: bool = setting(True, "a switch")
+
+    parser = argparse.ArgumentParser()
+    add_fields(parser, Listed)
+    assert command_settings(parser.parse_args(["--angles", "1", "2.5", "--no-on"]), Listed) == Listed([1.0, 2.5], False)
+    assert command_settings(parser.parse_args([]), Listed) == Listed()
+
+    @dataclass
+    class Mapped:
+        table: Dict[str, int] = setting({}, "a table")
+
+    with pytest.raises(TypeError, match="Mapped.table"):
+        add_fields(argparse.ArgumentParser(), Mapped)

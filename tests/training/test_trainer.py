@@ -169,3 +169,29 @@ def test_ddp_two_processes_match_one(tmp_path):
     for row_1, row_2 in zip(one["history"], two["history"]):
         assert row_2["train_loss"] == pytest.approx(row_1["train_loss"], rel=1e-5)
     assert len(two["rng"]) == 2
+
+
+# ----------------------------------------------------------------------------------------------- precision
+def test_the_trainer_runs_every_loss_and_evaluation_under_its_autocast(tmp_path):
+    """``autocast=torch.bfloat16``: the loss and the validation run under CPU autocast (where the matmuls
+    become bfloat16), the weights stay float32; without it, neither does."""
+    for dtype in (torch.bfloat16, None):
+        seen = {"loss": [], "evaluate": []}
+
+        def loss(model, batch):
+            seen["loss"].append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+            return mse_loss(model, batch)
+
+        def evaluate(model):
+            seen["evaluate"].append(torch.is_autocast_enabled("cpu"))
+            return {"valid_mae": 0.0}
+
+        trainer = make_trainer(tmp_path / str(dtype), epochs=1, evaluate=False, autocast=dtype)
+        trainer.loss_fn, trainer.evaluate_fn = loss, evaluate
+        trainer.fit()
+        assert seen["loss"] and all(on == (dtype is not None) for on, _ in seen["loss"])
+        if dtype is not None:
+            assert all(kind == torch.bfloat16 for _, kind in seen["loss"])
+        assert seen["evaluate"] == [dtype is not None]
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+        assert not torch.is_autocast_enabled("cpu")

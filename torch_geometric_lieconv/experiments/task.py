@@ -75,16 +75,17 @@ class Task:
     Subclasses set the class attributes and implement the methods that raise
     :class:`NotImplementedError`.
 
-    Attributes:
-        name (str): the task's name on the command line.
-        settings (TaskSettings): the training settings (four groups, presets).
-        evaluate_settings (type): the :class:`~.config.EvaluateSettings` (sub)class of
-            ``lieconv evaluate NAME``.
-        descriptions (Dict[str, str]): one line per command for its ``--help``.
-        commands (Dict[str, Command]): commands beyond ``train``, ``evaluate`` and ``upgrade``.
-        unused_parameters (bool): some parameters may get no gradient in a step (e.g. the constant
-            offset of a learned energy, which the dynamics never see); under ``torchrun`` DDP then
-            looks for them every step.
+    What a subclass sets:
+
+    * ``name``: the task's name on the command line;
+    * ``settings``: its training settings (:class:`~.config.TaskSettings`: four groups, presets);
+    * ``evaluate_settings``: the :class:`~.config.EvaluateSettings` (sub)class of ``lieconv evaluate``;
+    * ``descriptions``: one line per command for its ``--help``;
+    * ``commands``: commands beyond ``train``, ``evaluate`` and ``upgrade``, as (settings dataclass,
+      ``run(task, options)``);
+    * ``unused_parameters``: whether some parameters may get no gradient in a step (e.g. the constant
+      offset of a learned energy, which the dynamics never see); under ``torchrun`` DDP then looks
+      for them every step.
     """
 
     name: str = ""
