@@ -26,13 +26,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(args, cwd) -> subprocess.CompletedProcess:
-    """``torchrun --nproc_per_node 2 -m torch_geometric_lieconv.cli ARGS`` from ``cwd``."""
+def _torchrun(args, cwd, expect: int = 0) -> subprocess.CompletedProcess:
+    """``torchrun --nproc_per_node 2 -m torch_geometric_lieconv.cli ARGS`` from ``cwd``; its exit code
+    must be ``expect`` (0: success, else any failure)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
                "--master_port", str(_free_port()), "-m", "torch_geometric_lieconv.cli", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert (done.returncode == 0) == (expect == 0), done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
 
@@ -78,6 +79,13 @@ def test_rotmnist_trains_and_resumes_under_torchrun(tmp_path):
     _check_one_run(out, 2, printed)
     with open(out / "results_test.json") as f:
         assert json.load(f)["images"] == 4
+    # a refusal on rank 0 (the run exists, no --resume) stops every rank with its reason, none waits
+    before = (out / "checkpoint_last.pt").read_bytes()
+    refused = _torchrun(["train", "rotmnist", "--root", root, "--no-download", "--group", "SO2", "--preset", "quick",
+                         "--out", str(out), "--epochs", "2", "--no-progress"], tmp_path, expect=2)
+    text = refused.stdout + refused.stderr
+    assert "pass --resume" in text and "rank 0 stopped the run" in text  # rank 1 says why too
+    assert (out / "checkpoint_last.pt").read_bytes() == before
 
 
 def test_springs_trains_and_resumes_under_torchrun(tmp_path):

@@ -35,7 +35,7 @@ from torch import nn
 from ..models.hub import Rebuildable, checkpoint_file
 from ..runs import RUNTIME_KEYS, default_run_folder, refuse_early, run_folder, write_json
 from ..training import Trainer, load_checkpoint, seed_everything, training_device
-from ..training.distributed import cleanup_distributed, init_distributed
+from ..training.distributed import Processes, cleanup_distributed
 from ..training.precision import autocast
 from .common import apply_threads, build_model
 from .config import (EvaluateSettings, Settings, add_fields, add_setting_flags, command_settings, flag_values,
@@ -44,46 +44,6 @@ from .migration import upgrade_checkpoints, with_model_identity
 from .task import PreparedData, Task
 
 __all__ = ["train", "evaluate_run", "load_trained", "trained_model", "command_parsers", "UpgradeSettings"]
-
-
-# ----------------------------------------------------------------------------------------------- ranks
-class _Ranks:
-    """This process's place among the ``torchrun`` processes (one process: rank 0 of 1)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.distributed = init_distributed(device)
-        self.rank = torch.distributed.get_rank() if self.distributed else 0
-        self.main = self.rank == 0
-
-    def on_main(self, fn: Callable[[], Any]) -> Any:
-        """``fn()`` on rank 0, its result shared with every rank; an error there is raised on all."""
-        if not self.distributed:
-            return fn()
-        box: List[Any] = [None]
-        if self.main:
-            try:
-                box[0] = ("ok", fn())
-            except (ValueError, OSError, RuntimeError) as error:
-                box[0] = ("error", f"{type(error).__name__}: {error}")
-                torch.distributed.broadcast_object_list(box, src=0)
-                raise
-        torch.distributed.broadcast_object_list(box, src=0)
-        if box[0][0] == "error":
-            raise RuntimeError(f"rank 0 stopped the run: {box[0][1]}")
-        return box[0][1]
-
-    def main_first(self, fn: Callable[[], Any]) -> Any:
-        """``fn()`` on every rank, rank 0 first (it writes the shared caches the others then read)."""
-        if self.distributed and not self.main:
-            torch.distributed.barrier()
-        result = fn()
-        if self.distributed and self.main:
-            torch.distributed.barrier()
-        return result
-
-    def barrier(self) -> None:
-        if self.distributed:
-            torch.distributed.barrier()
 
 
 # ----------------------------------------------------------------------------------------------- train
@@ -101,8 +61,8 @@ def train(task: Task, settings: Settings, *, validate: bool = True) -> Dict[str,
     """
     runtime = settings.runtime
     apply_threads(runtime.threads)
-    device = training_device(runtime.device)
-    ranks = _Ranks(device)
+    ranks = Processes(runtime.device)
+    device = ranks.device
     trainer: Optional[Trainer] = None
     try:
         out = ranks.on_main(lambda: runtime.out or default_run_folder(
@@ -126,9 +86,10 @@ def train(task: Task, settings: Settings, *, validate: bool = True) -> Dict[str,
             seed_everything(settings.trainer.seed)  # the initial weights
             model = build_model(*task.model_arguments(settings))
             objective = task.objective(settings, data, device)
+            validating = validate and data.valid is not None
             trainer = Trainer(model, data.train, **trainer_arguments(settings.trainer), loss_fn=objective.loss,
-                              out_dir=out, evaluate_fn=objective.evaluate if validate and data.valid else None,
-                              monitor=objective.monitor if validate and data.valid else "train_loss", device=device,
+                              out_dir=out, evaluate_fn=objective.evaluate if validating else None,
+                              monitor=objective.monitor if validating else "train_loss", device=device,
                               config=saved, num_workers=runtime.num_workers, progress=runtime.progress,
                               find_unused_parameters=task.unused_parameters)
             began = time.perf_counter()
@@ -281,6 +242,8 @@ def command_parsers(task: Task) -> Dict[str, Tuple[Callable[[argparse.ArgumentPa
         def configure(parser: argparse.ArgumentParser) -> None:
             parser.description = description
             add_fields(parser, cls)
+            for action in parser._actions:  # "lieconv train TASK" in the help texts names this task
+                action.help = action.help.replace("TASK", task.name) if action.help else action.help
 
         return configure, lambda args: run(task, command_settings(args, cls))
 

@@ -13,7 +13,7 @@ the only difference from one process.
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -180,7 +180,45 @@ class Processes:
         return objects
 
     def barrier(self) -> None:
+        """Wait for every rank."""
         if self.distributed:
             import torch.distributed as dist
 
             dist.barrier()
+
+    def on_main(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on rank 0 alone, its result shared with every rank; an error there (a busy run
+        folder, a refused resume) is raised on every rank instead of leaving the others waiting.
+
+        Args:
+            fn (Callable): the work of rank 0 (its result must pickle).
+        """
+        if not self.distributed:
+            return fn()
+        import torch.distributed as dist
+
+        box: List[Any] = [None]
+        if self.main:
+            try:
+                box[0] = ("ok", fn())
+            except (ValueError, OSError, RuntimeError) as error:
+                box[0] = ("error", f"{type(error).__name__}: {error}")
+                dist.broadcast_object_list(box, src=0)
+                raise
+        dist.broadcast_object_list(box, src=0)
+        if box[0][0] == "error":
+            raise RuntimeError(f"rank 0 stopped the run: {box[0][1]}")
+        return box[0][1]
+
+    def main_first(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on every rank, rank 0 first (it writes the caches that the others then read).
+
+        Args:
+            fn (Callable): the work of every rank.
+        """
+        if self.distributed and not self.main:
+            self.barrier()
+        result = fn()
+        if self.distributed and self.main:
+            self.barrier()
+        return result

@@ -125,7 +125,10 @@ class Trainer:
         self.device, self.rank, self.world_size = self.processes.device, self.processes.rank, \
             self.processes.world_size
         if batch_size % self.world_size:
-            raise ValueError(f"batch_size {batch_size} is not divisible by the {self.world_size} processes")
+            lower = batch_size - batch_size % self.world_size
+            raise ValueError(f"batch_size {batch_size} is not divisible by the {self.world_size} processes (each "
+                             f"takes an equal share of the global batch); pass --batch-size "
+                             f"{lower or self.world_size} or {lower + self.world_size}")
         self.dtype, self.autocast = dtype, autocast
         model = model.to(self.device) if dtype is None else model.to(self.device, dtype)
         self.model, self.wrapped = self.processes.wrap(model, sync_batchnorm, find_unused_parameters)
