@@ -208,6 +208,11 @@ MUTATIONS: List[Mutation] = [
              "    if previous is not None and trainer.precision in", "    if False and trainer.precision in",
              ["tests/training/test_precision.py"]),
     # --- issue 32: one task driver
+    Mutation("the RotMNIST cache is written in place", "datasets/rotmnist.py",
+             "            atomic_write(path, lambda f, d=data, s=slices: torch.save((d.to_dict(), s, d.__class__), f))",
+             "            torch.save((data.to_dict(), slices, data.__class__), path)",
+             ["tests/test_atomic_writes.py::test_a_disk_full_half_way_through_any_cache_or_run_file_keeps_the_"
+              "previous_files"]),
     Mutation("every torchrun rank takes the run folder's lock", "experiments/driver.py",
              "            ranks.on_main(start)\n", "            start()\n",
              ["tests/experiments/test_torchrun.py::test_rotmnist_trains_and_resumes_under_torchrun"]),

@@ -21,6 +21,7 @@ from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset, download_url, extract_zip
 
 from .._errors import first_line
+from .._files import atomic_write
 from ..transforms import DEFAULT_CROP_RADIUS, ImageToPointSet, pixel_grid
 from .safe_load import SafeLoadMixin
 
@@ -170,7 +171,9 @@ class RotMNIST(SafeLoadMixin, InMemoryDataset):
         parts = {"train": slice(0, num_train), "valid": slice(num_train, None)}
         for split, path in zip(self.splits, self.processed_paths):
             imgs, labs = (test_images, test_labels) if split == "test" else (images[parts[split]], labels[parts[split]])
-            self.save([Data(x=img.unsqueeze(-1), y=lab.view(1)) for img, lab in zip(imgs, labs)], path)
+            data, slices = self.collate([Data(x=img.unsqueeze(-1), y=lab.view(1)) for img, lab in zip(imgs, labs)])
+            # PyG's save format, written atomically: a crash never leaves half a cache behind
+            atomic_write(path, lambda f, d=data, s=slices: torch.save((d.to_dict(), s, d.__class__), f))
 
     def get(self, idx: int) -> Data:
         stored = super().get(idx)  # x: the full image, [784, 1]

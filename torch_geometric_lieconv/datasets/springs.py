@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data, InMemoryDataset
 
+from .._files import atomic_write
 from ..dynamics import (
     broadcast_rows,
     hamiltonian_vector_field,
@@ -410,9 +411,11 @@ class ParticleDynamics(SafeLoadMixin, InMemoryDataset):
             q, p = split_state(traj[rows, 0])
             fields = {key: params[rows, c] for c, key in enumerate(self.system.param_keys)}
             data_list.append(Data(q=q, p=p, traj=traj[rows], t=t.unsqueeze(0), num_nodes=n, **fields))
-        self.save(data_list, self.processed_paths[0])
-        with open(osp.join(self.processed_dir, f"{self._file_stem}.json"), "w") as f:
-            json.dump(self.generation, f, indent=2, sort_keys=True)
+        # PyG's save() writes straight to the final path: a crash there would leave a truncated cache
+        data, slices = self.collate(data_list)
+        atomic_write(self.processed_paths[0], lambda f: torch.save((data.to_dict(), slices, data.__class__), f))
+        atomic_write(osp.join(self.processed_dir, f"{self._file_stem}.json"),
+                     lambda f: json.dump(self.generation, f, indent=2, sort_keys=True), binary=False)
 
     def _draw_chunks(self) -> Tensor:
         g = self.generation

@@ -33,7 +33,6 @@ from .plots import plot_conservation, plot_data_efficiency, plot_trajectories
 from .rollouts import RolloutObjective, long_rollouts, summarise
 from .settings import MODELS, SETTINGS, SMALL_LR_SCALE, canonical_model, load_split, paper_epochs
 from .statistics import geometric_interval
-from .task import DynamicsEvaluateSettings
 
 
 #: Figure 7's learning rate by group at CPU scale (non-centred models, 20 epochs of 200 systems): at
@@ -120,7 +119,7 @@ def _study_run(task: Task, settings: Settings, run_dir: str, *, curves: bool = F
             return json.load(f)
     device, root, data = torch.device(settings.runtime.device), settings.runtime.root, settings.data
     batch_size = 2 * settings.trainer.batch_size
-    options = DynamicsEvaluateSettings(run=[run_dir], checkpoint="last", device=str(device), progress=False)
+    options = task.evaluate_settings(run=[run_dir], checkpoint="last", device=str(device), progress=False)
     model, _, _, _ = load_trained(task, run_dir, options)
     system = system_from_name(data.system)
     objective = RolloutObjective(system.param_keys, data.integrator)
