@@ -49,7 +49,7 @@ def predict(model: Sequential, batch: Batch, pos: torch.Tensor, frames: torch.Te
     """Lift, connect and run the model; ``seed`` fixes LieConv's Monte Carlo neighbourhood draw."""
     if seed is not None:
         torch.manual_seed(seed)
-    graph = lift_graph(SE3(), pos, batch.batch, num_samples=LIFT_SAMPLES, frames=frames)
+    graph = lift_graph(SE3(), pos, batch.batch, lift_samples=LIFT_SAMPLES, frames=frames)
     return model(batch.x[graph.node_index], graph.edge_index, graph.edge_attr, graph.batch).squeeze(-1)
 
 

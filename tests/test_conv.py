@@ -41,7 +41,7 @@ def test_ball_neighbourhood_equals_dense_reference(name):
     conv = LieConv(6, 4, group, mc_samples=1000, fill=0.3).to(torch.float64).eval()
     conv.radius.fill_(1.5)
     x, lifted = random_batch(group, [12, 9, 20], dtype=torch.float64)
-    graph = build_pair_graph(group, lifted, radius=1.5)
+    graph = build_pair_graph(group, lifted, candidate_radius=1.5)
     out = conv(x, graph.edge_index, graph.edge_attr, batch=graph.batch, candidate_radius=graph.candidate_radius)
     ref = dense_lieconv(conv, x, lifted.u, lifted.q, lifted.batch, 1.5)
     torch.testing.assert_close(out, ref, atol=1e-10, rtol=1e-10)
@@ -66,7 +66,7 @@ def test_mc_sampling_draws_at_most_mc_samples_inside_the_ball():
     graph = build_pair_graph(group, lifted)
     conv = LieConv(6, 4, group, mc_samples=5, fill=0.5)
     conv.radius.fill_(1.0)
-    from torch_geometric_lieconv.graph import select_neighborhood
+    from torch_geometric_lieconv.testing import select_neighborhood
 
     size = torch.bincount(graph.batch)[graph.batch]
     edges, fill = select_neighborhood(graph.dist, graph.edge_index[1], size, conv.radius, 5)
@@ -82,7 +82,7 @@ def test_knn_takes_the_nearest_under_the_group_distance():
     group = group_from_name("SE3")
     x, lifted = random_batch(group, [29, 3])
     graph = build_pair_graph(group, lifted)
-    from torch_geometric_lieconv.graph import select_neighborhood
+    from torch_geometric_lieconv.testing import select_neighborhood
 
     size = torch.bincount(graph.batch)[graph.batch]
     edges, _ = select_neighborhood(graph.dist, graph.edge_index[1], size, None, 7, knn=True)

@@ -22,7 +22,7 @@ def molecule_graph(group_name="T3", sizes=(5, 12, 1, 9), lift_samples=1, seed=0,
     batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
     pos = (torch.randn(len(batch), group.space_dim, generator=gen, dtype=torch.float64) * 1.5).to(dtype)
     lifted = lift_points(group, pos, batch, lift_samples, generator=gen)
-    return group, build_pair_graph(group, lifted, radius=radius), pos, batch
+    return group, build_pair_graph(group, lifted, candidate_radius=radius), pos, batch
 
 
 def twin(conv: LieConv, **changes) -> LieConv:
@@ -161,7 +161,7 @@ def test_chunked_layer_equals_unchunked(aggregation):
     group = group_from_name("T3")
     gen = torch.Generator().manual_seed(0)
     pos = torch.rand(600, 3, generator=gen, dtype=torch.float64) * 600 ** (1 / 3)
-    graph = build_pair_graph(group, lift_points(group, pos), radius=1.6)
+    graph = build_pair_graph(group, lift_points(group, pos), candidate_radius=1.6)
     conv = LieConv(5, 4, group, mc_samples=8, fill=0.1, aggregation=aggregation).to(torch.float64).eval()
     conv.radius.fill_(1.6)
     chunked = twin(conv, chunk_size=97)
@@ -229,7 +229,7 @@ def test_layer_traces_in_one_graph_when_every_edge_is_used():
     conv = LieConv(6, 5, group, mc_samples=100, fill=1.0, kernel_batch_norm=True).train()
     x = torch.randn(graph.num_nodes, 6)
     explanation = torch._dynamo.explain(twin(conv))(x, graph.edge_index, graph.edge_attr, table=graph.table,
-                                                       candidate_radius=graph.radius_bound)
+                                                       candidate_radius=graph.candidate_radius_tensor)
     assert explanation.graph_break_count == 0 and explanation.graph_count == 1
     torch._dynamo.reset()
 
@@ -241,7 +241,7 @@ def test_ball_layer_breaks_only_at_the_selected_edge_count_and_compiled_graph_ma
     conv = LieConv(6, 5, group, mc_samples=6, fill=0.5, kernel_batch_norm=True).train()
     x = torch.randn(graph.num_nodes, 6)
     explanation = torch._dynamo.explain(twin(conv))(x, graph.edge_index, graph.edge_attr, table=graph.table,
-                                                       candidate_radius=graph.radius_bound)
+                                                       candidate_radius=graph.candidate_radius_tensor)
     assert explanation.graph_break_count >= 1
     for reason in explanation.break_reasons:
         assert "nonzero" in str(reason.reason)

@@ -51,7 +51,7 @@ def test_every_group_model_is_invariant_far_below_its_signal(name, pool, continu
 
     scale = signal(forward, pos)
     assert scale > 1e-3, f"{name}: the model barely depends on geometry ({scale:.2e})"
-    report = equivariance_error(lambda p, f: model(x, p, None, f), group, pos, num_samples=k, trials=3,
+    report = equivariance_error(lambda p, f: model(x, p, None, f), group, pos, lift_samples=k, trials=3,
                                 generator=torch.Generator().manual_seed(4))
     assert report.max_abs_error < 1e-9 * scale, f"{name}: error {report.max_abs_error:.2e} vs signal {scale:.2e}"
 
@@ -117,7 +117,7 @@ def test_so3_stabilizer_samples_are_haar_distributed():
     assert mean.abs().max() < 5 * standard_error
     assert (second - 1 / 3).abs().max() < 0.02
     # and through the lift: a point's SE(3) lift samples cover all of SO(3)
-    lifted = lift_points(group_from_name("SE3"), torch.zeros(1, 3, dtype=F64), num_samples=4000)
+    lifted = lift_points(group_from_name("SE3"), torch.zeros(1, 3, dtype=F64), lift_samples=4000)
     from torch_geometric_lieconv.groups.spatial import so3_exp
 
     lifted = so3_exp(lifted.u[:, :3])

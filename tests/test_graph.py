@@ -42,10 +42,10 @@ def test_candidate_graph_holds_every_pair_of_every_ball(name):
     group = group_from_name(name)
     pos, batch = awkward_cloud(group)
     lifted = lift_points(group, pos, batch, LIFT_SAMPLES.get(name, 1), generator=torch.Generator().manual_seed(1))
-    everything = build_pair_graph(group, lifted, radius=None)
+    everything = build_pair_graph(group, lifted, candidate_radius=None)
     assert group.search_embedding(lifted.u, lifted.q, lifted.pos) is not None  # every built-in group has one
     for radius in [1e-3, 0.05, 0.2, 0.6, 1.5, 4.0]:
-        graph = build_pair_graph(group, lifted, radius=radius)
+        graph = build_pair_graph(group, lifted, candidate_radius=radius)
         inside = everything.edge_index[:, everything.dist < radius]
         missing = pair_keys(inside, lifted.num_nodes) - pair_keys(graph.edge_index, lifted.num_nodes)
         assert not missing, f"{name}, r={radius}: {len(missing)} pairs of the ball are not candidates"
@@ -59,8 +59,8 @@ def test_ball_layer_on_candidates_equals_the_all_pairs_layer(name):
     conv = LieConv(3, 4, group, mc_samples=10_000, fill=0.2).to(F64).eval()
     conv.radius.fill_(0.4)
     x = torch.randn(lifted.num_nodes, 3, dtype=F64, generator=torch.Generator().manual_seed(4))
-    sparse = build_pair_graph(group, lifted, radius=0.4)
-    full = build_pair_graph(group, lifted, radius=None)
+    sparse = build_pair_graph(group, lifted, candidate_radius=0.4)
+    full = build_pair_graph(group, lifted, candidate_radius=None)
     assert sparse.edge_index.shape[1] < full.edge_index.shape[1]
     out = conv(x, sparse.edge_index, sparse.edge_attr, batch=sparse.batch, candidate_radius=0.4)
     ref = conv(x, full.edge_index, full.edge_attr, batch=full.batch, candidate_radius=full.candidate_radius)
@@ -91,7 +91,7 @@ def test_candidates_per_used_pair_stay_below_the_stated_bound(name, radius, boun
     num_points = 700 if group.space_dim == 2 else 3000
     lifted = lift_points(group, disc_cloud(group, num_points), None, LIFT_SAMPLES.get(name, 1),
                          generator=torch.Generator().manual_seed(6))
-    graph = build_pair_graph(group, lifted, radius=radius)
+    graph = build_pair_graph(group, lifted, candidate_radius=radius)
     used = int((graph.dist < radius).sum())
     assert used > 5 * lifted.num_nodes  # a real neighbourhood, not only self pairs
     ratio = graph.edge_index.shape[1] / used
@@ -104,5 +104,5 @@ def test_so2_radius_beyond_the_radial_bound_falls_back_to_all_pairs():
     assert group.search_radius(0.8) is None
     pos, batch = awkward_cloud(group)
     lifted = lift_points(group, pos, batch)
-    graph = build_pair_graph(group, lifted, radius=0.9)
+    graph = build_pair_graph(group, lifted, candidate_radius=0.9)
     assert graph.edge_index.shape[1] == int((torch.bincount(batch) ** 2).sum())

@@ -4,6 +4,7 @@ import torch
 
 from torch_geometric_lieconv import LieConv, LieResNet, QM9LieConv, group_from_name, lift_graph, lift_points
 from torch_geometric_lieconv.graph import build_pair_graph
+from torch_geometric_lieconv.testing import MatrixSO2
 
 PLANAR = ["T2", "SO2", "RxSO2", "Rx", "SE2", "Tx", "Trivial2"]
 SPATIAL = ["T3", "SO3", "SE3", "Trivial3"]
@@ -41,6 +42,37 @@ def test_non_finite_features_raise(bad):
         model.forward_lifted(graph, x)
 
 
+class ThreeFlagSO2(MatrixSO2):
+    """A user group whose ``pos_flags`` breaks its contract: three flags, not two."""
+
+    def pos_flags(self, pos):
+        return torch.cat([super().pos_flags(pos), torch.zeros(1, dtype=torch.bool)])
+
+
+class ListFlagSO2(MatrixSO2):
+    """A user group whose ``pos_flags`` returns a list, not a tensor."""
+
+    def pos_flags(self, pos):
+        return [False, False]
+
+
+@pytest.mark.parametrize("group,got", [(ThreeFlagSO2(), r"shape \[3\]"), (ListFlagSO2(), "list")])
+def test_a_user_groups_pos_flags_of_the_wrong_form_raise_naming_the_group_and_method(group, got):
+    pos, x = torch.randn(5, 2) + 4.0, torch.randn(5, 3)
+    message = rf"{type(group).__name__}\.pos_flags\(pos\) must return a tensor of 2 booleans .* got {got}"
+    with pytest.raises(TypeError, match=message):
+        lift_points(group, pos)
+    with pytest.raises(TypeError, match=message):
+        LieResNet(3, 1, group, hidden_channels=8, num_layers=1)(x, pos)
+    # within the contract the model's named checks tell the point problems from the feature problems
+    model = LieResNet(3, 1, MatrixSO2(), hidden_channels=8, num_layers=1)
+    with pytest.raises(ValueError, match="undefined at the origin"):
+        model(x, torch.cat([pos[:4], torch.zeros(1, 2)]))
+    with pytest.raises(ValueError, match=r"x contains NaN or inf values \(rows \[2\]"):
+        model(torch.cat([x[:2], torch.full((1, 3), float("nan")), x[3:]]), pos)
+    assert model(x, pos).shape == (1, 1)
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
 def test_positions_of_another_dtype_are_cast_to_the_models(dtype):
     torch.manual_seed(0)
@@ -67,9 +99,9 @@ def test_invalid_layer_and_graph_settings_raise():
     lifted = lift_points(group_from_name("T2"), torch.randn(5, 2))
     for radius in [-1.0, float("nan")]:
         with pytest.raises(ValueError, match="radius must be None or a non-negative number"):
-            build_pair_graph(group_from_name("T2"), lifted, radius=radius)
+            build_pair_graph(group_from_name("T2"), lifted, candidate_radius=radius)
         with pytest.raises(ValueError, match="radius must be None or a non-negative number"):
-            lift_graph("T2", torch.randn(5, 2), radius=radius)
+            lift_graph("T2", torch.randn(5, 2), candidate_radius=radius)
 
 
 @pytest.mark.parametrize("name", ["SE2", "SE3", "SO3"])

@@ -232,7 +232,7 @@ def test_lift_points_is_point_major_and_keeps_dtype(name):
     batch = torch.tensor([0, 0, 0, 1, 1, 2, 2])
     lifted = lift_points(group, pos, batch, 3, generator=torch.Generator().manual_seed(3))
     a, q = group.lift(pos, 3, generator=torch.Generator().manual_seed(3))
-    assert lifted.num_nodes == 21 and lifted.num_samples == 3
+    assert lifted.num_nodes == 21 and lifted.lift_samples == 3
     torch.testing.assert_close(lifted.u, a.reshape(21, -1))
     torch.testing.assert_close(lifted.q, q.reshape(21, -1))
     assert lifted.u.dtype == lifted.q.dtype == torch.float32
@@ -284,8 +284,8 @@ def test_wrong_frames_shape_is_rejected(name, m):
         lift_points(group, pos, None, 2, frames=torch.eye(m).expand(4, 2, m, m)[..., :1])
 
 
-def test_bad_num_samples_and_batch_are_rejected():
-    with pytest.raises(ValueError, match="num_samples must be >= 1, got 0"):
+def test_bad_lift_samples_and_batch_are_rejected():
+    with pytest.raises(ValueError, match="lift_samples must be >= 1, got 0"):
         lift_points(SE3(), torch.randn(4, 3), None, 0)
     with pytest.raises(ValueError, match=r"batch must have shape \[4\] to match pos, got \[3\]"):
         lift_points(SE3(), torch.randn(4, 3), torch.zeros(3, dtype=torch.long))

@@ -37,7 +37,7 @@ def test_layer_on_edge_index_equals_direct_computation(name, dtype, tol):
     gen = torch.Generator().manual_seed(0)
     group = group_from_name(name)
     pos = (torch.randn(9, group.space_dim, generator=gen) + 0.3).to(dtype)
-    graph = lift_graph(group, pos, num_samples=2, generator=gen)
+    graph = lift_graph(group, pos, lift_samples=2, generator=gen)
     conv = LieConv(5, 4, group, mc_samples=1000, fill=1.0).to(dtype)
     x = torch.randn(graph.num_nodes, 5, generator=gen, dtype=dtype)
     # any edge order: PyG graphs are not sorted by target in general
@@ -55,7 +55,7 @@ def test_sampled_neighbourhoods_equal_direct_computation_over_the_propagated_edg
     (random subsets of the ball; with fill 1 every row is full, the layer's no-padding path)."""
     gen = torch.Generator().manual_seed(7)
     group = group_from_name("SE2")
-    graph = lift_graph(group, torch.randn(20, 2, generator=gen, dtype=F64), num_samples=2, generator=gen)
+    graph = lift_graph(group, torch.randn(20, 2, generator=gen, dtype=F64), lift_samples=2, generator=gen)
     conv = LieConv(3, 4, group, mc_samples=5, fill=fill).to(F64).eval()
     conv.radius.fill_(1.0)
     x = torch.randn(graph.num_nodes, 3, generator=gen, dtype=F64)
@@ -73,7 +73,7 @@ def test_bipartite_targets_equal_the_rows_of_the_full_layer():
     """``size=(M, T)`` with targets 0..T-1: the outputs of those targets in the full graph."""
     gen = torch.Generator().manual_seed(1)
     group = group_from_name("SE3")
-    graph = lift_graph(group, torch.randn(12, 3, generator=gen, dtype=F64), num_samples=2, generator=gen)
+    graph = lift_graph(group, torch.randn(12, 3, generator=gen, dtype=F64), lift_samples=2, generator=gen)
     conv = LieConv(3, 4, group, mc_samples=1000, fill=1.0).to(F64)
     x = torch.randn(graph.num_nodes, 3, generator=gen, dtype=F64)
     full = conv(x, graph.edge_index, graph.edge_attr, candidate_radius=graph.candidate_radius)
@@ -96,7 +96,7 @@ def test_model_forward_equals_forward_lifted_and_the_dense_reference():
     x = torch.randn(14, 4, generator=gen, dtype=F64)
     frames = random_rotations((14, 2), 3, generator=gen, dtype=F64)
     points_in = model(x, pos, batch, frames)
-    graph = lift_graph("SE3", pos, batch, num_samples=2, frames=frames)
+    graph = lift_graph("SE3", pos, batch, lift_samples=2, frames=frames)
     lifted_in = model.forward_lifted(graph, x[graph.node_index])
     dense = dense_model_forward(model, x, pos, batch, frames)
     torch.testing.assert_close(points_in, lifted_in, atol=1e-12, rtol=1e-12)
@@ -107,7 +107,7 @@ def test_model_forward_equals_forward_lifted_and_the_dense_reference():
 def small_graph(name="T3", n=10, seed=3, samples=1):
     gen = torch.Generator().manual_seed(seed)
     group = group_from_name(name)
-    graph = lift_graph(group, torch.randn(n, group.space_dim, generator=gen, dtype=F64) * 1.5, num_samples=samples,
+    graph = lift_graph(group, torch.randn(n, group.space_dim, generator=gen, dtype=F64) * 1.5, lift_samples=samples,
                        generator=gen)
     x = torch.randn(graph.num_nodes, 4, generator=gen, dtype=F64)
     return group, graph, x
@@ -172,7 +172,7 @@ def unequal_shuffled_batch(name="SE2", sizes=(5, 11, 8), seed=11):
     group = group_from_name(name)
     batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
     graph = lift_graph(group, torch.randn(len(batch), group.space_dim, generator=gen, dtype=F64) + 0.2, batch,
-                       num_samples=2, generator=gen)
+                       lift_samples=2, generator=gen)
     perm = torch.randperm(graph.num_edges, generator=gen)
     x = torch.randn(graph.num_nodes, 3, generator=gen, dtype=F64)
     return group, graph, graph.edge_index[:, perm], graph.edge_attr[perm], x
@@ -282,7 +282,7 @@ def test_pyg_sequential_with_gat_is_invariant(name):
     frames = random_rotations((n, k), 3, generator=gen, dtype=F64) if name == "SE3" else None
 
     def run(p, f):
-        graph = lift_graph(group, p, batch, num_samples=k, frames=f)
+        graph = lift_graph(group, p, batch, lift_samples=k, frames=f)
         return model(x[graph.node_index], graph.edge_index, graph.edge_attr, graph.batch)
 
     base = run(pos, frames)
@@ -309,7 +309,7 @@ def test_lift_graph_transform_gathers_node_attributes_and_keeps_graph_ones():
     data = point_clouds(2)[1]
     data.z = torch.arange(8)
     data.edge_index = torch.tensor([[0, 1], [1, 0]])  # the input's own edges are replaced
-    lifted = LiftGraph("SE3", num_samples=3)(data)
+    lifted = LiftGraph("SE3", lift_samples=3)(data)
     assert lifted.num_nodes == 24 and lifted.num_points == 8
     assert torch.equal(lifted.node_index, torch.arange(8).repeat_interleave(3))
     torch.testing.assert_close(lifted.x, data.x[lifted.node_index])
@@ -321,7 +321,7 @@ def test_lift_graph_transform_gathers_node_attributes_and_keeps_graph_ones():
 
 def test_random_lift_is_redrawn_on_every_call():
     data = point_clouds(2)[1]
-    transform = LiftGraph("SE3", num_samples=2)
+    transform = LiftGraph("SE3", lift_samples=2)
     a, b = transform(data), transform(data)
     assert not torch.allclose(a.edge_attr, b.edge_attr)
     c, d = LiftGraph("T3")(data), LiftGraph("T3")(data)  # a deterministic lift is the same
@@ -338,7 +338,7 @@ def test_dataloader_batches_give_the_outputs_of_the_graphs_one_by_one(name, fill
     radius = None if fill >= 1 else 1.5
     frames = torch.Generator().manual_seed(9)
     clouds = point_clouds()
-    transform = LiftGraph(name, radius=radius)
+    transform = LiftGraph(name, candidate_radius=radius)
     lifted = []
     for data in clouds:  # SO(3) lifts draw a random frame: fix them once, then batch the same graphs
         torch.manual_seed(int(torch.randint(0, 1000, (1,), generator=frames)))
@@ -358,7 +358,7 @@ def test_dataloader_batches_give_the_outputs_of_the_graphs_one_by_one(name, fill
 
 def test_batched_node_index_points_to_the_batched_input_points():
     clouds = point_clouds()
-    lifted = Batch.from_data_list([LiftGraph("SE3", num_samples=2)(d) for d in clouds])
+    lifted = Batch.from_data_list([LiftGraph("SE3", lift_samples=2)(d) for d in clouds])
     plain = Batch.from_data_list(clouds)
     assert torch.equal(lifted.pos, plain.pos[lifted.node_index])
     assert torch.equal(lifted.batch, plain.batch[lifted.node_index])
@@ -397,8 +397,8 @@ def test_a_ball_wider_than_its_graph_is_capped_at_the_graph_radius(name):
     pos = torch.randn(14, group.space_dim, generator=gen, dtype=F64) * 1.5
     frames = random_rotations((14, 2), 3, generator=gen, dtype=F64) if name == "SE3" else None
     samples = 2 if name == "SE3" else 1
-    narrow = lift_graph(group, pos, num_samples=samples, radius=0.5, frames=frames)
-    full = lift_graph(group, pos, num_samples=samples, frames=frames)
+    narrow = lift_graph(group, pos, lift_samples=samples, candidate_radius=0.5, frames=frames)
+    full = lift_graph(group, pos, lift_samples=samples, frames=frames)
     x = torch.randn(full.num_nodes, 4, generator=gen, dtype=F64)
     dist = group.distance(narrow.edge_attr)
     assert bool((dist >= 0.5).any()), "the candidates must reach beyond the ball for the test to bite"
@@ -421,7 +421,7 @@ def test_fixed_radius_graphs_train_with_the_ball_capped():
     """A dataset lifted once at R = 1.5 and a model whose balls start at 2: training runs, the model warns
     once per layer, and the adapted radii stay within R plus one adaptation step."""
     gen = torch.Generator().manual_seed(8)
-    graphs = [lift_graph("T3", torch.randn(n, 3, generator=gen) * 2, radius=1.5) for n in (9, 13, 11)]
+    graphs = [lift_graph("T3", torch.randn(n, 3, generator=gen) * 2, candidate_radius=1.5) for n in (9, 13, 11)]
     for g in graphs:
         g.x, g.y = torch.randn(g.num_nodes, 4, generator=gen), torch.randn(1, 1, generator=gen)
     model = LieResNet(4, 1, "T3", hidden_channels=8, num_layers=2, fill=0.9, mc_samples=8)
@@ -494,8 +494,8 @@ def test_qm9_model_returns_physical_units_with_atomref_and_sum_readout():
     in_ev.load_state_dict(scaled.state_dict())
     torch.testing.assert_close(in_ev(z, pos, batch), reference / 1000)
     # the lifted-graph path gives the same physical values (2 lift samples per atom for SE(3))
-    graphs = Batch.from_data_list([LiftGraph("T3", num_samples=1)(Data(z=z[:4], pos=pos[:4])),
-                                   LiftGraph("T3", num_samples=1)(Data(z=z[4:], pos=pos[4:]))])
+    graphs = Batch.from_data_list([LiftGraph("T3", lift_samples=1)(Data(z=z[:4], pos=pos[:4])),
+                                   LiftGraph("T3", lift_samples=1)(Data(z=z[4:], pos=pos[4:]))])
     torch.testing.assert_close(scaled.forward_lifted(graphs), reference)
     with pytest.raises(ValueError, match="readout must be 'mean' or 'add'"):
         QM9LieConv("T3", readout="max")

@@ -6,7 +6,22 @@ from .lifted_graph import LiftedGraph, lift_graph
 from .models import LieResNet, QM9LieConv
 from . import transforms
 
-__version__ = "0.1.0"
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is its one source), else that of the source tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("torch-geometric-lieconv")
+    except metadata.PackageNotFoundError:  # not installed: a source checkout on the path
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        found = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M) if pyproject.is_file() else None
+        return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "LieGroup", "Trivial", "T", "Tx", "Ty", "SO2", "RxSO2", "Rx", "SE2", "SO3", "SE3", "group_from_name",

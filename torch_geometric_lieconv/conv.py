@@ -435,7 +435,7 @@ class LieConv(MessagePassing):
             w = w * norm.view(-1, 1, 1).to(w.dtype)
         w = w.to(x.dtype)
         if self.aggregation == "bmm" and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # a bfloat16 bmm of these shapes is slower than float32 on CPUs: keep it in float32
+            # on CPUs a bfloat16 bmm of these shapes is slower than float32 (python benchmarks/mixed_precision.py)
             with torch.autocast("cpu", enabled=False):
                 work = torch.promote_types(x.dtype, torch.float32)
                 p = torch.bmm(w.transpose(1, 2).to(work), _gather_rows(x, source).to(work))

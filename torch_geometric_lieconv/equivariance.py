@@ -16,6 +16,7 @@ from torch import Tensor
 
 from .groups import LieGroup
 from .groups import random_rotations
+from .lift import renamed_keywords
 
 Forward = Callable[[Tensor, Optional[Tensor]], Tensor]
 OutputAction = Callable[[Tensor, Tensor], Tensor]
@@ -33,12 +34,13 @@ class EquivarianceReport:
         return f"equivariance error over {self.trials} trials: abs {self.max_abs_error:.3g}, rel {self.max_rel_error:.3g}"
 
 
+@renamed_keywords(num_samples="lift_samples")  # before 0.3
 def equivariance_error(
     forward: Forward,
     group: LieGroup,
     pos: Tensor,
     *,
-    num_samples: int = 1,
+    lift_samples: int = 1,
     output_action: Optional[OutputAction] = None,
     exact: bool = True,
     trials: int = 4,
@@ -49,11 +51,11 @@ def equivariance_error(
 
     Args:
         forward (Forward): the model as a function of positions ``[N, d]`` and stabilizer frames
-            (``[N, num_samples, m, m]`` or ``None``).
+            (``[N, lift_samples, m, m]`` or ``None``).
         group (LieGroup): the group to test.
         pos (torch.Tensor): the input positions.
-        num_samples (int, optional): lift samples per point the model uses (shape of the frames).
-            (default: :obj:`1`)
+        lift_samples (int, optional): lift samples per point the model uses (shape of the frames);
+            ``num_samples`` before 0.3. (default: :obj:`1`)
         output_action (OutputAction, optional): ``(g, out) -> rho(g) out``; ``None`` means the output is
             invariant. (default: :obj:`None`)
         exact (bool, optional): pass transformed frames (exact equivariance) rather than fresh random ones.
@@ -66,7 +68,7 @@ def equivariance_error(
         g = group.sample(1, scale=scale, dtype=pos.dtype, device=pos.device, generator=generator)[0]
         frames = new_frames = None
         if exact and group.frame_dim is not None:
-            frames = random_rotations((pos.shape[0], num_samples), group.frame_dim, dtype=pos.dtype,
+            frames = random_rotations((pos.shape[0], lift_samples), group.frame_dim, dtype=pos.dtype,
                                       device=pos.device, generator=generator)
             new_frames = group.rotate_frames(g, frames)
         out = forward(pos, frames)

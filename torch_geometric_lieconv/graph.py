@@ -14,9 +14,27 @@ step (ball, random subset, k nearest, aggregation) then works on fixed-shape ``[
 tensors: no loop over graphs or nodes, no host-device synchronisation, and static shapes for
 ``torch.compile``. Its memory is ``num_nodes * max_degree`` ids, O(E) when degrees are even
 (the padding is the spread of the degrees, e.g. the largest molecule over the mean one).
+
+The containers of the lifted data, each holding one thing:
+
+* :class:`~torch_geometric_lieconv.lift.LiftedPoints`: the lifted elements :math:`(u, q)` of a batch,
+  with the input point, graph and input node of each; no edges.
+* :class:`PairGraph`: the candidate edges of lifted points with their pair embeddings, distances,
+  candidate radius and neighbour table; the models' working graph, shared by their layers.
+* :class:`NeighborTable`: the candidate edges of each target as one padded row of edge ids (and
+  a mask), the fixed-shape layout every per-layer step works on.
+* :class:`GraphSizes`: the number of points in each graph of a batch on the device, and the few
+  totals the host needs to size tensors without reading the device again.
+* :class:`~torch_geometric_lieconv.models.lieresnet.ForwardPlan`: the values one model forward
+  reads from the device in its one host sync (input checks, sizes per stage, ball radii).
+* :class:`~torch_geometric_lieconv.LiftedGraph`: lifted points and their candidate pairs as one
+  PyG :class:`~torch_geometric.data.Data`, the public form that transforms, datasets and
+  ``DataLoader`` batching handle (a model turns it into ``LiftedPoints`` and a ``PairGraph``).
 """
 from __future__ import annotations
 
+import math
+import warnings
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Tuple, Union
 
@@ -25,7 +43,7 @@ from torch import Tensor
 
 from .groups import LieGroup
 from .host_syncs import note_host_sync, read_to_host
-from .lift import LiftedPoints
+from .lift import LiftedPoints, deprecated_alias, renamed_keywords
 
 
 class GraphSizes(NamedTuple):
@@ -196,8 +214,9 @@ class PairGraph:
 
     The models' internal view of a lifted graph: the edges, their pair embeddings and distances,
     and the :class:`NeighborTable` of every target, laid out once and shared by every layer.
-    ``radius`` is the group radius the candidates were built for (``None``: all pairs of each graph).
-    ``max_degree`` (the most candidates of any target) is computed when not given (one host sync).
+    ``candidate_radius`` is the group radius the candidates were built for (``inf``, or ``None`` when
+    constructed: all pairs of each graph). ``max_degree`` (the most candidates of any target) is
+    computed when not given (one host sync).
     """
 
     edge_index: Tensor  #: ``[2, E]``: row 0 the source j, row 1 the target i
@@ -206,12 +225,15 @@ class PairGraph:
     batch: Tensor  #: ``[M]``: graph of each lifted point
     num_nodes: int
     max_degree: Optional[int] = None
-    radius: Optional[float] = None  #: the group radius every ball of the graph's layers must stay within
+    #: the group radius every ball of the graph's layers must stay within (``inf``: every pair of each graph)
+    candidate_radius: Optional[float] = None
     sizes: Optional[GraphSizes] = None  #: the sizes of the graphs (``None``: read here)
     is_sorted: Optional[bool] = None  #: whether the edges are sorted by target (``None``: checked)
     degree: Optional[Tensor] = field(default=None, repr=False)  #: ``[M]`` edges per target (``None``: counted)
     table: NeighborTable = field(init=False, repr=False)
-    radius_bound: Union[float, Tensor] = field(init=False, repr=False)
+    #: :attr:`candidate_radius` as the layers take it: a tensor (a changing Python float would recompile
+    #: them), or ``inf``
+    candidate_radius_tensor: Union[float, Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.sizes is None:
@@ -219,14 +241,24 @@ class PairGraph:
         self.table = neighbor_table(self.edge_index, self.num_nodes, self.sizes.per_node(self.batch),
                                      self.max_degree, self.is_sorted, self.degree)
         self.max_degree = self.table.width
-        #: the radius as a tensor for the layers (a changing Python float would recompile them)
-        self.radius_bound = float("inf") if self.radius is None else torch.tensor(
-            float(self.radius), dtype=torch.float64, device=self.batch.device)
+        radius = math.inf if self.candidate_radius is None else float(self.candidate_radius)
+        self.candidate_radius = radius
+        self.candidate_radius_tensor = radius if math.isinf(radius) else torch.tensor(
+            radius, dtype=torch.float64, device=self.batch.device)
 
     @property
-    def candidate_radius(self) -> float:
-        """The group radius the edges were built for (``inf``: every pair of each graph)."""
-        return float("inf") if self.radius is None else float(self.radius)
+    def covers_all_pairs(self) -> bool:
+        """Whether the edges are every pair of each graph (:attr:`candidate_radius` is ``inf``)."""
+        return math.isinf(self.candidate_radius)
+
+    @property
+    def radius(self) -> Optional[float]:
+        """Deprecated (before 0.3): :attr:`candidate_radius`, ``None`` for all pairs."""
+        warnings.warn("PairGraph.radius is deprecated and will be removed in 0.3; use .candidate_radius "
+                      "(inf, not None, for all pairs)", DeprecationWarning, stacklevel=2)
+        return None if self.covers_all_pairs else self.candidate_radius
+
+    radius_bound = deprecated_alias("radius_bound", "candidate_radius_tensor")  # before 0.3
 
     @property
     def slots(self) -> Tensor:
@@ -257,8 +289,11 @@ class PairGraph:
         keep = (src >= 0) & (dst >= 0)  # boolean indexing below: one host sync (the new edge count)
         return PairGraph(
             torch.stack([src[keep], dst[keep]]), self.edge_attr[keep], self.dist[keep], self.batch[index],
-            index.numel(), self.max_degree, self.radius, sizes, is_sorted=True,
+            index.numel(), self.max_degree, self.candidate_radius, sizes, is_sorted=True,
         )
+
+
+PairGraph.__init__ = renamed_keywords(radius="candidate_radius")(PairGraph.__init__)  # before 0.3
 
 
 def padded_segments(target: Tensor, degree: Tensor, width: int) -> Tuple[Tensor, Tensor]:
@@ -301,25 +336,6 @@ def all_pairs_within_graphs(batch: Tensor, sizes: Optional[GraphSizes] = None) -
     return torch.stack([src, dst])
 
 
-def radius_pairs(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: Optional[int] = None) -> Tensor:
-    """Pairs within Euclidean ``radius`` in the same graph (self pairs included), sorted by target.
-
-    ``max_num_neighbors`` defaults to the largest graph, which makes the result exact.
-
-    Args:
-        pos (torch.Tensor): the points (or their search embeddings) ``[N, D]``.
-        batch (torch.Tensor): the graph of each node ``[N]``, sorted.
-        radius (float): the Euclidean search radius.
-        max_num_neighbors (int, optional): a cap on the pairs per target (``None``: exact). (default:
-            :obj:`None`)
-    """
-    edge_index = radius_candidates(pos, batch, radius, max_num_neighbors)
-    target = edge_index[1]
-    if target.numel() > 1 and bool((target[1:] < target[:-1]).any()):  # host sync: skip the sort when sorted
-        edge_index = edge_index[:, torch.argsort(target, stable=True)]
-    return edge_index
-
-
 def radius_candidates(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: Optional[int] = None,
                       num_graphs: Optional[int] = None) -> Tensor:
     """Pairs ``[2, E]`` (source, target) within Euclidean ``radius`` in the same graph, in
@@ -345,14 +361,16 @@ def radius_candidates(pos: Tensor, batch: Tensor, radius: float, max_num_neighbo
     return torch.stack([col, row])
 
 
+@renamed_keywords(radius="candidate_radius")  # before 0.3
 def build_pair_graph(
     group: LieGroup,
     lifted: LiftedPoints,
-    radius: Optional[float] = None,
+    candidate_radius: Optional[float] = None,
     max_num_neighbors: Optional[int] = None,
     sizes: Optional[GraphSizes] = None,
 ) -> PairGraph:
-    """Candidate pairs covering every ball of group radius ``radius`` (``None``: all pairs in each graph).
+    """Candidate pairs covering every ball of group radius ``candidate_radius`` (``None`` or ``inf``: all
+    pairs in each graph).
 
     The candidates are the pairs within :meth:`LieGroup.search_radius` in the group's
     :meth:`LieGroup.search_embedding` (a superset of the ball, proved per group), found with
@@ -362,7 +380,8 @@ def build_pair_graph(
     Args:
         group (LieGroup): the group (its search embedding, distance and bounds).
         lifted (LiftedPoints): the lifted points.
-        radius (float, optional): the largest ball radius any layer will use. (default: :obj:`None`)
+        candidate_radius (float, optional): the largest ball radius any layer will use; ``radius``
+            before 0.3. (default: :obj:`None`)
         max_num_neighbors (int, optional): cap on candidates per point for :func:`torch_cluster.radius`
             (``None``: exact; set it for very large point clouds). (default: :obj:`None`)
         sizes (GraphSizes, optional): the sizes of the lifted graphs, when the caller has read them (``None``:
@@ -371,8 +390,9 @@ def build_pair_graph(
     Host syncs: none for all pairs with ``sizes`` given; one for a radius graph (its widest row
     and whether the search returned it sorted), one more for a group without a search embedding.
     """
-    if radius is not None and not float(radius) >= 0:
-        raise ValueError(f"radius must be None or a non-negative number, got {radius}")
+    if candidate_radius is not None and not float(candidate_radius) >= 0:
+        raise ValueError(f"candidate_radius must be None or a non-negative number, got {candidate_radius}")
+    radius = None if candidate_radius is None or math.isinf(float(candidate_radius)) else float(candidate_radius)
     points, bound = lifted.pos, None
     if radius is not None and lifted.num_nodes > 0:
         with torch.autocast(lifted.pos.device.type, enabled=False):
@@ -465,27 +485,3 @@ def select_slots(
         return slots, valid, observed_fill
     pick = torch.topk(key, size, dim=1, largest=False, sorted=False).indices
     return slots.gather(1, pick), valid.gather(1, pick), observed_fill
-
-
-def select_neighborhood(
-    dist: Tensor,
-    target: Tensor,
-    target_graph_size: Tensor,
-    radius: Optional[Tensor],
-    mc_samples: int,
-    knn: bool = False,
-    generator: Optional[torch.Generator] = None,
-) -> Tuple[Tensor, Optional[Tensor]]:
-    """:func:`select_slots` for a flat edge list: the selected edge ids (sorted by target) and the fill.
-
-    Args:
-        dist (torch.Tensor): ``[E]`` group distance of the candidate edges.
-        target (torch.Tensor): ``[E]`` their targets, sorted.
-        target_graph_size (torch.Tensor): ``[num_targets]`` number of points in each target's graph.
-        radius, mc_samples, knn, generator: see :func:`select_slots`.
-    """
-    degree = count_index(target, target_graph_size.numel())
-    width = int(degree.max()) if degree.numel() else 0  # host sync: the padded width
-    slots, mask = padded_segments(target, degree, width)
-    chosen, valid, observed_fill = select_slots(slots, mask, dist, target_graph_size, radius, mc_samples, knn, generator)
-    return chosen[valid], observed_fill  # boolean indexing: one host sync (the edge count)

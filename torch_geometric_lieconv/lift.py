@@ -1,30 +1,85 @@
 r"""Lifting (Algorithm 1 of the paper): points to group elements and orbits.
 
-Every input point :math:`x_n` becomes ``num_samples`` lifted elements :math:`(u_{nk}, q_n)`, stored
+Every input point :math:`x_n` becomes ``lift_samples`` lifted elements :math:`(u_{nk}, q_n)`, stored
 flat and point-major (lifted index :math:`m = nK + k`), with the graph and input-node index of each,
 so that features are gathered with ``x[lifted.node_index]`` and everything stays sparse.
 """
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Callable, Optional, TypeVar
 
 import torch
 from torch import Tensor
 
-from .groups import LieGroup, group_from_name
+from .groups import LieGroup
+
+_Fn = TypeVar("_Fn", bound=Callable)
+
+
+def renamed_keywords(**renames: str) -> Callable[[_Fn], _Fn]:
+    """Decorator: keep the old keyword names ``old=new`` of a function working for one release.
+
+    A call with an old name warns with a :class:`DeprecationWarning` and passes the value on under
+    the new name; a call with both names raises a :class:`TypeError`. The one helper for every
+    renamed keyword of this package (functions, methods and ``__init__``).
+
+    Args:
+        **renames (str): the new name of each old keyword.
+    """
+
+    def wrap(fn: _Fn) -> _Fn:
+        @functools.wraps(fn)
+        def renaming(*args, **kwargs):
+            for old, new in renames.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(f"{fn.__qualname__}() got '{new}' and its deprecated name '{old}'")
+                    warnings.warn(f"{fn.__qualname__}(): the keyword '{old}' is deprecated and will be removed "
+                                  f"in 0.3; use '{new}'", DeprecationWarning, stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return renaming  # type: ignore[return-value]
+
+    return wrap
+
+
+def deprecated_alias(old: str, new: str) -> property:
+    """A property ``old`` that reads and writes the attribute ``new``, with a :class:`DeprecationWarning`.
+
+    Args:
+        old (str): the deprecated attribute name.
+        new (str): the attribute it stands for.
+    """
+
+    def _warn(obj) -> None:
+        warnings.warn(f"{type(obj).__name__}.{old} is deprecated and will be removed in 0.3; use .{new}",
+                      DeprecationWarning, stacklevel=3)
+
+    def getter(self):
+        _warn(self)
+        return getattr(self, new)
+
+    def setter(self, value) -> None:
+        _warn(self)
+        setattr(self, new, value)
+
+    return property(getter, setter, doc=f"Deprecated name of :attr:`{new}`.")
 
 
 @dataclass
 class LiftedPoints:
-    """Lifted elements of a batch of point sets (all tensors have ``M = N * num_samples`` rows)."""
+    """Lifted elements of a batch of point sets (all tensors have ``M = N * lift_samples`` rows)."""
 
     u: Tensor  #: ``[M, lie_dim]`` the lifted elements :math:`u`, as Lie algebra coordinates :math:`\log u`
     q: Tensor  #: ``[M, q_dim]`` orbit embeddings
     pos: Tensor  #: ``[M, d]`` the input point of each lifted element
     batch: Tensor  #: ``[M]`` graph of each lifted element (sorted)
     node_index: Tensor  #: ``[M]`` input node of each lifted element
-    num_samples: int
+    lift_samples: int  #: :math:`K`, lifted elements per input point
 
     @property
     def num_nodes(self) -> int:
@@ -37,28 +92,33 @@ class LiftedPoints:
             index (torch.Tensor): lifted points ``[M]``.
         """
         return LiftedPoints(
-            self.u[index], self.q[index], self.pos[index], self.batch[index], self.node_index[index], self.num_samples
+            self.u[index], self.q[index], self.pos[index], self.batch[index], self.node_index[index], self.lift_samples
         )
 
 
+LiftedPoints.__init__ = renamed_keywords(num_samples="lift_samples")(LiftedPoints.__init__)  # before 0.3
+LiftedPoints.num_samples = deprecated_alias("num_samples", "lift_samples")  # before 0.3
+
+
+@renamed_keywords(num_samples="lift_samples")  # before 0.3
 def lift_points(
     group: LieGroup,
     pos: Tensor,
     batch: Optional[Tensor] = None,
-    num_samples: int = 1,
+    lift_samples: int = 1,
     frames: Optional[Tensor] = None,
     generator: Optional[torch.Generator] = None,
     checked: bool = False,
 ) -> LiftedPoints:
-    """Validate ``pos`` ``[N, d]`` and lift it with ``group`` (``num_samples`` stabilizer samples per point).
+    """Validate ``pos`` ``[N, d]`` and lift it with ``group`` (``lift_samples`` stabilizer samples per point).
 
     Args:
         group (LieGroup): the symmetry group.
         pos (torch.Tensor): point coordinates.
         batch (torch.Tensor, optional): graph index of each point, sorted (``None``: one graph).
             (default: :obj:`None`)
-        num_samples (int, optional): K, lifted elements per point (only matters for groups with a stabilizer).
-            (default: :obj:`1`)
+        lift_samples (int, optional): K, lifted elements per point (only matters for groups with a
+            stabilizer); ``num_samples`` before 0.3. (default: :obj:`1`)
         frames (torch.Tensor, optional): explicit stabilizer frames ``[N, K, m, m]`` (see
             :meth:`LieGroup.lift`). (default: :obj:`None`)
         generator (torch.Generator, optional): random generator for the stabilizer samples.
@@ -68,8 +128,8 @@ def lift_points(
     """
     if not isinstance(group, LieGroup):
         raise TypeError(f"group must be a LieGroup, got {type(group).__name__}")
-    if int(num_samples) < 1:
-        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if int(lift_samples) < 1:
+        raise ValueError(f"lift_samples must be >= 1, got {lift_samples}")
     group.check_pos_shape(pos)
     n = pos.shape[0]
     if batch is None:
@@ -78,7 +138,7 @@ def lift_points(
         raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
     if not checked and bool(point_flags(group, pos, batch).any()):  # one host sync
         raise_for_points(group, pos, batch)
-    k = int(num_samples)
+    k = int(lift_samples)
     a, q = group.lift(pos, k, frames=frames, generator=generator)
     node_index = torch.arange(n, device=pos.device).repeat_interleave(k)
     return LiftedPoints(
@@ -87,21 +147,32 @@ def lift_points(
         pos=pos[node_index],
         batch=batch[node_index],
         node_index=node_index,
-        num_samples=k,
+        lift_samples=k,
     )
 
 
 def point_flags(group: LieGroup, pos: Tensor, batch: Tensor) -> Tensor:
-    """``[3]`` booleans on the device: the group's :meth:`LieGroup.pos_flags` of ``pos`` and an
-    unsorted ``batch``, to be read with others in one host sync (:func:`raise_for_points` explains).
+    """``[3]`` booleans on the device: the two of the group's :meth:`LieGroup.pos_flags` of ``pos``
+    and an unsorted ``batch``, to be read with others in one host sync (:func:`raise_for_points`
+    explains). Raises a ``TypeError`` naming the group when its ``pos_flags`` does not return the
+    ``[2]`` flags of its contract (a user group may override it).
 
     Args:
         group (LieGroup): the group that will lift the points.
         pos (torch.Tensor): points ``[N, d]``.
         batch (torch.Tensor): the graph of each point ``[N]``.
     """
+    flags = group.pos_flags(pos)
+    if not isinstance(flags, Tensor) or flags.shape != (NUM_POS_FLAGS,):
+        got = f"shape {list(flags.shape)}" if isinstance(flags, Tensor) else type(flags).__name__
+        raise TypeError(f"{group.name}.pos_flags(pos) must return a tensor of {NUM_POS_FLAGS} booleans (some "
+                        f"coordinate is not finite, some point is where the lift is undefined), got {got}")
     unsorted = (batch[1:] < batch[:-1]).any() if batch.numel() > 1 else batch.new_zeros((), dtype=torch.bool)
-    return torch.cat([group.pos_flags(pos), unsorted.view(1)])
+    return torch.cat([flags.to(torch.bool), unsorted.view(1)])
+
+
+#: the flags of :meth:`LieGroup.pos_flags`; :func:`point_flags` adds one for the batch vector
+NUM_POS_FLAGS = 2
 
 
 def raise_for_points(group: LieGroup, pos: Tensor, batch: Tensor) -> None:

@@ -15,7 +15,7 @@ from torch_geometric.data import Data
 
 from .graph import PairGraph, build_pair_graph
 from .groups import LieGroup, group_from_name
-from .lift import LiftedPoints, lift_points
+from .lift import LiftedPoints, lift_points, renamed_keywords
 
 __all__ = ["LiftedGraph", "lift_graph", "lifted_data"]
 
@@ -45,20 +45,21 @@ if hasattr(torch.serialization, "add_safe_globals"):
     )
 
 
+@renamed_keywords(num_samples="lift_samples", radius="candidate_radius")  # before 0.3
 def lift_graph(
     group: Union[LieGroup, str],
     pos: Tensor,
     batch: Optional[Tensor] = None,
-    num_samples: int = 1,
-    radius: Optional[float] = None,
+    lift_samples: int = 1,
+    candidate_radius: Optional[float] = None,
     frames: Optional[Tensor] = None,
     generator: Optional[torch.Generator] = None,
     max_num_neighbors: Optional[int] = None,
 ) -> LiftedGraph:
     r"""Lift points (Algorithm 1) and connect the lifted elements by their candidate pairs.
 
-    Every point becomes ``num_samples`` lifted elements :math:`(u, q)`; the edges are the pairs
-    :math:`j \to i` of one graph that can lie within group distance ``radius``
+    Every point becomes ``lift_samples`` lifted elements :math:`(u, q)`; the edges are the pairs
+    :math:`j \to i` of one graph that can lie within group distance ``candidate_radius``
     (:func:`torch_cluster.radius` under the group's Euclidean bound, then every pair it returns),
     each with :math:`\text{abq}_{ij} = [\log(v_j^{-1}u_i), q_i, q_j]` as ``edge_attr``. Pass the
     result's ``x``-free fields to :class:`~torch_geometric_lieconv.LieConv` as
@@ -70,10 +71,10 @@ def lift_graph(
         pos (torch.Tensor): point coordinates.
         batch (torch.Tensor, optional): graph of each point, sorted. (default: :obj:`None`, one
             graph; the result then has no ``batch`` attribute, as a single PyG graph)
-        num_samples (int, optional): lifted elements per point :math:`K` (stabilizer samples).
-            (default: :obj:`1`)
-        radius (float, optional): the largest group radius of any ball the graph must serve.
-            (default: :obj:`None`, every pair of each graph)
+        lift_samples (int, optional): lifted elements per point :math:`K` (stabilizer samples);
+            ``num_samples`` before 0.3. (default: :obj:`1`)
+        candidate_radius (float, optional): the largest group radius of any ball the graph must
+            serve; ``radius`` before 0.3. (default: :obj:`None`, every pair of each graph)
         frames (torch.Tensor, optional): explicit stabilizer frames ``[N, K, m, m]``.
             (default: :obj:`None`, random)
         generator (torch.Generator, optional): random generator of the stabilizer samples.
@@ -88,8 +89,8 @@ def lift_graph(
     """
     group = group_from_name(group) if isinstance(group, str) else group
     with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
-        lifted = lift_points(group, pos, batch, num_samples, frames, generator)
-        graph = build_pair_graph(group, lifted, radius, max_num_neighbors)
+        lifted = lift_points(group, pos, batch, lift_samples, frames, generator)
+        graph = build_pair_graph(group, lifted, candidate_radius, max_num_neighbors)
     return lifted_data(lifted, graph, has_batch=batch is not None)
 
 
@@ -105,8 +106,8 @@ def lifted_data(lifted: LiftedPoints, graph: PairGraph, has_batch: bool = True) 
     data = LiftedGraph(
         pos=lifted.pos, u=lifted.u, q=lifted.q, node_index=lifted.node_index, edge_index=graph.edge_index,
         edge_attr=graph.edge_attr, num_nodes=lifted.num_nodes,
-        candidate_radius=float("inf") if graph.radius is None else float(graph.radius),
-        num_points=lifted.num_nodes // lifted.num_samples, lift_samples=lifted.num_samples,
+        candidate_radius=graph.candidate_radius, num_points=lifted.num_nodes // lifted.lift_samples,
+        lift_samples=lifted.lift_samples,
     )
     if has_batch:
         data.batch = lifted.batch

@@ -24,6 +24,7 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
 from .groups import LieGroup, group_from_name
+from .lift import deprecated_alias, renamed_keywords
 from .lifted_graph import LiftedGraph, lift_graph
 
 __all__ = ["LiftGraph", "ImageToPointSet", "pixel_grid", "DEFAULT_CROP_RADIUS"]
@@ -32,7 +33,7 @@ __all__ = ["LiftGraph", "ImageToPointSet", "pixel_grid", "DEFAULT_CROP_RADIUS"]
 class LiftGraph(BaseTransform):
     r"""Turns a point cloud ``Data(pos, x, ...)`` into its lifted graph (:func:`~torch_geometric_lieconv.lift_graph`).
 
-    Every node-level attribute (``x``, ``z``, ...) is repeated for the ``num_samples`` lifted
+    Every node-level attribute (``x``, ``z``, ...) is repeated for the ``lift_samples`` lifted
     elements of its point; graph-level attributes (``y``, ...) are kept; the input graph's own
     edges (e.g. QM9's bonds) are dropped, since the lifted graph's edges are the candidate pairs.
     A random lift (stabilizer samples, e.g. SE(3)) is redrawn on every call, so a dataset transform
@@ -47,31 +48,44 @@ class LiftGraph(BaseTransform):
         from torch_geometric_lieconv.transforms import LiftGraph
 
         model = QM9LieConv("T3", hidden_channels=32, num_layers=2, fill=0.5)   # balls up to 2.0
-        dataset = QM9("data/QM9", transform=LiftGraph("T3", radius=2.0))
+        dataset = QM9("data/QM9", transform=LiftGraph("T3", candidate_radius=2.0))
         for data in DataLoader(dataset[:150], batch_size=75):
             out = model.forward_lifted(data)    # [75, 1]
 
     Args:
         group (LieGroup or str): the group, or its name.
-        num_samples (int, optional): lifted elements per point. (default: :obj:`1`)
-        radius (float, optional): the largest group radius of any ball the graph must serve.
-            (default: :obj:`None`, every pair of each graph)
+        lift_samples (int, optional): lifted elements per point; ``num_samples`` before 0.3.
+            (default: :obj:`1`)
+        candidate_radius (float, optional): the largest group radius of any ball the graph must
+            serve; ``radius`` before 0.3. (default: :obj:`None`, every pair of each graph)
         max_num_neighbors (int, optional): cap on candidates per point. (default: :obj:`None`)
     """
 
-    def __init__(self, group: Union[LieGroup, str], num_samples: int = 1, radius: Optional[float] = None,
+    @renamed_keywords(num_samples="lift_samples", radius="candidate_radius")  # before 0.3
+    def __init__(self, group: Union[LieGroup, str], lift_samples: int = 1, candidate_radius: Optional[float] = None,
                  max_num_neighbors: Optional[int] = None) -> None:
         self.group = group_from_name(group) if isinstance(group, str) else group
-        self.num_samples, self.radius, self.max_num_neighbors = int(num_samples), radius, max_num_neighbors
-        if self.num_samples < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
-        if radius is not None and not float(radius) >= 0:
-            raise ValueError(f"radius must be None or a non-negative number, got {radius}")
+        self.lift_samples, self.candidate_radius = int(lift_samples), candidate_radius
+        self.max_num_neighbors = max_num_neighbors
+        if self.lift_samples < 1:
+            raise ValueError(f"lift_samples must be >= 1, got {lift_samples}")
+        if candidate_radius is not None and not float(candidate_radius) >= 0:
+            raise ValueError(f"candidate_radius must be None or a non-negative number, got {candidate_radius}")
+
+    num_samples = deprecated_alias("num_samples", "lift_samples")  # before 0.3
+    radius = deprecated_alias("radius", "candidate_radius")  # before 0.3
+
+    def __setstate__(self, state: dict) -> None:
+        # transforms pickled before 0.3 (e.g. in a saved dataset object) hold the old attribute names
+        for old, new in (("num_samples", "lift_samples"), ("radius", "candidate_radius")):
+            if old in state:
+                state.setdefault(new, state.pop(old))
+        self.__dict__.update(state)
 
     def forward(self, data: Data) -> LiftedGraph:
         if getattr(data, "pos", None) is None:
             raise ValueError("LiftGraph: the data object has no 'pos' to lift")
-        lifted = lift_graph(self.group, data.pos, None, self.num_samples, self.radius,
+        lifted = lift_graph(self.group, data.pos, None, self.lift_samples, self.candidate_radius,
                             max_num_neighbors=self.max_num_neighbors)
         skip = {"pos", "edge_index", "edge_attr", "batch", "ptr", "num_nodes"}
         for key, value in data.items():
@@ -83,8 +97,8 @@ class LiftGraph(BaseTransform):
         return lifted
 
     def __repr__(self) -> str:
-        radius = "all pairs" if self.radius is None else f"{self.radius:g}"
-        return f"{type(self).__name__}({self.group}, num_samples={self.num_samples}, radius={radius})"
+        radius = "all pairs" if self.candidate_radius is None else f"{self.candidate_radius:g}"
+        return f"{type(self).__name__}({self.group}, lift_samples={self.lift_samples}, candidate_radius={radius})"
 
 
 #: the crop radius (pixels) that keeps the reference's 648 pixels of a 28 x 28 image
@@ -129,14 +143,10 @@ class ImageToPointSet:
     :meth:`batch` on ``[B, C, H, W]`` for a batch in PyG's layout.
 
     Args:
-        height, width: the image size.
-        crop_radius (float, optional): keep pixels with :math:`\|p\| <` ``crop_radius`` (``None``: all pixels).
-            (default: :obj:`DEFAULT_CROP_RADIUS`)
-
-    Args:
         height (int, optional): :math:`H`. (default: :obj:`28`)
         width (int, optional): :math:`W`. (default: :obj:`28`)
-        crop_radius (float, optional): see :func:`pixel_grid`. (default: :obj:`14.5`)
+        crop_radius (float, optional): keep the pixels with :math:`\|p\| <` ``crop_radius`` (``None``:
+            all pixels; see :func:`pixel_grid`). (default: :obj:`14.5`)
     """
 
     def __init__(self, height: int = 28, width: int = 28, crop_radius: Optional[float] = DEFAULT_CROP_RADIUS) -> None:

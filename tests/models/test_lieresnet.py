@@ -77,11 +77,11 @@ def test_se3_model_exactly_invariant_with_explicit_frames(dtype, atol):
         torch.manual_seed(0)  # same neighbourhood samples on both calls
         return model(batch.z, pos, batch.batch, frames)
 
-    report = assert_equivariant(forward, model.group, batch.pos, num_samples=3, atol=atol, rtol=atol, trials=3,
+    report = assert_equivariant(forward, model.group, batch.pos, lift_samples=3, atol=atol, rtol=atol, trials=3,
                                 scale=2.0)
     assert report.max_abs_error < atol
     # with fresh random frames the output changes, so the exact check is not vacuous
-    loose = equivariance_error(forward, model.group, batch.pos, num_samples=3, exact=False, trials=2)
+    loose = equivariance_error(forward, model.group, batch.pos, lift_samples=3, exact=False, trials=2)
     assert loose.max_abs_error > 20 * max(report.max_abs_error, torch.finfo(dtype).eps)
 
 
@@ -94,7 +94,7 @@ def test_planar_models_equivariance(name):
     gen = torch.Generator().manual_seed(0)
     pos = torch.randn(20, 2, generator=gen, dtype=torch.float64) + 0.3
     x = torch.randn(20, 1, generator=gen, dtype=torch.float64)
-    report = equivariance_error(lambda p, f: model(x, p, None, f), group, pos, num_samples=2, trials=3)
+    report = equivariance_error(lambda p, f: model(x, p, None, f), group, pos, lift_samples=2, trials=3)
     frames = random_rotations((20, 2), 2, dtype=torch.float64) if group.frame_dim else None
     signal = (model(x, pos + 0.3 * torch.randn(pos.shape, generator=gen, dtype=torch.float64), None, frames)
               - model(x, pos, None, frames)).abs().max().item()
@@ -105,7 +105,7 @@ def test_planar_models_equivariance(name):
         assert report.max_abs_error < 1e-9 * signal
     # a symmetry the model does not have is seen by the checker: T(2) and rotations, SO(2) and translations
     other = {"T2": "SO2", "SO2": "T2", "RxSO2": "T2", "SE2": "RxSO2", "Trivial2": "T2"}[name]
-    broken = equivariance_error(lambda p, f: model(x, p, None, f), group_from_name(other), pos, num_samples=2,
+    broken = equivariance_error(lambda p, f: model(x, p, None, f), group_from_name(other), pos, lift_samples=2,
                                 trials=2, scale=2.0)
     assert broken.max_abs_error > 10 * max(report.max_abs_error, 1e-7)
 

@@ -10,7 +10,7 @@ from torch import Tensor
 from ..transforms import ImageToPointSet
 from ..graph import PairGraph
 from ..groups import LieGroup, group_from_name
-from ..lift import LiftedPoints
+from ..lift import LiftedPoints, renamed_keywords
 from .lieresnet import ForwardPlan, LieResNet
 
 __all__ = ["ImageLieResNet", "LayerSchedule", "LiftedGraphCache", "layer_schedule"]
@@ -73,19 +73,24 @@ class LiftedGraphCache:
     def clear(self) -> None:
         self._key = self._value = None
 
-    def get(self, pos: Tensor, batch: Tensor, radius: Optional[float]) -> Optional[Tuple[LiftedPoints, PairGraph]]:
-        """The cached ``(lifted, graph)`` if ``pos``, ``batch`` and ``radius`` equal the cached key, else ``None``."""
+    @renamed_keywords(radius="candidate_radius")  # before 0.3
+    def get(self, pos: Tensor, batch: Tensor, candidate_radius: Optional[float]
+            ) -> Optional[Tuple[LiftedPoints, PairGraph]]:
+        """The cached ``(lifted, graph)`` if ``pos``, ``batch`` and ``candidate_radius`` equal the cached key,
+        else ``None``."""
         if self._key is not None:
             cached_pos, cached_batch, cached_radius = self._key
-            if (cached_radius == radius and cached_pos.dtype == pos.dtype and cached_pos.device == pos.device
+            if (cached_radius == candidate_radius and cached_pos.dtype == pos.dtype and cached_pos.device == pos.device
                     and torch.equal(cached_pos, pos) and torch.equal(cached_batch, batch)):  # host sync
                 self.hits += 1
                 return self._value
         self.misses += 1
         return None
 
-    def put(self, pos: Tensor, batch: Tensor, radius: Optional[float], value: Tuple[LiftedPoints, PairGraph]) -> None:
-        self._key = (pos.detach().clone(), batch.clone(), radius)
+    @renamed_keywords(radius="candidate_radius")  # before 0.3
+    def put(self, pos: Tensor, batch: Tensor, candidate_radius: Optional[float],
+            value: Tuple[LiftedPoints, PairGraph]) -> None:
+        self._key = (pos.detach().clone(), batch.clone(), candidate_radius)
         self._value = value
 
 
@@ -93,8 +98,9 @@ class ImageLieResNet(LieResNet):
     r"""LieResNet for images given as point sets (:class:`~torch_geometric_lieconv.datasets.RotMNIST`,
     :class:`~torch_geometric_lieconv.transforms.ImageToPointSet`), with the paper's RotMNIST settings.
 
-    The input intensities are standardised, :math:`x \mapsto (x - \mu)/\sigma` with the reference's
-    dataset statistics :math:`\mu = 0.130, \sigma = 0.297`; then a :class:`LieResNet` with ``num_layers``
+    The input intensities are standardised (:meth:`input_features`, on every entry point),
+    :math:`x \mapsto (x - \mu)/\sigma` with the reference's dataset statistics
+    :math:`\mu = 0.130, \sigma = 0.297`; then a :class:`LieResNet` with ``num_layers``
     bottleneck blocks, each keeping a fraction :math:`\rho = \text{total\_ds}^{1/L}` of the points by
     farthest point sampling under the group distance, fill :math:`\text{fill}/\rho^{\,i}` in block
     :math:`i`, mean pooling and ``num_classes`` logits. As in the paper's image network, the channels
@@ -202,11 +208,14 @@ class ImageLieResNet(LieResNet):
             self.graph_cache.put(pos, batch, radius, cached)
         return cached
 
-    def forward(self, x: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
-                num_graphs: Optional[int] = None) -> Tensor:
-        """Logits ``[num_graphs, num_classes]`` of point sets ``x`` ``[N, C]`` (raw intensities), ``pos`` ``[N, 2]``."""
-        x = (x - self.input_mean) / self.input_std
-        return super().forward(x, pos, batch, frames, num_graphs)
+    def input_features(self, x: Tensor) -> Tensor:
+        r"""The standardised intensities :math:`(x - \mu)/\sigma`, for every entry point (:meth:`forward`,
+        :meth:`forward_lifted`, :meth:`forward_images`) alike.
+
+        Args:
+            x (torch.Tensor): raw intensities ``[*, C]``.
+        """
+        return (x - self.input_mean) / self.input_std
 
     def forward_images(self, images: Tensor) -> Tensor:
         """Logits of images ``[B, C, H, W]``, turned into point sets by :class:`ImageToPointSet` (default crop).

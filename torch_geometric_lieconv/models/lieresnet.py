@@ -1,7 +1,8 @@
 r"""LieResNet (Fig. 5 of the paper): bottleneck residual blocks of LieConv over PyG batches."""
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
+import math
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -19,13 +20,18 @@ from ..pool import farthest_point_subsample, subsample_counts
 
 
 class ForwardPlan(NamedTuple):
-    """What a :class:`LieResNet` forward pass reads from the device, once (:meth:`LieResNet.read_plan`)."""
+    """What a :class:`LieResNet` forward pass reads from the device, once (:meth:`LieResNet.read_plan`).
 
-    flags: List[bool]  #: the input problems that were checked
+    The input checks and the lifted graph's numbers hold their defaults when they were not asked for.
+    """
+
     radii: List[Optional[float]]  #: each block's ball radius (``None``: no ball)
     sizes: List[GraphSizes]  #: the lifted graphs' sizes before each block and after the last
-    num_graphs: int
-    extras: list  #: the extra scalars asked for
+    num_graphs: int  #: :math:`B`
+    bad_points: bool = False  #: the points or the batch vector failed their checks (:func:`point_flags`)
+    nonfinite_x: bool = False  #: the input features hold NaN or inf
+    candidate_radius: float = math.inf  #: the radius a lifted graph's candidates were built for
+    num_points: Optional[int] = None  #: the input points of a lifted graph
 
 
 class NonFiniteInputError(ValueError):
@@ -95,7 +101,7 @@ class BottleBlock(nn.Module):
         kept = farthest_point_subsample(graph, self.ds_frac, kept=kept_sizes) if self.ds_frac < 1 else None
         table = graph.table if kept is None else graph.table.rows(kept)
         out = self.post(self.conv(self.pre(x), graph.edge_index, graph.edge_attr, table=table,
-                                  candidate_radius=graph.radius_bound, edge_dist=graph.dist))
+                                  candidate_radius=graph.candidate_radius_tensor, edge_dist=graph.dist))
         residual = x if kept is None else x[kept]
         c = min(self.in_channels, self.out_channels)
         return torch.cat([out[:, :c] + residual[:, :c], out[:, c:]], dim=-1), kept
@@ -246,36 +252,55 @@ class LieResNet(Rebuildable):
         values = iter(ball_values)
         return [next(values) if conv.uses_ball else None for conv in self.convs]
 
-    def read_plan(self, counts: Tensor, flags: Tensor, num_graphs: Union[int, Tensor],
-                  extras: Sequence[Tensor] = ()) -> "ForwardPlan":
+    def read_plan(self, counts: Tensor, num_graphs: Union[int, Tensor], *, point_flags: Optional[Tensor] = None,
+                  nonfinite_x: Optional[Tensor] = None, candidate_radius: Optional[Tensor] = None,
+                  num_points: Optional[Tensor] = None) -> ForwardPlan:
         r"""Everything a forward pass needs from the device, read in one host sync.
 
         Args:
             counts (torch.Tensor): lifted points per graph, at least as long as the number of graphs
                 (trailing zeros are cut to ``num_graphs``).
-            flags (torch.Tensor): input problems (booleans); the caller raises when any is set.
             num_graphs (int or torch.Tensor): the number of graphs (a tensor: read in the sync).
-            extras (sequence of torch.Tensor): more scalars to read in the same sync.
+            point_flags (torch.Tensor, optional): the input checks of the points and the batch vector
+                (:func:`~torch_geometric_lieconv.lift.point_flags`); read as :attr:`ForwardPlan.bad_points`,
+                set when any is. (default: :obj:`None`)
+            nonfinite_x (torch.Tensor, optional): whether the features hold NaN or inf (one boolean).
+                (default: :obj:`None`)
+            candidate_radius (torch.Tensor, optional): a lifted graph's candidate radius (a scalar).
+                (default: :obj:`None`)
+            num_points (torch.Tensor, optional): a lifted graph's input points (a scalar).
+                (default: :obj:`None`)
+
+        The caller raises for the checks that are set.
         """
         stages = [counts]
         for block in self.blocks:
             stages.append(subsample_counts(stages[-1], block.ds_frac) if block.ds_frac < 1 else stages[-1])
         balls = self._ball_tensors()
+        asked: Dict[str, Tensor] = {
+            name: value.reshape(-1).any() if name == "bad_points" else value.reshape(())
+            for name, value in (("bad_points", point_flags), ("nonfinite_x", nonfinite_x),
+                                ("candidate_radius", candidate_radius), ("num_points", num_points))
+            if value is not None
+        }
         last = [num_graphs.reshape(1)] if isinstance(num_graphs, Tensor) else []
-        parts = [flags.reshape(-1), *(GraphSizes.summary(c) for c in stages), *balls, *last,
-                 *(e.reshape(1) for e in extras)]
-        values = read_to_host(torch.cat([p.to(torch.float64) for p in parts]))  # the host sync
-        num_flags = flags.numel()
-        flag_values, values = [bool(v) for v in values[:num_flags]], values[num_flags:]
-        summaries = [values[3 * i : 3 * i + 3] for i in range(len(stages))]
-        values = values[3 * len(stages):]
-        radii, values = self._per_block(values[: len(balls)]), values[len(balls):]
+        parts = [*(value.reshape(1) for value in asked.values()), *(GraphSizes.summary(c) for c in stages), *balls,
+                 *last]
+        values = iter(read_to_host(torch.cat([p.to(torch.float64) for p in parts])))  # the host sync
+        read = {name: next(values) for name in asked}
+        summaries = [[next(values) for _ in range(3)] for _ in stages]
+        radii = self._per_block([next(values) for _ in balls])
         if isinstance(num_graphs, Tensor):
-            num_graphs, values = int(values[0]), values[1:]
+            num_graphs = int(next(values))
         sizes = [GraphSizes.from_summary(c[:num_graphs], s) for c, s in zip(stages, summaries)]
-        return ForwardPlan(flag_values, radii, sizes, num_graphs, values)
+        return ForwardPlan(
+            radii, sizes, num_graphs, bad_points=bool(read.get("bad_points", False)),
+            nonfinite_x=bool(read.get("nonfinite_x", False)),
+            candidate_radius=float(read.get("candidate_radius", math.inf)),
+            num_points=int(read["num_points"]) if "num_points" in read else None,
+        )
 
-    def connect(self, lifted: LiftedPoints, first_block: int = 0, plan: Optional["ForwardPlan"] = None) -> PairGraph:
+    def connect(self, lifted: LiftedPoints, first_block: int = 0, plan: Optional[ForwardPlan] = None) -> PairGraph:
         """The candidate pair graph of ``lifted`` for block ``first_block`` (and the later ones, unless
         per block); with a ``plan`` (:meth:`read_plan`) nothing is read from the device but the new
         graph's widest row (radius graphs only).
@@ -291,7 +316,7 @@ class LieResNet(Rebuildable):
             return build_pair_graph(self.group, lifted, radius, self.max_num_neighbors, sizes)
 
     def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
-                         plan: Optional["ForwardPlan"] = None) -> Tuple[LiftedPoints, PairGraph]:
+                         plan: Optional[ForwardPlan] = None) -> Tuple[LiftedPoints, PairGraph]:
         """Lift the points (Algorithm 1) and build the first block's candidate pair graph (``plan``:
         the points were checked and the sizes read by :meth:`read_plan`).
 
@@ -323,7 +348,7 @@ class LieResNet(Rebuildable):
 
     @torch.compiler.disable
     def _lift_and_plan(self, x: Tensor, pos: Tensor, batch: Optional[Tensor], frames: Optional[Tensor],
-                       num_graphs: Optional[int]) -> Tuple[LiftedPoints, PairGraph, "ForwardPlan"]:
+                       num_graphs: Optional[int]) -> Tuple[LiftedPoints, PairGraph, ForwardPlan]:
         """Check the input, read the plan (one host sync), lift and connect: the eager part of a forward."""
         self.group.check_pos_shape(pos)
         n = pos.shape[0]
@@ -332,13 +357,13 @@ class LieResNet(Rebuildable):
         elif batch.shape != (n,):
             raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
         counts = count_index(batch, max(n, num_graphs or 0)) * self.lift_samples
-        flags = torch.cat([point_flags(self.group, pos, batch), _nonfinite(x)])
         if num_graphs is None:
             num_graphs = batch[-1] + 1 if n else 0
-        plan = self.read_plan(counts, flags, num_graphs)
-        if any(plan.flags[:3]):
+        plan = self.read_plan(counts, num_graphs, point_flags=point_flags(self.group, pos, batch),
+                              nonfinite_x=_nonfinite(x))
+        if plan.bad_points:
             raise_for_points(self.group, pos, batch)
-        if plan.flags[3]:
+        if plan.nonfinite_x:
             _raise_nonfinite(x)
         lifted, graph = self.lift_and_connect(pos, batch, frames, plan)
         return lifted, graph, plan
@@ -365,10 +390,10 @@ class LieResNet(Rebuildable):
             raise ValueError(f"x must have shape [{num_nodes}, {self.in_channels}], got {got}")
         x = self._checked_features(x)
         lifted, graph, plan = self._plan_lifted(data, x)
-        return self._forward_graph(x, lifted, graph, plan, int(plan.extras[1]))
+        return self._forward_graph(x, lifted, graph, plan, plan.num_points)
 
     @torch.compiler.disable
-    def _plan_lifted(self, data: Data, x: Tensor) -> Tuple[LiftedPoints, PairGraph, "ForwardPlan"]:
+    def _plan_lifted(self, data: Data, x: Tensor) -> Tuple[LiftedPoints, PairGraph, ForwardPlan]:
         """The plan and pair graph of a lifted graph (the eager part of :meth:`forward_lifted`)."""
         num_nodes = data.num_nodes
         batch = getattr(data, "batch", None)
@@ -381,18 +406,18 @@ class LieResNet(Rebuildable):
         bound = torch.as_tensor(data.candidate_radius, dtype=torch.float64).min()
         num_points = torch.as_tensor(data.num_points).sum()
         counts = count_index(batch, max(num_nodes, num_graphs if isinstance(num_graphs, int) else 0))
-        plan = self.read_plan(counts, _nonfinite(x), num_graphs, extras=[bound, num_points])
-        if plan.flags[0]:
+        plan = self.read_plan(counts, num_graphs, nonfinite_x=_nonfinite(x), candidate_radius=bound,
+                              num_points=num_points)
+        if plan.nonfinite_x:
             _raise_nonfinite(x)
-        radius = plan.extras[0]
         for conv, r in zip(self.convs, plan.radii):
             if r is not None:
-                conv.warn_if_capped(r, radius)
+                conv.warn_if_capped(r, plan.candidate_radius)
         samples = data.lift_samples
         lifted = LiftedPoints(data.u, data.q, data.pos, batch, data.node_index,
                               int(samples.max()) if isinstance(samples, Tensor) else int(samples))
         graph = PairGraph(data.edge_index, data.edge_attr, self.group.distance(data.edge_attr), batch, num_nodes,
-                          radius=None if radius == float("inf") else radius, sizes=plan.sizes[0])
+                          candidate_radius=plan.candidate_radius, sizes=plan.sizes[0])
         return lifted, graph, plan
 
     def _in_model_dtype(self, value: Tensor) -> Tensor:
@@ -406,10 +431,23 @@ class LieResNet(Rebuildable):
             raise TypeError(f"x must be a floating point tensor, got {x.dtype}")
         return self._in_model_dtype(x)
 
-    def _forward_graph(self, x: Tensor, lifted: LiftedPoints, graph: PairGraph, plan: "ForwardPlan",
+    def input_features(self, x: Tensor) -> Tensor:
+        """The features the first layer sees, of input features ``x`` ``[*, in_channels]``: ``x`` itself.
+
+        Every entry point (:meth:`forward`, :meth:`forward_lifted` and those of subclasses) reaches the
+        network through it, so a subclass that transforms its input (e.g. standardises it) overrides
+        this method, never one entry point. It must act on each row alone (it runs on the lifted rows).
+
+        Args:
+            x (torch.Tensor): input features, in the model's dtype.
+        """
+        return x
+
+    def _forward_graph(self, x: Tensor, lifted: LiftedPoints, graph: PairGraph, plan: ForwardPlan,
                        num_points: int) -> Tensor:
-        """The blocks, head and pooling on lifted features ``x`` ``[M, in_channels]``."""
-        h = self.lin_in(x)
+        """The shared path of every entry point: :meth:`input_features`, the blocks, head and pooling
+        on lifted features ``x`` ``[M, in_channels]``."""
+        h = self.lin_in(self.input_features(x))
         for i, block in enumerate(self.blocks):
             h, kept = block.convolve(h, graph, plan.sizes[i + 1])
             if kept is not None:
@@ -426,7 +464,7 @@ class LieResNet(Rebuildable):
         return global_mean_pool(h, lifted.batch, plan.num_graphs)
 
     @torch.compiler.disable
-    def _connect_eagerly(self, lifted: LiftedPoints, first_block: int, plan: "ForwardPlan") -> PairGraph:
+    def _connect_eagerly(self, lifted: LiftedPoints, first_block: int, plan: ForwardPlan) -> PairGraph:
         return self.connect(lifted, first_block, plan)
 
     def __repr__(self) -> str:

@@ -211,7 +211,7 @@ class QM9LieConv(Rebuildable):
 
         The graph is used as lifted: centring and ``pos_scale`` (which :meth:`forward` applies
         before its lift) are the transform's job here, e.g.
-        ``Compose([Center(), LiftGraph("SO3", radius=...)])``.
+        ``Compose([Center(), LiftGraph("SO3", candidate_radius=...)])``.
 
         Args:
             data (torch_geometric.data.Data): a lifted graph (or batch) with ``z`` per lifted node.

@@ -9,8 +9,8 @@ __all__ = ["amplify_weights"]
 
 def amplify_weights(module: nn.Module, scale: float = 3.0) -> nn.Module:
     r"""Scale every weight of ``module`` in place, so that an untrained module's output depends strongly
-    on geometry (at default initialisation an output moves by ~1e-4 when its points move, which no
-    equivariance tolerance could tell from an error).
+    on geometry (at default initialisation an output barely moves when its points move, too little for
+    any equivariance tolerance to tell from an error).
 
     Args:
         module (torch.nn.Module): the module (returned).
