@@ -1,7 +1,7 @@
 """Candidate pair graphs in each group's search embedding: candidates per used pair, and linear growth.
 
-    python benchmarks/candidate_graphs.py                  # all sections, ~5 minutes on one core
-    python benchmarks/candidate_graphs.py --sizes 10000,30000
+    python -m benchmarks.candidate_graphs                  # all sections, ~5 minutes on one core
+    python -m benchmarks.candidate_graphs --sizes 10000,30000
 
 Sections:
 
@@ -9,8 +9,8 @@ Sections:
   SO(2) / RxSO(2) / Rx / SE(2) (2 lift samples) at the ball radius that holds a fraction 0.1 of each
   image (the paper's first-block fill): candidate pairs per image from the search embedding, against
   the old Euclidean bound (``LieGroup.euclidean_radius`` over the points) and all pairs.
-* ``qm9``: 75 QM9-sized molecules (``benchmark.qm9_like_batch``), SO(3) and SE(3) (4 lift samples) at
-  the radius of fill 0.5, positions centred per molecule.
+* ``qm9``: 75 QM9-sized molecules (``benchmarks.inputs.qm9_like_batch``), SO(3) and SE(3) (4 lift
+  samples) at the radius of fill 0.5, positions centred per molecule.
 * ``scaling``: SO(3) on 1e4 ... 1e5 points spread over a spherical shell around the origin (the
   group's neighbourhoods are angular: on a solid ball they would span whole shells), the radius set
   so that a ball holds ~48 lifted points at the first size and scaled as n^(-1/4) for the others (the
@@ -23,36 +23,22 @@ Times are process CPU seconds with one thread (the minimum of ``--reps``).
 """
 from __future__ import annotations
 
-import argparse
 import sys
-import time
-from pathlib import Path
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from benchmark import load_average, machine_description, qm9_like_batch  # noqa: E402
-
-from torch_geometric_lieconv import LieConv, group_from_name, lift_points  # noqa: E402
-from torch_geometric_lieconv.transforms import ImageToPointSet  # noqa: E402
-from torch_geometric_lieconv.graph import all_pairs_within_graphs, build_pair_graph, radius_pairs  # noqa: E402
-
-
-def cpu_time(fn: Callable[[], object], reps: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
-    return best
+from benchmarks.harness import argument_parser, best_time, header, table
+from benchmarks.inputs import qm9_like_batch
+from torch_geometric_lieconv import LieConv, group_from_name, lift_points
+from torch_geometric_lieconv.graph import all_pairs_within_graphs, build_pair_graph
+from torch_geometric_lieconv.testing import radius_pairs
+from torch_geometric_lieconv.transforms import ImageToPointSet
 
 
 def radius_for_fill(group, lifted, fill: float) -> float:
     """The ball radius whose mean fraction of each graph inside the ball is ``fill`` (bisection)."""
-    everything = build_pair_graph(group, lifted, radius=None)
+    everything = build_pair_graph(group, lifted, candidate_radius=None)
     sizes = torch.bincount(lifted.batch)[lifted.batch[everything.edge_index[1]]].to(everything.dist.dtype)
     low, high = 0.0, float(everything.dist.max()) + 1.0
     for _ in range(40):
@@ -67,7 +53,7 @@ def radius_for_count(group, lifted, count: float) -> float:
     from below: the radius grows geometrically until it holds enough, so no graph is much larger)."""
 
     def mean_inside(r: float) -> float:
-        graph = build_pair_graph(group, lifted, radius=r)
+        graph = build_pair_graph(group, lifted, candidate_radius=r)
         return int((graph.dist < r).sum()) / lifted.num_nodes
 
     low, high = 1e-3, 0.02
@@ -88,9 +74,9 @@ def old_candidates(group, lifted, radius: float) -> int:
 
 
 def row(name: str, group, lifted, radius: float, num_graphs: int, reps: int) -> List[str]:
-    graph = build_pair_graph(group, lifted, radius=radius)
+    graph = build_pair_graph(group, lifted, candidate_radius=radius)
     used = int((graph.dist < radius).sum())
-    build = cpu_time(lambda: build_pair_graph(group, lifted, radius=radius), reps)
+    build = best_time(lambda: build_pair_graph(group, lifted, candidate_radius=radius), reps)
     old = old_candidates(group, lifted, radius)
     pairs = all_pairs_within_graphs(lifted.batch).shape[1]
     return [name, f"{radius:.3f}", f"{used / num_graphs:,.0f}", f"{graph.edge_index.shape[1] / num_graphs:,.0f}",
@@ -100,11 +86,6 @@ def row(name: str, group, lifted, radius: float, num_graphs: int, reps: int) -> 
 
 HEADER = ["group", "ball radius", "pairs in ball / graph", "candidates / graph", "candidates / in ball",
           "old bound candidates / graph", "old / in ball", "all pairs / graph", "graph build ms"]
-
-
-def table(header: List[str], rows: List[List[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def section_planar(reps: int) -> str:
@@ -143,14 +124,15 @@ def section_scaling(sizes: List[int], reps: int) -> str:
         if not rows:  # the first size sets the radius; balls in the 4-d lift space shrink as n^(-1/4)
             first_n, first_radius = n, radius_for_count(group, lifted, 48)
         radius = first_radius * (first_n / n) ** (1 / 4)
-        graph = build_pair_graph(group, lifted, radius=radius)
+        graph = build_pair_graph(group, lifted, candidate_radius=radius)
         used = int((graph.dist < radius).sum())
         conv = LieConv(32, 32, group, mc_samples=32, fill=0.5).eval()
         conv.radius.fill_(radius)
         x = torch.randn(n, 32, generator=gen)
-        build = cpu_time(lambda: build_pair_graph(group, lifted, radius=radius), reps)
+        build = best_time(lambda: build_pair_graph(group, lifted, candidate_radius=radius), reps)
         with torch.no_grad():
-            forward = cpu_time(lambda: conv(x, graph.edge_index, graph.edge_attr, table=graph.table), reps)
+            forward = best_time(lambda: conv(x, graph.edge_index, graph.edge_attr, table=graph.table,
+                                             candidate_radius=graph.candidate_radius), reps)
         rows.append([f"{n:,}", f"{radius:.3f}", f"{used / n:.1f}", f"{graph.edge_index.shape[1] / n:.1f}",
                      f"{graph.edge_index.shape[1] / used:.2f}", f"{build * 1e6 / n:.1f}", f"{forward * 1e6 / n:.1f}"])
         print("  " + " | ".join(rows[-1]), file=sys.stderr, flush=True)  # progress: a row per size
@@ -161,15 +143,13 @@ def section_scaling(sizes: List[int], reps: int) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__.name, __doc__)
     parser.add_argument("--sections", default="planar,qm9,scaling")
     parser.add_argument("--sizes", default="10000,30000,100000", help="cloud sizes of the scaling section")
     parser.add_argument("--reps", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"Command: `python benchmarks/candidate_graphs.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ")
-    print(f"Device: {machine_description('cpu')}; 1 thread; torch {torch.__version__}; "
-          f"load average at start {load_average()}.\n")
+    print(header(__spec__.name, argv) + ".\n")
     sections = {"planar": lambda: section_planar(args.reps), "qm9": lambda: section_qm9(args.reps),
                 "scaling": lambda: section_scaling([int(n) for n in args.sizes.split(",")], args.reps)}
     for name in args.sections.split(","):

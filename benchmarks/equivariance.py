@@ -1,16 +1,19 @@
 """Equivariance errors of whole LieResNet models, per group, in float32 and float64.
 
-    python benchmarks/equivariance.py [--trials 5]
+    python -m benchmarks.equivariance [--trials 5]
 
 Each model (untrained, k=64, 3 blocks, fill 1 so every point of a graph is in the neighbourhood)
 is checked in exact mode: the stabilizer samples are transformed along with the input, so the
 error is float rounding only. Relative error = max |F(gx) - F(x)| / max |F(x)|. The last column,
 the change of the output when the points are perturbed, shows the errors are not vacuous.
 """
-import argparse
+from __future__ import annotations
+
+from typing import List, Optional
 
 import torch
 
+from benchmarks.harness import argument_parser
 from torch_geometric_lieconv import group_from_name
 from torch_geometric_lieconv.equivariance import equivariance_error
 from torch_geometric_lieconv.models import LieResNet
@@ -28,7 +31,7 @@ def measure(name: str, dtype: torch.dtype, trials: int) -> tuple:
     batch = torch.cat([torch.full((n,), i) for i, n in enumerate(sizes)])
     pos = (torch.randn(sum(sizes), group.space_dim) * 2 + 0.5).to(dtype)
     x = torch.randn(sum(sizes), 4, dtype=dtype)
-    report = equivariance_error(lambda p, f: model(x, p, batch, f), group, pos, num_samples=samples,
+    report = equivariance_error(lambda p, f: model(x, p, batch, f), group, pos, lift_samples=samples,
                                 trials=trials, scale=1.5)
     # how much the output moves when the geometry really changes (so the errors are not vacuous)
     frames = None
@@ -41,10 +44,10 @@ def measure(name: str, dtype: torch.dtype, trials: int) -> tuple:
     return report.max_abs_error, report.max_rel_error, sensitivity
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argument_parser(__spec__.name, __doc__)
     parser.add_argument("--trials", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print("| group | float32 abs | float32 rel | float64 abs | float64 rel | output change, pos + N(0, 0.1^2) |")
     print("|---|---|---|---|---|---|")
     for name in GROUPS:

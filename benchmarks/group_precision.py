@@ -1,12 +1,13 @@
 """Accuracy of exp, log and pair logs per group, near angle 0 and near pi, in float32 and float64.
 
-    python benchmarks/group_precision.py
+    python -m benchmarks.group_precision
 
 Coordinates ``a`` are drawn per band: "random" (all coordinates N(0, 1), rotations clipped to angle
 < 3), "near 0" (rotation angle log-uniform in 1e-6..1e-3) and "near pi" (pi - angle log-uniform in
 1e-7..1e-4; planar angles positive, since the planar cut sits at -pi + 1e-5); other coordinates
 N(0, 1). References are float64 ``torch.linalg.matrix_exp`` of the hand-written algebra matrices in
-``torch_geometric_lieconv.testing.group_reference`` (independent of the package's closed forms). Columns (max abs errors):
+``torch_geometric_lieconv.testing.group_reference`` (independent of the package's closed forms).
+Columns (max abs errors):
 
 * exp: ``|exp(a) - matrix_exp(A(a))|`` (a rounded to the dtype first);
 * log: ``|log(matrix_exp(A(a))) - a|`` (the matrix rounded to the dtype);
@@ -20,10 +21,14 @@ N(0, 1). References are float64 ``torch.linalg.matrix_exp`` of the hand-written 
 The last table compares float32 SE(3) pair logs at molecule scale computed in float64 internally
 (the default, ``pair_dtype = float64``) with a pure float32 computation (``pair_dtype = None``).
 """
+from __future__ import annotations
+
 import math
+from typing import List, Optional
 
 import torch
 
+from benchmarks.harness import argument_parser
 from torch_geometric_lieconv import group_from_name
 from torch_geometric_lieconv.groups import SE3, random_rotations
 from torch_geometric_lieconv.testing.group_reference import (ROTATION_GROUPS, WITH_ALGEBRA, reference_exp,
@@ -132,7 +137,8 @@ def molecule_table() -> None:
         print("| " + " | ".join(row) + " |")
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
+    argument_parser(__spec__.name, __doc__).parse_args(argv)  # no options: --help only
     group_table()
     molecule_table()
 

@@ -1,8 +1,8 @@
 """How smooth a LieConv Hamiltonian is along fresh spring trajectories: the order of RK4's
 angular-momentum error, binned by how fast the lift's frame turns.
 
-    python benchmarks/hamiltonian_smoothness.py                      # SO(2), SE(2); both kernel inputs
-    python benchmarks/hamiltonian_smoothness.py --systems 96 --seed 7
+    python -m benchmarks.hamiltonian_smoothness                      # SO(2), SE(2); both kernel inputs
+    python -m benchmarks.hamiltonian_smoothness --systems 96 --seed 7
 
 An untrained ``HamiltonianLieConv`` (float64, 2 layers, 32 channels, not centred) whose forces are
 scaled to the true springs' (``testing.at_physical_force``) is integrated from ``--systems`` fresh
@@ -16,16 +16,13 @@ angle of log(v^-1 u), which jumps at +-pi).
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import time
-from typing import List
+from typing import List, Optional
 
 import torch
 
-from benchmark import table  # benchmarks/ is the script's folder
-
+from benchmarks.harness import Clock, argument_parser, command, table
 from torch_geometric_lieconv.models import HamiltonianLieConv
 from torch_geometric_lieconv.testing import (at_physical_force, drifts_per_substeps, frame_turn_per_step,
                                              spring_systems)
@@ -54,21 +51,21 @@ def summary(values: List[float]) -> str:
     return "-" if not values else f"{min(values):.0f} / {statistics.median(values):.0f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argument_parser(__spec__.name, __doc__)
     parser.add_argument("--systems", type=int, default=48)
     parser.add_argument("--seed", type=int, default=100, help="the spring sampler's seed")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--dt", type=float, default=0.01)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"Command: `python benchmarks/hamiltonian_smoothness.py {' '.join(sys.argv[1:])}`  ")
+    print(f"Command: `{command(__spec__.name, argv)}`  ")
     print(f"{args.systems} systems (sampler seed {args.seed}), {args.steps} steps of {args.dt}, RK4 with "
           f"{'/'.join(map(str, SUBSTEPS))} substeps; drift ratio per 4x refinement (h^4: 256), min / median:\n")
-    rows = []
+    rows, clock = [], Clock()
     for group in ("SO2", "SE2"):
         for continuous in (True, False):
-            start = time.process_time()
+            start = clock()
             systems = drift_ratios(group, continuous, args)
             low = 0.0
             for high in TURN_BINS:
@@ -77,7 +74,7 @@ def main() -> None:
                 rows.append([group, "continuous" if continuous else "log", label, str(len(chosen)),
                              summary([s[1] for s in chosen]), summary([s[2] for s in chosen])])
                 low = high
-            print(f"  {group} {'continuous' if continuous else 'log'}: {time.process_time() - start:.0f} CPU s",
+            print(f"  {group} {'continuous' if continuous else 'log'}: {clock() - start:.0f} CPU s",
                   file=sys.stderr, flush=True)
     print(table(["group", "kernel input", "frame turn (rad/step)", "systems", "1 -> 4 substeps",
                  "4 -> 16 substeps"], rows))

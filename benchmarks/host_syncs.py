@@ -1,7 +1,7 @@
 """Host syncs per forward pass of the models, this checkout against another revision, side by side.
 
     git worktree add /tmp/lieconv-base <revision>
-    python benchmarks/host_syncs.py --baseline /tmp/lieconv-base
+    python -m benchmarks.host_syncs --baseline /tmp/lieconv-base
 
 Each tree is imported in its own subprocess; the syncs are counted by this checkout's
 :class:`~torch_geometric_lieconv.host_syncs.HostSyncCounter` (loaded from its file, so the baseline
@@ -14,15 +14,14 @@ mode after a warm-up. Counts do not depend on the device, so a CPU shows what a 
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
+import torch
+
+from benchmarks.harness import ROOT, argument_parser, import_package, run_worker
+
 CASES = [
     ("QM9 T(3) fill 1, 3 blocks", "qm9", dict(group="T3", num_layers=3)),
     ("QM9 T(3) fill 1, 6 blocks", "qm9", dict(group="T3", num_layers=6)),
@@ -35,7 +34,9 @@ CASES = [
 ]
 
 
-def counter_class():
+def this_checkout_counter():
+    """This checkout's ``host_syncs`` module, loaded from its file under another name (the tree being
+    measured may have no counter of its own)."""
     spec = importlib.util.spec_from_file_location("counter", ROOT / "torch_geometric_lieconv" / "host_syncs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -43,21 +44,14 @@ def counter_class():
 
 
 def worker(tree: str) -> Dict[str, int]:
-    sys.path.insert(0, tree)
-    import torch
+    """Host syncs of every case with ``torch_geometric_lieconv`` imported from ``tree`` (in a fresh process)."""
+    import_package("torch_geometric_lieconv", Path(tree))
+    from torch_geometric_lieconv.models import ImageLieResNet, QM9LieConv
 
-    counter = counter_class()
-    import torch_geometric_lieconv
-    from torch_geometric_lieconv.models import QM9LieConv
-    from torch_geometric_lieconv.models.image import ImageLieResNet
-
-    assert Path(torch_geometric_lieconv.__file__).resolve().is_relative_to(Path(tree).resolve())
-    # the tree's own deliberate reads count too, when it has them
-    try:
-        from torch_geometric_lieconv import host_syncs as own
-        counter = own
+    try:  # the tree's own counter, so that its deliberate reads count too, when it has one
+        from torch_geometric_lieconv import host_syncs as counter
     except ImportError:
-        pass
+        counter = this_checkout_counter()
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     sizes = (7, 12, 5, 9)
@@ -83,21 +77,13 @@ def worker(tree: str) -> Dict[str, int]:
 
 
 def run(tree: Path) -> Dict[str, int]:
-    proc = subprocess.run([sys.executable, __file__, "--worker", str(tree)], capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker for {tree} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_worker(f"{__spec__.name}:worker", str(tree))
 
 
-def main(argv: List[str] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argument_parser(__spec__.name, __doc__)
     parser.add_argument("--baseline", type=Path, help="source tree of the other revision")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.worker)))
-        return
     current = run(ROOT)
     baseline = run(args.baseline) if args.baseline else {}
     width = max(len(name) for name, _, _ in CASES)

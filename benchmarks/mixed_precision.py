@@ -1,10 +1,10 @@
 """Training step of the paper's QM9 models in float32 and under bfloat16 autocast, side by side.
 
-    python benchmarks/mixed_precision.py                      # k=1536, T(3) and SE(3), one thread
-    python benchmarks/mixed_precision.py --k 128 256 512 1024 1536 --groups T3,T3-quick,SE3   # crossover
+    python -m benchmarks.mixed_precision                      # k=1536, T(3) and SE(3), one thread
+    python -m benchmarks.mixed_precision --k 128 256 512 1024 1536 --groups T3,T3-quick,SE3   # crossover
 
 One thread; process CPU time of a training step (forward, backward and Adam) on a new batch of 75
-(``--molecules``) QM9-sized molecules every step (``benchmark.qm9_like_batch``), as in training: the
+(``--molecules``) QM9-sized molecules every step (``benchmarks.inputs.qm9_like_batch``), as in training: the
 atom count, so the matmul shapes, change every step, which costs bfloat16 more than float32 (one
 repeated batch hides it). Each precision runs in a fresh process, in the order float32, bfloat16,
 bfloat16, float32; a column is the better of its two medians over ``--rounds`` steps (after two
@@ -26,53 +26,41 @@ Models: ``T3`` and ``SE3`` are the paper's (6 blocks; nbhd 100, fill 1 / 4 lifts
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import platform
 import statistics
-import subprocess
-import sys
-import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import build_qm9_model, qm9_like_batch  # noqa: E402
-
-from torch_geometric_lieconv.training.precision import native_bfloat16  # noqa: E402
-
-CONFIGS = {
-    "T3": dict(group="T3", layers=6, nbhd=100, fill=1.0, lift=1),
-    "SE3": dict(group="SE3", layers=6, nbhd=25, fill=0.5, lift=4),
-    "T3-quick": dict(group="T3", layers=3, nbhd=32, fill=1.0, lift=1),
-}
+from benchmarks.harness import Clock, argument_parser, bfloat16_description, command, load_average, run_worker
+from benchmarks.inputs import qm9_like_batch
+from benchmarks.qm9 import CONFIGS, build_model
 
 
 def step_seconds(name: str, k: int, rounds: int, seed: int, molecules: int, precision: str) -> float:
     """Median process CPU seconds of a training step in ``precision``, on a new batch every step."""
     torch.manual_seed(seed)
-    model = build_qm9_model({**CONFIGS[name], "k": k}).train()
+    model = build_model({**CONFIGS[name], "k": k}).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    clock = Clock()
     times = []
     for i in range(rounds + 2):  # new molecules every step, as in training: new matmul shapes
         z, pos, batch = qm9_like_batch(molecules, seed + i)
-        start = time.process_time()
+        start = clock()
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bfloat16"):
             out = model(z, pos, batch)
         out.float().abs().mean().backward()
         optimizer.step()
-        times.append(time.process_time() - start)
+        times.append(clock() - start)
     return statistics.median(times[2:])  # the first two steps warm up (the balls' radii settle)
 
 
 def output_difference(name: str, k: int, seed: int, molecules: int) -> float:
     """Relative difference of the bfloat16-autocast output from the float32 one at equal weights."""
     torch.manual_seed(seed)
-    model = build_qm9_model({**CONFIGS[name], "k": k}).eval()
+    model = build_model({**CONFIGS[name], "k": k}).eval()
     z, pos, batch = qm9_like_batch(molecules, seed)
     generator_state = torch.get_rng_state()
     with torch.no_grad():
@@ -85,11 +73,7 @@ def output_difference(name: str, k: int, seed: int, molecules: int) -> float:
 
 def in_process(spec: dict) -> float:
     """Run one measurement in a fresh process (one precision per process, see the module's doc)."""
-    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"worker {spec} failed:\n{done.stderr}")
-    return float(done.stdout.strip().splitlines()[-1])
+    return run_worker(f"{__spec__.name}:worker", spec)
 
 
 def measure(name: str, k: int, rounds: int, seed: int, molecules: int) -> Dict[str, float]:
@@ -102,13 +86,13 @@ def measure(name: str, k: int, rounds: int, seed: int, molecules: int) -> Dict[s
     return {"fp32": fp32, "bf16": bf16, "ratio": fp32 / bf16, "difference": difference}
 
 
-def worker(spec: dict) -> None:
+def worker(spec: dict) -> float:
+    """One measurement in this (fresh) process: the step time in a precision, or the output difference."""
     torch.set_num_threads(1)
     args = (spec["name"], spec["k"])
     if spec["precision"] == "difference":
-        print(output_difference(*args, spec["seed"], spec["molecules"]))
-    else:
-        print(step_seconds(*args, spec["rounds"], spec["seed"], spec["molecules"], spec["precision"]))
+        return output_difference(*args, spec["seed"], spec["molecules"])
+    return step_seconds(*args, spec["rounds"], spec["seed"], spec["molecules"], spec["precision"])
 
 
 def crossover(ratios: Dict[int, float]) -> str:
@@ -118,22 +102,19 @@ def crossover(ratios: Dict[int, float]) -> str:
     return f"k >= {faster_from[0]}" if faster_from else "none measured"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argument_parser(__spec__.name, __doc__)
     parser.add_argument("--k", type=int, nargs="+", default=[1536], help="channels of the QM9 models")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--groups", default="T3,SE3", help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--molecules", type=int, default=75, help="molecules per batch")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker is not None:
-        return worker(json.loads(args.worker))
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"Command: `python benchmarks/mixed_precision.py {' '.join(sys.argv[1:])}`")
-    print(f"CPU: {platform.processor() or platform.machine()} ({native_bfloat16(torch.device('cpu'))[1]}); "
+    print(f"Command: `{command(__spec__.name, argv)}`")
+    print(f"CPU: {platform.processor() or platform.machine()} ({bfloat16_description()}); "
           f"torch {torch.__version__}; one thread; {args.molecules} molecules; each precision in its own "
-          f"process (ABBA), best of 2 medians of {args.rounds} steps; load average at start {', '.join(f'{v:.1f}' for v in os.getloadavg())}.\n")
+          f"process (ABBA), best of 2 medians of {args.rounds} steps; load average at start {load_average()}.\n")
     print("| model | float32 s/step | bfloat16 autocast s/step | speed-up | output difference (relative) |")
     print("|---|---|---|---|---|")
     crossovers = []

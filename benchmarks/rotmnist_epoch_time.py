@@ -1,7 +1,7 @@
 """Time per RotMNIST epoch of the image LieResNet at the paper's settings, per group.
 
-    python benchmarks/rotmnist_epoch_time.py                       # T2, SO2, RxSO2, SE2, paper settings
-    python benchmarks/rotmnist_epoch_time.py --groups SE2 --steps 5 --device cuda
+    python -m benchmarks.rotmnist_epoch_time                       # T2, SO2, RxSO2, SE2, paper settings
+    python -m benchmarks.rotmnist_epoch_time --groups SE2 --steps 5 --device cuda
 
 The cost of a step depends on the pixel grid, not on the digits, so the batches are random 28 x 28
 images turned into point sets exactly as the dataset does (centred pixel grid, circular crop of
@@ -21,20 +21,16 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
-import time
 from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 
-from torch_geometric_lieconv.transforms import ImageToPointSet
+from benchmarks.harness import Clock, argument_parser, header
+from benchmarks.rotmnist import TRAIN_IMAGES, VALID_IMAGES
 from torch_geometric_lieconv.experiments.rotmnist import PRESETS, SETTINGS, paper_error
-from torch_geometric_lieconv.models.image import ImageLieResNet
-
-from benchmark import load_average, machine_description  # noqa: E402  (benchmarks/ is the script's folder)
-
-TRAIN_IMAGES, VALID_IMAGES = 10_000, 2_000
+from torch_geometric_lieconv.models import ImageLieResNet
+from torch_geometric_lieconv.transforms import ImageToPointSet
 
 
 def image_batch(num: int, seed: int, root: Optional[str]):
@@ -42,7 +38,7 @@ def image_batch(num: int, seed: int, root: Optional[str]):
     if root:
         from torch_geometric.loader import DataLoader
 
-        from torch_geometric_lieconv.datasets.rotmnist import RotMNIST
+        from torch_geometric_lieconv.datasets import RotMNIST
 
         return next(iter(DataLoader(RotMNIST(root, "train"), batch_size=num)))
     gen = torch.Generator().manual_seed(seed)
@@ -66,11 +62,6 @@ def calibrate_radii(model: ImageLieResNet, batch, rounds: int = 6) -> List[float
                 conv.radius.mul_(math.sqrt(conv.fill / observed))
         logits(model, batch)
     return [float(conv.observed_fill) for conv in model.convs]
-
-
-def synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def measure(group: str, args: argparse.Namespace) -> dict:
@@ -97,22 +88,13 @@ def measure(group: str, args: argparse.Namespace) -> dict:
 
     model.train()
     step()  # warm-up
-    times = []
-    for _ in range(args.steps):
-        synchronise(device)
-        start = time.perf_counter()
-        step()
-        synchronise(device)
-        times.append(time.perf_counter() - start)
+    clock = Clock(device, "wall")
+    times = [clock.seconds(step) for _ in range(args.steps)]
     eval_batch = image_batch(args.eval_batch_size, args.seed + 1, args.root).to(device)
     model.eval()
     with torch.no_grad():
         logits(model, eval_batch)  # warm-up
-        synchronise(device)
-        start = time.perf_counter()
-        logits(model, eval_batch)
-        synchronise(device)
-        eval_s = time.perf_counter() - start
+        eval_s = clock.seconds(lambda: logits(model, eval_batch))
     step_s = sum(times) / len(times)
     steps_per_epoch = TRAIN_IMAGES / settings["batch_size"]
     epoch_s = steps_per_epoch * step_s + VALID_IMAGES / args.eval_batch_size * eval_s
@@ -123,14 +105,15 @@ def measure(group: str, args: argparse.Namespace) -> dict:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argument_parser(__spec__.name, __doc__)
     parser.add_argument("--groups", default="T2,SO2,RxSO2,SE2", help="comma-separated group names")
     parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per group")
     parser.add_argument("--eval-batch-size", type=int, default=100)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--root", default=None, help="a RotMNIST root to take the images from (default: random images)")
+    parser.add_argument("--root", default=None,
+                        help="a RotMNIST root to take the images from (default: random images)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--constant-channels", action="store_true",
                         help="k channels in every block (default: the preset's widening k/ds_frac^(i/2))")
@@ -140,9 +123,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = SETTINGS.resolve(preset=args.preset).flat()
-    print(f"Command: `python benchmarks/rotmnist_epoch_time.py {' '.join(sys.argv[1:] if argv is None else argv)}`  ")
-    print(f"Device: {machine_description(args.device)}; threads {torch.get_num_threads()}; torch {torch.__version__}; "
-          f"load average at start {load_average()}.  ")
+    print(header(__spec__.name, argv, args.device) + ".  ")
     print(f"Preset {args.preset!r}: k={settings['hidden_channels']}, {settings['num_layers']} blocks, "
           f"{'constant width' if args.constant_channels else 'widening k/ds_frac^(i/2)'}, "
           f"nbhd {settings['mc_samples']}, fill {settings['fill']}, total_ds {settings['total_ds']}, "
