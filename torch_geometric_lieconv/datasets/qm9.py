@@ -216,7 +216,9 @@ class RandomRotation3d(BaseTransform):
 
 # ----------------------------------------------------------------------------------------------- loading
 def _writable(path: str) -> bool:
-    probe = path
+    """Whether ``path`` (which may not exist yet) could be created and written: its nearest existing
+    ancestor is writable."""
+    probe = os.path.abspath(path)  # a relative path climbs to the working directory, not to ''
     while not os.path.exists(probe):
         parent = os.path.dirname(probe)
         if parent == probe:

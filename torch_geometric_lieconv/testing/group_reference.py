@@ -77,9 +77,8 @@ def generators(name: str) -> List[Tensor]:
         return [_block(_J, 3), _translation(0, 3), _translation(1, 3)]  # a = (theta, v1, v2)
     if name == "SO3":
         return [_hat(k) for k in range(3)]
-    if name == "SE3":
-        return [_block(_hat(k), 4) for k in range(3)] + [_translation(k, 4) for k in range(3)]  # (w, v)
-    raise KeyError(name)
+    # SE3: the last name matrix_size accepts (any other raised KeyError there)
+    return [_block(_hat(k), 4) for k in range(3)] + [_translation(k, 4) for k in range(3)]  # (w, v)
 
 
 def algebra_matrix(name: str, a: Tensor) -> Tensor:
