@@ -429,6 +429,10 @@ MUTATIONS: List[Mutation] = [
              "    probe = path",
              ["tests/datasets/test_datasets_branches.py::test_a_missing_relative_folder_under_a_writable_directory_"
               "is_writable"]),
+    Mutation("a float64 QM9 model computes its atom features in float32", "models/qm9.py",
+             "        x = self.atom_features(z, pos.dtype)  # z/9 computed in the positions' precision",
+             "        x = self.atom_features(z).to(pos.dtype)",
+             ["tests/models/test_precisions.py::test_a_float64_qm9_model_computes_its_atom_features_in_float64"]),
     # --- issue 33: facts
     Mutation("issue 33: series switch 100x lower (closed forms cancel)", "groups/_series.py",
              "SERIES_THRESHOLD = 0.25", "SERIES_THRESHOLD = 0.0025", ["tests/groups/test_series_branches.py"]),

@@ -179,13 +179,14 @@ class QM9LieConv(Rebuildable):
     def reset_parameters(self) -> None:
         self.net.reset_parameters()
 
-    def atom_features(self, z: Tensor) -> Tensor:
+    def atom_features(self, z: Tensor, dtype: Optional[torch.dtype] = None) -> Tensor:
         """``[N]`` atomic numbers -> ``[N, 3 * len(species)]`` features (:func:`atom_features`).
 
         Args:
             z (torch.Tensor): atomic numbers ``[N]``.
+            dtype (torch.dtype, optional): the features' dtype (the positions'). (default: :obj:`None`)
         """
-        return atom_features(z, self.species)
+        return atom_features(z, self.species, dtype)
 
     def forward(self, z: Tensor, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None
                 ) -> Tensor:
@@ -199,7 +200,7 @@ class QM9LieConv(Rebuildable):
             raise ValueError(f"batch must have one entry per atom ({z.shape[0]}), got {list(batch.shape)}")
         if self.center:
             pos = pos - _centroids(pos, batch)
-        x = self.atom_features(z).to(pos.dtype)
+        x = self.atom_features(z, pos.dtype)  # z/9 computed in the positions' precision
         h = self._checked_species(z, lambda: self.net(x, pos * self.pos_scale, batch, frames))
         return self._to_target(h, z, batch)
 
@@ -218,7 +219,7 @@ class QM9LieConv(Rebuildable):
         """
         if isinstance(data, Tensor):
             raise TypeError("forward_lifted takes the lifted graph: forward_lifted(data)")
-        x = self.atom_features(data.z).to(data.edge_attr.dtype)
+        x = self.atom_features(data.z, data.edge_attr.dtype)
         h = self._checked_species(data.z, lambda: self.net.forward_lifted(data, x))
         batch = getattr(data, "batch", None)
         batch = torch.zeros_like(data.z) if batch is None else batch
