@@ -23,8 +23,21 @@ def subsample_counts(counts: Tensor, ratio: float) -> Tensor:
     return torch.ceil(counts.to(torch.float64) * ratio).long().clamp_(min=1) * (counts > 0)
 
 
+def farthest_point_starts(counts: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+    r"""``[B]`` the random start of each graph's farthest point sampling, as an index into the graph
+    (uniform over its :math:`n_g` points; ``-1`` for an empty graph): one draw of ``B`` uniforms, the
+    draw :func:`farthest_point_subsample` makes when it is not given its starts.
+
+    Args:
+        counts (torch.Tensor): the points of each graph ``[B]``.
+        generator (torch.Generator, optional): the stream of the random starts. (default: :obj:`None`)
+    """
+    start = torch.rand(counts.numel(), device=counts.device, generator=generator)
+    return (start * counts).long().clamp_(max=counts - 1)
+
+
 def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional[torch.Generator] = None,
-                             kept: Optional[GraphSizes] = None) -> Tensor:
+                             kept: Optional[GraphSizes] = None, start: Optional[Tensor] = None) -> Tensor:
     r"""Indices (sorted) of :math:`\lceil \text{ratio}\cdot n_g\rceil` points per graph chosen by farthest point sampling.
 
     Starting from a random point of each graph, repeatedly add the point whose distance
@@ -41,6 +54,9 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
         ratio (float): the fraction of each graph to keep.
         generator (torch.Generator, optional): the stream of the random starts. (default: :obj:`None`)
         kept (GraphSizes, optional): the kept sizes, when read. (default: :obj:`None`)
+        start (torch.Tensor, optional): ``[B]`` the start of each graph, an index into the graph (``None``:
+            drawn by :func:`farthest_point_starts`). Given the starts, the choice is deterministic: a
+            graph's kept points depend on its own points, candidate pairs and start only. (default: :obj:`None`)
     """
     if not 0 < ratio <= 1:
         raise ValueError(f"ratio must lie in (0, 1], got {ratio}")
@@ -56,8 +72,9 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
     source = graph.edge_index[0]
 
     min_dist = torch.full((num_nodes,), math.inf, dtype=graph.dist.dtype, device=device)
-    start = torch.rand(num_graphs, device=device, generator=generator)
-    chosen = (first + (start * counts).long().clamp_(max=counts - 1)).clamp_(0, max(num_nodes - 1, 0))
+    if start is None:
+        start = farthest_point_starts(counts, generator)
+    chosen = (first + start).clamp_(0, max(num_nodes - 1, 0))
     chosen_per_round, active_per_round = [], []
     for step in range(kept.max_count):
         active = keep > step

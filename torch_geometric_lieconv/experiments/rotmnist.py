@@ -2,7 +2,8 @@ r"""RotMNIST with LieConv (paper §5.1, Table 1): ``lieconv train|evaluate|check
 
 * ``lieconv train rotmnist --root R --group SE2 [--preset quick] [--epochs E] [--resume]`` trains an
   :class:`~torch_geometric_lieconv.models.image.ImageLieResNet` on the 10k training images (random
-  rotation augmentation of the point sets, as the reference's ``aug=True``), reports the validation
+  rotation augmentation of the point sets, as the reference's ``aug=True``, for the groups that do not
+  already make it exact: see :func:`augmentation`), reports the validation
   error after every epoch, keeps ``checkpoint_best.pt`` by it, and finally prints the test error next to
   the paper's figure for the group.
 * ``lieconv evaluate rotmnist --run runs/rotmnist-SE2`` prints the test (or validation) error in
@@ -25,7 +26,7 @@ from torch import nn
 from torch_geometric.transforms import RandomRotate
 
 from ..datasets.rotmnist import RotMNIST
-from ..groups import group_from_name
+from ..groups import LieGroup, SE2, SO2, RxSO2, group_from_name
 from ..training import move_to
 from ..transforms import DEFAULT_CROP_RADIUS
 from .config import EvaluateSettings, RuntimeSettings, Settings, TaskSettings, setting
@@ -69,7 +70,10 @@ class ImageDataSettings:
     """The images: crop, augmentation and subsets."""
 
     crop_radius: float = setting(DEFAULT_CROP_RADIUS, "circular crop in pixels")
-    augment: bool = setting(True, "random rotation of the training point sets (the reference's aug=True)")
+    augment: bool = setting(True, "random rotation of the training point sets (the reference's aug=True); "
+                                  "for groups with the rotations about the image centre (SO2, RxSO2, SE2) the "
+                                  "model is exactly invariant to it, so it is not applied and every batch keeps "
+                                  "the one pixel grid, lifted and connected once")
     train_size: Optional[int] = setting(None, "training images: the first N (default: all)", old_flag="--train-limit")
     valid_size: Optional[int] = setting(None, "validation images: the first N (default: all)",
                                         old_flag="--valid-limit")
@@ -107,6 +111,35 @@ def paper_error(group_name: str) -> Tuple[str, Optional[float]]:
     if getattr(group, "space_dim", 2) != 2 or key not in PAPER_TEST_ERROR:
         return str(group), None
     return PAPER_GROUP_LABEL[key], PAPER_TEST_ERROR[key]
+
+
+#: the planar groups that hold the rotations about the origin, the centre of the pixel grid
+ROTATIONS_ABOUT_THE_CENTRE = (SO2, RxSO2, SE2)
+
+
+def rotation_is_exact(group: LieGroup) -> bool:
+    """Whether ``group`` holds the rotations about the image centre, so that a model of it is invariant to
+    rotating the point sets (:func:`~torch_geometric_lieconv.transforms.pixel_grid` centres the grid at the
+    origin, where SO(2) and RxSO(2) lift about; SE(2) holds every rotation): rotation augmentation is then a
+    no-op in distribution (its stabilizer samples and farthest point starts are drawn uniformly either way).
+
+    Args:
+        group (LieGroup): the model's group.
+    """
+    return isinstance(group, ROTATIONS_ABOUT_THE_CENTRE)
+
+
+def augmentation(settings: Settings):
+    """The transform of the training point sets: ``RandomRotate(180)`` with ``augment`` unless the group
+    makes it exact (:func:`rotation_is_exact`), then ``None``: the points stay the one pixel grid, whose
+    geometry the model computes once (:class:`~torch_geometric_lieconv.models.image.GeometryCache`).
+
+    Args:
+        settings (Settings): the run's settings.
+    """
+    if not settings.data.augment or rotation_is_exact(group_from_name(settings.model.group, settings.model.alpha)):
+        return None
+    return RandomRotate(180)
 
 
 def _limit(dataset: RotMNIST, limit: Optional[int]) -> RotMNIST:
@@ -274,12 +307,13 @@ class RotMNISTTask(Task):
         runtime, data = settings.runtime, settings.data
         if runtime.root is None:
             raise ValueError("pass --root, the dataset folder (the .amat files are read from ROOT/raw)")
-        augment = RandomRotate(180) if data.augment else None
+        augment = augmentation(settings)
         train = _limit(_load(runtime.root, "train", data.crop_radius, augment, runtime.download), data.train_size)
         valid = _limit(_load(runtime.root, "valid", data.crop_radius, None, runtime.download), data.valid_size)
         return PreparedData(train=train, valid=valid if validate else None,
                             measured={"split_sizes": {"train": len(train), "valid": len(valid)}},
-                            summary=f"group {settings.model.group}, {len(train)} training images, "
+                            summary=f"group {settings.model.group}, {len(train)} training images "
+                                    f"({'randomly rotated' if augment is not None else 'on the fixed pixel grid'}), "
                                     f"{len(valid)} for validation")
 
     def objective(self, settings: Settings, data: PreparedData, device: torch.device) -> ClassificationObjective:

@@ -2,18 +2,24 @@ r"""The image classifier of the paper's RotMNIST experiment (§5.1, Table 1): a 
 on pixel point sets, with equivariant subsampling spread over the layers."""
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Tuple, Union
+import copy
+import math
+from collections import OrderedDict
+from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from ..transforms import ImageToPointSet
-from ..graph import PairGraph
+from ..graph import GraphSizes, NeighborTable, PairGraph
 from ..groups import LieGroup, group_from_name
-from ..lift import LiftedPoints, renamed_keywords
+from ..host_syncs import read_to_host
+from ..lift import LiftedPoints, lift_points, renamed_keywords
+from ..pool import farthest_point_starts, farthest_point_subsample
 from .lieresnet import ForwardPlan, LieResNet
 
-__all__ = ["ImageLieResNet", "LayerSchedule", "LiftedGraphCache", "layer_schedule"]
+__all__ = ["ImageLieResNet", "LayerSchedule", "LiftedGraphCache", "GeometryCache", "layer_schedule",
+           "rounded_candidate_radius"]
 
 
 class LayerSchedule(NamedTuple):
@@ -56,7 +62,8 @@ def layer_schedule(total_ds: float, fill: float, num_layers: int, hidden_channel
 
 
 class LiftedGraphCache:
-    """The lift and candidate pair graph of the last batch, reused while the next batch has the same points.
+    """The lift and candidate pair graph of the last batch, reused while the next batch has the same points
+    (:class:`ImageLieResNet` now keeps its geometry in a :class:`GeometryCache`).
 
     Images of one size cropped the same way are the same pixel grid, so with a lift that is a function
     of the positions alone every evaluation batch has the same lifted points and candidate graph. The
@@ -94,6 +101,250 @@ class LiftedGraphCache:
         self._value = value
 
 
+def rounded_candidate_radius(radius: Optional[float], headroom: float) -> Optional[float]:
+    r"""``radius`` rounded up to the next power of ``headroom`` (``None`` and ``headroom <= 1``: as it is).
+
+    The candidate graph of a fixed geometry is built for this radius, :math:`r \le R < h\,r`, so that it
+    serves the ball while the ball radius :math:`r` adapts within one power of :math:`h`, and is rebuilt
+    (tighter or wider) when :math:`r` crosses a power. A function of :math:`r` alone: the same with and
+    without the cache, and after a resume.
+
+    Args:
+        radius (float, optional): the largest ball radius the graph serves (``None``: every pair).
+        headroom (float): the factor :math:`h`.
+    """
+    if radius is None or headroom <= 1 or not radius > 0 or math.isinf(radius):
+        return radius
+    power = math.ceil(math.log(radius) / math.log(headroom) - 1e-9)
+    rounded = headroom ** power
+    return rounded if rounded >= radius else headroom ** (power + 1)
+
+
+def single_graph_sizes(count: int, device: torch.device) -> GraphSizes:
+    """The :class:`GraphSizes` of one graph of ``count`` points (no host sync)."""
+    return GraphSizes(torch.full((1,), count, dtype=torch.long, device=device), count, count * count, count)
+
+
+def replicated_sizes(count: int, num_graphs: int, device: torch.device) -> GraphSizes:
+    """The :class:`GraphSizes` of ``num_graphs`` graphs of ``count`` points each (no host sync)."""
+    return GraphSizes(torch.full((num_graphs,), count, dtype=torch.long, device=device), count,
+                      num_graphs * count * count, num_graphs * count)
+
+
+def replicate_lifted(single: LiftedPoints, num_graphs: int, points_per_graph: int) -> LiftedPoints:
+    """``num_graphs`` copies of the lifted points of one graph, as a batch (graph-major); the input nodes of
+    copy ``b`` are offset by ``b * points_per_graph``.
+
+    Args:
+        single (LiftedPoints): one graph's lifted points.
+        num_graphs (int): :math:`B`.
+        points_per_graph (int): the input points of each graph.
+    """
+    m, device = single.num_nodes, single.u.device
+    offsets = torch.arange(num_graphs, device=device).unsqueeze(1)
+    return LiftedPoints(single.u.repeat(num_graphs, 1), single.q.repeat(num_graphs, 1),
+                        single.pos.repeat(num_graphs, 1),
+                        torch.arange(num_graphs, device=device).repeat_interleave(m, output_size=num_graphs * m),
+                        (single.node_index.unsqueeze(0) + offsets * points_per_graph).flatten(), single.lift_samples)
+
+
+def replicate_graph(single: PairGraph, num_graphs: int) -> PairGraph:
+    """``num_graphs`` copies of the candidate graph of one graph, as the graph of the batch: the same edges,
+    pair embeddings, distances and neighbour table a build on the batch gives (edges graph-major, each copy's
+    nodes and edge ids offset), laid out from the single graph's without a search or a sort.
+
+    Args:
+        single (PairGraph): one graph's candidate pairs.
+        num_graphs (int): :math:`B`.
+    """
+    m, num_edges, device = single.num_nodes, single.edge_index.shape[1], single.batch.device
+    table = single.table
+    width = table.slots.shape[1]
+    copies = torch.arange(num_graphs, device=device)
+    slots = torch.where(table.mask, table.slots.unsqueeze(0) + (copies * num_edges).view(-1, 1, 1), 0)
+    position = None
+    if table.position is not None:
+        position = (table.position.unsqueeze(0) + (copies * (m * width)).view(-1, 1)).flatten()
+    graph = copy.copy(single)  # a dataclass copy: no __post_init__ (the table is laid out here)
+    graph.edge_index = (single.edge_index.unsqueeze(1) + (copies * m).view(1, -1, 1)).reshape(2, -1)
+    graph.edge_attr = single.edge_attr.repeat(num_graphs, 1)
+    graph.dist = single.dist.repeat(num_graphs)
+    graph.batch = copies.repeat_interleave(m, output_size=num_graphs * m)
+    graph.num_nodes = num_graphs * m
+    graph.sizes = replicated_sizes(m, num_graphs, device)
+    graph.degree = None if single.degree is None else single.degree.repeat(num_graphs)
+    graph.table = NeighborTable(slots.reshape(num_graphs * m, width), table.mask.repeat(num_graphs, 1),
+                                table.graph_size.repeat(num_graphs), table.complete, position)
+    return graph
+
+
+def graph_prefix(graph: PairGraph, num_graphs: int, graph_nodes: int, graph_edges: int) -> PairGraph:
+    """The first ``num_graphs`` graphs of a batch of equal graphs (``graph_nodes`` nodes and ``graph_edges``
+    edges each): views of its leading edges and table rows, for the sampling of those graphs alone."""
+    nodes, edges = num_graphs * graph_nodes, num_graphs * graph_edges
+    table = graph.table
+    prefix = copy.copy(graph)
+    prefix.edge_index, prefix.edge_attr, prefix.dist = graph.edge_index[:, :edges], graph.edge_attr[:edges], graph.dist[:edges]
+    prefix.batch, prefix.num_nodes = graph.batch[:nodes], nodes
+    prefix.sizes = replicated_sizes(graph_nodes, num_graphs, graph.batch.device)
+    prefix.degree = None if graph.degree is None else graph.degree[:nodes]
+    prefix.table = NeighborTable(table.slots[:nodes], table.mask[:nodes], table.graph_size[:nodes], False, None)
+    return prefix
+
+
+class FarthestPointMemo:
+    """The farthest point samples of one lasting geometry (a point set and its candidate graph), by start
+    and kept fraction: filled as starts are drawn, shared by every batch size of that geometry."""
+
+    def __init__(self) -> None:
+        self._kept: Dict[float, Tuple[Tensor, Tensor]] = {}  # ratio -> (known [m], kept [m, k])
+
+    def known(self, ratio: float) -> int:
+        """How many starts of the fraction ``ratio`` are known (a host sync)."""
+        return int(self._kept[ratio][0].sum()) if ratio in self._kept else 0
+
+    def kept(self, geometry: "SharedGeometry", ratio: float, starts: Tensor) -> Tensor:
+        """``[len(starts), k]`` the points kept from each start (see :meth:`SharedGeometry.kept_by_start`).
+        Starts met before are looked up; when some are new they are sampled together, with as many other
+        unknown starts as the batch has graphs (the rounds cost the same), in one host sync."""
+        m, k = geometry.graph.num_nodes, geometry.kept_count(ratio)
+        if ratio not in self._kept:
+            self._kept[ratio] = (torch.zeros(m, dtype=torch.bool, device=starts.device),
+                                 torch.zeros(m, k, dtype=torch.long, device=starts.device))
+        known, table = self._kept[ratio]
+        drawn = torch.zeros_like(known)
+        drawn[starts] = True
+        # the drawn starts met for the first time, then the other unknown ones
+        priority = torch.where(drawn & ~known, 0, torch.where(known, 2, 1))
+        order = torch.argsort(priority, stable=True)
+        new, unknown = read_to_host(torch.stack([(priority == 0).sum(), (priority < 2).sum()]))  # host sync
+        if new:
+            fill = order[: min(unknown, geometry.num_graphs)]
+            table[fill] = geometry.sample(ratio, fill)
+            known[fill] = True
+        return table[starts]
+
+
+class SharedGeometry:
+    """A batch of ``num_graphs`` copies of one point set: that graph's lifted points and candidate pairs
+    (:attr:`lifted`, :attr:`graph`), replicated once for the batch (:attr:`batch_lifted`, :attr:`batch_graph`),
+    and, for a geometry that lasts (a deterministic lift), a :class:`FarthestPointMemo` of its farthest
+    point samples by start (:meth:`kept_by_start`)."""
+
+    def __init__(self, lifted: LiftedPoints, graph: PairGraph, num_graphs: int, points_per_graph: int,
+                 memo: Optional[FarthestPointMemo] = None) -> None:
+        self.lifted, self.graph, self.num_graphs = lifted, graph, num_graphs
+        self.points_per_graph = points_per_graph  #: the input points of each graph (before any subsampling)
+        self._batch_lifted: Optional[LiftedPoints] = None
+        self.batch_graph = replicate_graph(graph, num_graphs)
+        self.batch_graph.shared = self  # the models find the shared geometry from the batch's graph
+        self.memo = memo
+
+    @property
+    def batch_lifted(self) -> LiftedPoints:
+        """The lifted points of the batch (replicated when first asked for)."""
+        if self._batch_lifted is None:
+            self._batch_lifted = replicate_lifted(self.lifted, self.num_graphs, self.points_per_graph)
+        return self._batch_lifted
+
+    def kept_count(self, ratio: float) -> int:
+        """The points farthest point sampling keeps of the graph at fraction ``ratio``."""
+        return max(1, math.ceil(self.graph.num_nodes * ratio)) if self.graph.num_nodes else 0
+
+    def kept_by_start(self, ratio: float, starts: Tensor) -> Tensor:
+        """``[len(starts), k]`` the points (sorted, indices into one graph) farthest point sampling keeps
+        from each start (``len(starts) <= num_graphs``): exactly :func:`farthest_point_subsample` of the
+        graph with that start, through the :attr:`memo` when there is one."""
+        if self.memo is not None:
+            return self.memo.kept(self, ratio, starts)
+        return self.sample(ratio, starts)
+
+    def sample(self, ratio: float, starts: Tensor) -> Tensor:
+        """:meth:`kept_by_start` sampled now, on the first ``len(starts)`` copies of the batch's graph."""
+        count, m, k = starts.numel(), self.graph.num_nodes, self.kept_count(ratio)
+        if count > self.num_graphs:
+            raise ValueError(f"{count} starts for a batch of {self.num_graphs} graphs")
+        graphs = graph_prefix(self.batch_graph, count, m, self.graph.edge_index.shape[1])
+        kept = farthest_point_subsample(graphs, ratio, kept=replicated_sizes(k, count, starts.device), start=starts)
+        return kept.view(count, k) - (torch.arange(count, device=starts.device) * m).unsqueeze(1)
+
+
+class GeometryCache:
+    """The :class:`SharedGeometry` of the last few batches of identical point sets, by key.
+
+    A batch whose graphs are ``B`` copies of one point set (images of one size, cropped alike: every
+    RotMNIST batch once the geometry is fixed) is lifted and connected once, as one graph, and the
+    result replicated for the batch; with a deterministic lift (no stabilizer samples) it serves every
+    later batch of the same key: that point set (compared exactly), ``B`` and the candidate radius. The
+    candidate radius is rounded up with headroom (:func:`rounded_candidate_radius`), so it changes only
+    when a ball radius crosses a power of the headroom. Holds ``max_entries`` geometries (e.g. the
+    last, smaller batch of an epoch and the full ones), least recently used out first.
+
+    Args:
+        max_entries (int, optional): geometries kept. (default: :obj:`2`)
+    """
+
+    def __init__(self, max_entries: int = 2) -> None:
+        self.max_entries = int(max_entries)
+        self.hits = self.misses = 0
+        self._entries: "OrderedDict[tuple, Tuple[Tensor, SharedGeometry]]" = OrderedDict()
+        self._memos: "OrderedDict[tuple, Tuple[Tensor, FarthestPointMemo]]" = OrderedDict()
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._memos.clear()
+
+    def memo(self, key: tuple, pattern: Tensor) -> FarthestPointMemo:
+        """The farthest point samples of the geometry of ``key`` whatever its batch size (``key`` without
+        the number of graphs): new, or that of an entry with the same point set (compared exactly)."""
+        shape, dtype, device, _, radius, lift_samples = key
+        memo_key = (shape, dtype, device, radius, lift_samples)
+        found = self._memos.get(memo_key)
+        if found is None or not torch.equal(found[0], pattern):  # host sync, on a cache miss only
+            found = (pattern.detach().clone(), FarthestPointMemo())
+            self._memos[memo_key] = found
+        self._memos.move_to_end(memo_key)
+        while len(self._memos) > self.max_entries:
+            self._memos.popitem(last=False)
+        return found[1]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(pattern: Tensor, num_graphs: int, candidate_radius: Optional[float], lift_samples: int) -> tuple:
+        return (tuple(pattern.shape), pattern.dtype, pattern.device, num_graphs, candidate_radius, lift_samples)
+
+    def candidates(self, key: tuple) -> List[Tuple[tuple, Tensor]]:
+        """The cached point sets under ``key`` (to be compared with the batch's in one host sync)."""
+        entry = self._entries.get(key)
+        return [] if entry is None else [(key, entry[0])]
+
+    def hit(self, key: tuple) -> SharedGeometry:
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return self._entries[key][1]
+
+    def put(self, key: tuple, pattern: Tensor, geometry: SharedGeometry) -> None:
+        self.misses += 1
+        self._entries[key] = (pattern.detach().clone(), geometry)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def _dense_farthest_points(dist: Tensor, count: int) -> Tensor:
+    """The first ``count`` points (at most all) of farthest point sampling on a dense distance matrix
+    ``[m, m]``, from point 0: nested samples (the first ``k`` are the sample of size ``k``)."""
+    m = dist.shape[0]
+    min_dist = torch.full((m,), math.inf, dtype=dist.dtype, device=dist.device)
+    chosen = [torch.zeros((), dtype=torch.long, device=dist.device)]
+    for _ in range(min(count, m) - 1):
+        min_dist = torch.minimum(min_dist, dist[chosen[-1]])
+        min_dist[chosen[-1]] = -1
+        chosen.append(min_dist.argmax())
+    return torch.stack(chosen)
+
 class ImageLieResNet(LieResNet):
     r"""LieResNet for images given as point sets (:class:`~torch_geometric_lieconv.datasets.RotMNIST`,
     :class:`~torch_geometric_lieconv.transforms.ImageToPointSet`), with the paper's RotMNIST settings.
@@ -111,11 +362,29 @@ class ImageLieResNet(LieResNet):
     fill = 0.1, 25 Monte Carlo neighbours, and 2 lift samples for groups with a stabilizer (SE(2)),
     1 otherwise; the group's default :math:`\alpha` (SO(2) 0.2, RxSO(2) 0.3, SE(2) 0.05).
 
-    With ``cache_graph=True`` (default) the lift and candidate graph of a batch are reused by the next
-    batch when its point sets are exactly the same (:class:`LiftedGraphCache`): the fixed pixel grid
-    of an evaluation pass is lifted and connected once. Never for a random lift (groups with a
-    stabilizer, e.g. SE(2), unless ``frames`` fix it, and then the cache is skipped too), nor for
-    positions that need gradients.
+    **Geometry once.** With ``cache_graph=True`` (default) and a deterministic lift (no stabilizer
+    samples: T(2), SO(2), RxSO(2), ...), a batch whose graphs are copies of one point set (images of one
+    size and crop, with no augmentation that moves the points: see ``lieconv train rotmnist``) is lifted
+    and connected as one graph, replicated for the batch (:class:`SharedGeometry`) and kept for later
+    batches (:attr:`graph_cache`, a :class:`GeometryCache`), together with the first block's farthest
+    point samples by start, looked up for the start each image draws. The first block's candidate graph
+    of such a batch is built for the ball radius rounded up to a power of ``candidate_headroom``
+    (:func:`rounded_candidate_radius`), so it lasts while the ball adapts (also with
+    ``cache_graph=False``, so that both compute one function; batches of differing point sets, e.g.
+    rotated ones, keep the exact radius). The outputs are exactly those without the cache (the same
+    random draws): each image still draws its own farthest point starts and Monte Carlo neighbourhoods.
+    Never for given ``frames``, nor for positions that need gradients; the later blocks' points differ
+    from image to image and are connected per batch. With ``shared_samples=True`` the random geometry of
+    such a batch is drawn once and shared by its images: one farthest point start per block (and, for
+    SE(2), one set of stabilizer samples), so every block's points and candidate graph are built for one
+    image and replicated. Each image's subsample (and lift) has the distribution it has without, but the
+    images of a batch are no longer sampled independently: an explicit option, off by default.
+
+    With ``radius_from_data=True`` (default) the first training forward of a fresh model (ball radii
+    never used) sets each block's ball radius to the ``fill`` quantile of the group distances between the
+    points of the batch's first graph where that is narrower than LieConv's initial 2.0 (for SO(2) and
+    RxSO(2) a ball of 2.0 holds nearly every pair, which made the first steps several times slower);
+    the fill adaptation then refines it. Distances are invariant, so the radius is too.
 
     Args:
         group (LieGroup or str, optional): the group or its name (``"Trivial2"``, ``"Ty"``, ``"T2"``, ``"SO2"``,
@@ -138,8 +407,15 @@ class ImageLieResNet(LieResNet):
             default). (default: :obj:`None`)
         input_mean (float, optional): :math:`\mu` of the standardisation. (default: :obj:`0.13`)
         input_std (float, optional): :math:`\sigma` of the standardisation. (default: :obj:`0.297`)
-        cache_graph (bool, optional): reuse the lift and candidate graph of identical consecutive point sets.
-            (default: :obj:`True`)
+        cache_graph (bool, optional): lift and connect a batch of copies of one point set once, and keep that
+            geometry for later batches (deterministic lifts). (default: :obj:`True`)
+        candidate_headroom (float, optional): with a deterministic lift, the first block's candidate graph
+            of a batch of copies of one point set is built for its ball radius rounded up to a power of this
+            factor (``1``: the ball radius itself), with or without the cache. (default: :obj:`1.25`)
+        shared_samples (bool, optional): draw the random geometry (farthest point starts, SE(2) stabilizer
+            samples) once per batch of copies of one point set, shared by its images. (default: :obj:`False`)
+        radius_from_data (bool, optional): start the ball radii at the fill quantiles of the first training
+            batch's group distances. (default: :obj:`True`)
         **kwargs (optional): passed on to :class:`LieResNet`.
     """
 
@@ -162,6 +438,9 @@ class ImageLieResNet(LieResNet):
         input_mean: float = 0.130,
         input_std: float = 0.297,
         cache_graph: bool = True,
+        candidate_headroom: float = 1.25,
+        shared_samples: bool = False,
+        radius_from_data: bool = True,
         **kwargs,
     ) -> None:
         if isinstance(group, str):
@@ -174,6 +453,8 @@ class ImageLieResNet(LieResNet):
             raise ValueError(f"input_std must be positive, got {input_std}")
         if lift_samples is None:
             lift_samples = 2 if group.frame_dim else 1
+        if not candidate_headroom >= 1:
+            raise ValueError(f"candidate_headroom must be >= 1, got {candidate_headroom}")
         ds_frac, fills, widths = layer_schedule(total_ds, fill, num_layers, hidden_channels, grow_channels)
         super().__init__(in_channels, num_classes, group, hidden_channels=widths, num_layers=num_layers,
                          mc_samples=mc_samples, fill=fills, lift_samples=lift_samples, knn=knn,
@@ -183,11 +464,98 @@ class ImageLieResNet(LieResNet):
         self.input_mean, self.input_std = float(input_mean), float(input_std)
         self._to_point_set: Optional[ImageToPointSet] = None
         self.cache_graph = cache_graph
-        self.graph_cache = LiftedGraphCache()
+        self.candidate_headroom = float(candidate_headroom)
+        self.shared_samples = bool(shared_samples)
+        self.radius_from_data = bool(radius_from_data)
+        self.graph_cache = GeometryCache()
+        self._radii_checked = False  # whether the first training forward has looked at the ball radii
+        self._chosen: Optional[Tuple[PairGraph, Tensor]] = None  # shared_samples: one graph's kept points
+        self._headroom = False  # whether this forward's first graph is built with headroom
+
+    @property
+    def deterministic_lift(self) -> bool:
+        """Whether the lift is a function of the points alone (no stabilizer samples)."""
+        return not self.group.frame_dim
+
+    def graph_radius(self, first_block: int = 0, radii=None) -> Optional[float]:
+        """:meth:`LieResNet.graph_radius`; the first block's graph of a batch of copies of one point set,
+        lifted deterministically (a geometry that can be kept), is built for the :meth:`candidate_radius`
+        rounded up to a power of :attr:`candidate_headroom` (:func:`rounded_candidate_radius`), with or
+        without the cache, so that both compute the same function.
+
+        Args:
+            first_block (int, optional): the first block the graph serves. (default: :obj:`0`)
+            radii (Sequence[float], optional): the blocks' ball radii, when read. (default: :obj:`None`)
+        """
+        radius = super().graph_radius(first_block, radii)
+        if first_block == 0 and self._headroom:
+            return rounded_candidate_radius(radius, self.candidate_headroom)
+        return radius
+
+    @torch.compiler.disable
+    def _lift_and_plan(self, x: Tensor, pos: Tensor, batch: Optional[Tensor], frames: Optional[Tensor],
+                       num_graphs: Optional[int]) -> Tuple[LiftedPoints, PairGraph, ForwardPlan]:
+        if self.training and self.radius_from_data and not self._radii_checked:
+            self._radii_checked = True
+            self._radii_from_data(pos, batch)
+        return super()._lift_and_plan(x, pos, batch, frames, num_graphs)
+
+    @torch.no_grad()
+    def _radii_from_data(self, pos: Tensor, batch: Optional[Tensor], max_points: int = 2048) -> None:
+        """Set the ball radii of a fresh model (never used: ``observed_fill`` NaN, radius at its initial
+        value) from the batch's first graph (at most ``max_points`` of its lifted points, evenly spaced;
+        lifted with a private seed, so the random stream is not touched).
+
+        Block :math:`i` sees the points left by the blocks before it and fills its ball around the points
+        it keeps; the observed fill is the mean over those targets of the fraction of the block's points
+        inside the ball. With the nested farthest point samples of the graph under the group distance
+        (from its first point) standing in for them, the radius is the ``fill`` quantile of the distances
+        from the targets to the block's points: the fill on that graph. Distances are invariant, and so is
+        the radius."""
+        balls = [i for i, block in enumerate(self.blocks) if block.conv.uses_ball]
+        if not balls or pos.shape[0] == 0:
+            return
+        state = torch.stack([torch.stack([self.blocks[i].conv.observed_fill, self.blocks[i].conv.radius]).double()
+                             for i in balls])
+        first = (torch.full((), pos.shape[0], device=pos.device) if batch is None
+                 else (batch == batch[0]).sum())  # the first graph's points (batch is sorted)
+        values = read_to_host(torch.cat([state.flatten(), first.reshape(1).to(state)]))  # one host sync
+        fresh = [i for j, i in enumerate(balls) if math.isnan(values[2 * j])
+                 and values[2 * j + 1] == float(self.blocks[i].conv.initial_radius)]
+        if not fresh:
+            return
+        n = int(values[-1])
+        generator = torch.Generator(device=pos.device).manual_seed(0)
+        with torch.autocast(pos.device.type, enabled=False):
+            lifted = lift_points(self.group, pos[:n].detach(), None, self.lift_samples, generator=generator)
+            m = lifted.num_nodes
+            if m > max_points:
+                lifted = lifted.index_select(torch.linspace(0, m - 1, max_points, device=pos.device).round().long())
+                m = max_points
+            every = torch.arange(m, device=pos.device)
+            pairs = torch.stack([every.repeat(m), every.repeat_interleave(m)])  # row t: distances from target t
+            dist = self.group.distance(self.group.pair_embedding(lifted.u, lifted.q, pairs)).view(m, m)
+        sizes = [m]
+        for block in self.blocks:
+            sizes.append(max(1, math.ceil(sizes[-1] * block.ds_frac)))
+        order = _dense_farthest_points(dist, max(sizes[1:]) if len(sizes) > 1 else 1)
+        for i in fresh:
+            points, targets = order[: sizes[i]], order[: sizes[i + 1]]
+            within = dist[targets][:, points].flatten()
+            rank = min(max(1, math.ceil(self.blocks[i].conv.fill * within.numel())), within.numel())
+            inside = within.kthvalue(rank).values
+            above = within[within > inside]  # the ball is open (d < r): reach just past the rank-th distance
+            nxt = above.min() if above.numel() else inside * 2 + 1e-6
+            # never wider than the reference's start: the data radius shortens the slow first steps where
+            # the initial ball holds nearly all pairs (SO(2), RxSO(2)), and leaves the groups whose
+            # initial ball is already narrower than their fill (T(2), SE(2)) to grow as the reference's do
+            radius = torch.clamp((inside + nxt) / 2, max=float(self.blocks[i].conv.initial_radius))
+            self.blocks[i].conv.radius.copy_(radius.to(self.blocks[i].conv.radius.dtype))
 
     def lift_and_connect(self, pos: Tensor, batch: Optional[Tensor] = None, frames: Optional[Tensor] = None,
                          plan: Optional[ForwardPlan] = None) -> Tuple[LiftedPoints, PairGraph]:
-        """:meth:`LieResNet.lift_and_connect`, through :attr:`graph_cache` where that is safe.
+        """:meth:`LieResNet.lift_and_connect`, once for a batch of copies of one point set where that is
+        safe (see the class docstring: :class:`SharedGeometry`, :attr:`graph_cache`).
 
         Args:
             pos (torch.Tensor): points ``[N, d]``.
@@ -196,17 +564,108 @@ class ImageLieResNet(LieResNet):
             plan (ForwardPlan, optional): the checked points and sizes of :meth:`read_plan`. (default:
                 :obj:`None`)
         """
-        random_lift = bool(self.group.frame_dim)  # stabilizer samples
-        if not self.cache_graph or random_lift or frames is not None or pos.requires_grad:
+        self._chosen = None
+        copies = self._copies(pos, frames, plan)
+        if copies is None:
             return super().lift_and_connect(pos, batch, frames, plan)
-        if batch is None:
-            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        radius = self.candidate_radius(0, None if plan is None else plan.radii)
-        cached = self.graph_cache.get(pos, batch, radius)
-        if cached is None:
-            cached = super().lift_and_connect(pos, batch, frames, plan)
-            self.graph_cache.put(pos, batch, radius, cached)
-        return cached
+        self._headroom = self.deterministic_lift
+        try:
+            geometry = self._shared_geometry(pos, plan, *copies)
+            if geometry is None:  # the same function image by image (cache_graph=False)
+                return super().lift_and_connect(pos, batch, frames, plan)
+            return geometry.batch_lifted, geometry.batch_graph
+        finally:
+            self._headroom = False
+
+    def _copies(self, pos: Tensor, frames: Optional[Tensor], plan: Optional[ForwardPlan]
+                ) -> Optional[Tuple[int, Optional[tuple], bool]]:
+        """Whether the batch is ``B`` copies of one point set of ``n`` points, with a lift that may share
+        its geometry: ``(n, key of a cached geometry of the same points or None, ...)``, else ``None``.
+        One host sync (the points compared with the first graph's and with a cached geometry's)."""
+        if plan is None or frames is not None or pos.requires_grad or not (self.deterministic_lift or self.shared_samples):
+            return None
+        sizes, num_graphs, k = plan.sizes[0], plan.num_graphs, self.lift_samples
+        total = pos.shape[0]
+        if (num_graphs < 1 or total == 0 or total % num_graphs or sizes.total != total * k
+                or sizes.max_count * num_graphs != sizes.total or sizes.num_pairs != num_graphs * sizes.max_count ** 2):
+            return None  # graphs of different sizes (the sizes were read with the plan: no host sync)
+        n = total // num_graphs
+        pattern = pos[:n]
+        key = None
+        if self.deterministic_lift and self.cache_graph:
+            self._headroom = True
+            key = GeometryCache.key(pattern, num_graphs, self.graph_radius(0, plan.radii), k)
+            self._headroom = False
+        cached = self.graph_cache.candidates(key) if key is not None else []
+        checks = [(pos.view(num_graphs, n, -1) == pattern).all()] if num_graphs > 1 else []
+        checks += [(cached_pattern == pattern).all() for _, cached_pattern in cached]  # the key holds the shape
+        flags = read_to_host(torch.stack(checks)) if checks else []  # one host sync
+        if num_graphs > 1 and not flags[0]:
+            return None  # the graphs are not copies of one point set
+        return n, key, bool(cached and flags[-1])
+
+    def _shared_geometry(self, pos: Tensor, plan: ForwardPlan, n: int, key: Optional[tuple], hit: bool
+                         ) -> Optional[SharedGeometry]:
+        """The geometry of a batch of copies of one point set of ``n`` points (cached under ``key`` when
+        the lift is deterministic: ``hit`` when it is there), or ``None`` where it is not shared."""
+        if hit:
+            return self.graph_cache.hit(key)
+        if key is None and not self.shared_samples:
+            return None
+        pattern = pos[:n]
+        with torch.autocast(pos.device.type, enabled=False):  # group math in the input precision
+            lifted = lift_points(self.group, pattern, None, self.lift_samples, checked=True)
+        memo = self.graph_cache.memo(key, pattern) if key is not None else None
+        geometry = SharedGeometry(lifted, self.connect(lifted, 0, self._single_plan(plan)), plan.num_graphs, n, memo)
+        if key is not None:
+            self.graph_cache.put(key, pattern, geometry)
+        return geometry
+
+    @staticmethod
+    def _single_plan(plan: ForwardPlan) -> ForwardPlan:
+        """``plan`` for one of its (equal) graphs."""
+        device = plan.sizes[0].counts.device
+        return plan._replace(sizes=[single_graph_sizes(s.max_count, device) for s in plan.sizes], num_graphs=1)
+
+    @torch.compiler.disable
+    def _kept_points(self, block: int, graph: PairGraph, plan: ForwardPlan) -> Optional[Tensor]:
+        """For a shared geometry, block ``block``'s farthest point samples: looked up by the start each
+        graph draws (exactly :func:`farthest_point_subsample`), or, with ``shared_samples``, one start for
+        every graph."""
+        self._chosen = None
+        geometry: Optional[SharedGeometry] = getattr(graph, "shared", None)
+        if geometry is None or not (geometry.memo is not None or self.shared_samples):
+            return None
+        ratio, num_graphs = self.blocks[block].ds_frac, geometry.num_graphs
+        m = geometry.graph.num_nodes
+        if self.shared_samples:
+            starts = farthest_point_starts(geometry.graph.sizes.counts)  # one start, for every graph
+            single = geometry.kept_by_start(ratio, starts)[0]
+            self._chosen = (graph, single)
+            kept = single.unsqueeze(0).expand(num_graphs, -1)
+        else:
+            kept = geometry.kept_by_start(ratio, farthest_point_starts(geometry.batch_graph.sizes.counts))
+        return (kept + (torch.arange(num_graphs, device=kept.device) * m).unsqueeze(1)).flatten()
+
+    def _next_graph(self, block: int, lifted: LiftedPoints, graph: PairGraph, kept: Optional[Tensor],
+                    plan: ForwardPlan) -> PairGraph:
+        if self._chosen is None or self._chosen[0] is not graph:
+            return super()._next_graph(block, lifted, graph, kept, plan)
+        return self._next_shared_graph(block, graph, plan)
+
+    @torch.compiler.disable
+    def _next_shared_graph(self, block: int, graph: PairGraph, plan: ForwardPlan) -> PairGraph:
+        """``shared_samples``: block ``block``'s graph, built for one graph's kept points and replicated."""
+        _, single_kept = self._chosen
+        self._chosen = None
+        geometry: SharedGeometry = graph.shared
+        single_plan = self._single_plan(plan)
+        lifted = geometry.lifted.index_select(single_kept)
+        if self.graph_per_block:
+            single_graph = self.connect(lifted, block, single_plan)
+        else:
+            single_graph = geometry.graph.subgraph(single_kept, single_plan.sizes[block])
+        return SharedGeometry(lifted, single_graph, geometry.num_graphs, geometry.points_per_graph).batch_graph
 
     def input_features(self, x: Tensor) -> Tensor:
         r"""The standardised intensities :math:`(x - \mu)/\sigma`, for every entry point (:meth:`forward`,

@@ -88,8 +88,8 @@ class BottleBlock(nn.Module):
         out, kept = self.convolve(x, graph)
         return out, (graph if kept is None else graph.subgraph(kept))
 
-    def convolve(self, x: Tensor, graph: PairGraph, kept_sizes: Optional[GraphSizes] = None
-                 ) -> Tuple[Tensor, Optional[Tensor]]:
+    def convolve(self, x: Tensor, graph: PairGraph, kept_sizes: Optional[GraphSizes] = None,
+                 kept: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
         """The block's output at its kept points, and their indices (``None``: every point is kept).
         ``kept_sizes``: the sizes of the kept graphs, when the caller has read them.
 
@@ -97,8 +97,12 @@ class BottleBlock(nn.Module):
             x (torch.Tensor): features of the block's input points ``[M, c]``.
             graph (PairGraph): their candidate pairs.
             kept_sizes (GraphSizes, optional): the sizes of the kept graphs, when read. (default: :obj:`None`)
+            kept (torch.Tensor, optional): the kept points (sorted), when the caller has chosen them as
+                :func:`farthest_point_subsample` would (e.g. looked up for a known geometry). (default:
+                :obj:`None`, chosen here)
         """
-        kept = farthest_point_subsample(graph, self.ds_frac, kept=kept_sizes) if self.ds_frac < 1 else None
+        if kept is None and self.ds_frac < 1:
+            kept = farthest_point_subsample(graph, self.ds_frac, kept=kept_sizes)
         table = graph.table if kept is None else graph.table.rows(kept)
         out = self.post(self.conv(self.pre(x), graph.edge_index, graph.edge_attr, table=table,
                                   candidate_radius=graph.candidate_radius_tensor, edge_dist=graph.dist))
@@ -239,6 +243,18 @@ class LieResNet(Rebuildable):
             return None
         return max(used)
 
+    def graph_radius(self, first_block: int = 0, radii: Optional[Sequence[Optional[float]]] = None
+                     ) -> Optional[float]:
+        """The radius :meth:`connect` builds the candidate graph before block ``first_block`` for: the
+        :meth:`candidate_radius` (a subclass may build with headroom, e.g. to keep a graph while the balls
+        adapt).
+
+        Args:
+            first_block (int, optional): the first block the graph serves. (default: :obj:`0`)
+            radii (Sequence[float], optional): the blocks' ball radii, when read. (default: :obj:`None`)
+        """
+        return self.candidate_radius(first_block, radii)
+
     def ball_radii(self) -> List[Optional[float]]:
         """Each block's ball radius (``None``: no ball), read in one host sync."""
         balls = self._ball_tensors()
@@ -310,7 +326,7 @@ class LieResNet(Rebuildable):
             first_block (int, optional): the first block the graph serves. (default: :obj:`0`)
             plan (ForwardPlan, optional): the sizes and radii of :meth:`read_plan`. (default: :obj:`None`)
         """
-        radius = self.candidate_radius(first_block, None if plan is None else plan.radii)
+        radius = self.graph_radius(first_block, None if plan is None else plan.radii)
         sizes = None if plan is None else plan.sizes[first_block]
         with torch.autocast(lifted.pos.device.type, enabled=False):  # group math in the input precision
             return build_pair_graph(self.group, lifted, radius, self.max_num_neighbors, sizes)
@@ -449,19 +465,33 @@ class LieResNet(Rebuildable):
         on lifted features ``x`` ``[M, in_channels]``."""
         h = self.lin_in(self.input_features(x))
         for i, block in enumerate(self.blocks):
-            h, kept = block.convolve(h, graph, plan.sizes[i + 1])
+            chosen = self._kept_points(i, graph, plan) if block.ds_frac < 1 else None
+            h, kept = block.convolve(h, graph, plan.sizes[i + 1], kept=chosen)
             if kept is not None:
                 lifted = lifted.index_select(kept)
             if i + 1 == self.num_layers:
                 break
-            if self.graph_per_block:
-                graph = self._connect_eagerly(lifted, i + 1, plan)
-            elif kept is not None:
-                graph = graph.subgraph(kept, plan.sizes[i + 1])
+            graph = self._next_graph(i + 1, lifted, graph, kept, plan)
         h = self.head(h)
         if not self.pool:
             return scatter_mean(h, lifted.node_index, dim=0, dim_size=num_points)
         return global_mean_pool(h, lifted.batch, plan.num_graphs)
+
+    def _kept_points(self, block: int, graph: PairGraph, plan: ForwardPlan) -> Optional[Tensor]:
+        """The points block ``block`` keeps of ``graph``, when chosen here; ``None``: the block chooses them
+        (farthest point sampling). A subclass that knows the geometry may look them up instead, drawing
+        the same random starts (:func:`~torch_geometric_lieconv.pool.farthest_point_starts`)."""
+        return None
+
+    def _next_graph(self, block: int, lifted: LiftedPoints, graph: PairGraph, kept: Optional[Tensor],
+                    plan: ForwardPlan) -> PairGraph:
+        """The candidate graph of block ``block`` on its input points ``lifted`` (the points ``kept`` of the
+        previous block's ``graph``)."""
+        if self.graph_per_block:
+            return self._connect_eagerly(lifted, block, plan)
+        if kept is not None:
+            return graph.subgraph(kept, plan.sizes[block])
+        return graph
 
     @torch.compiler.disable
     def _connect_eagerly(self, lifted: LiftedPoints, first_block: int, plan: ForwardPlan) -> PairGraph:
