@@ -465,6 +465,10 @@ MUTATIONS: List[Mutation] = [
              "            radius = torch.clamp((inside + nxt) / 2, max=float(self.blocks[i].conv.initial_radius))",
              "            radius = (inside + nxt) / 2",
              ["tests/models/test_image_geometry.py::test_the_ball_radii_start_at_the_fill_of_the_data"]),
+    Mutation("a model without blocks asks for the largest of no ball radii", "models/lieresnet.py",
+             "        return max(used, default=0.0)  # no block (num_layers=0): no ball needs a pair",
+             "        return max(used)",
+             ["tests/test_model_branches_2.py::test_forward_of_a_model_without_blocks_agrees_with_forward_lifted"]),
     # --- issue 33: facts
     Mutation("issue 33: series switch 100x lower (closed forms cancel)", "groups/_series.py",
              "SERIES_THRESHOLD = 0.25", "SERIES_THRESHOLD = 0.0025", ["tests/groups/test_series_branches.py"]),

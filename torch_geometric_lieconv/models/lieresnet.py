@@ -241,7 +241,7 @@ class LieResNet(Rebuildable):
         used = radii[first_block : first_block + 1] if self.graph_per_block else radii[first_block:]
         if any(r is None for r in used):
             return None
-        return max(used)
+        return max(used, default=0.0)  # no block (num_layers=0): no ball needs a pair
 
     def graph_radius(self, first_block: int = 0, radii: Optional[Sequence[Optional[float]]] = None
                      ) -> Optional[float]:
