@@ -13,7 +13,7 @@ from torch_geometric_lieconv import SE3, group_from_name, lift_graph, lift_point
 from torch_geometric_lieconv.equivariance import equivariance_error
 from torch_geometric_lieconv.graph import PairGraph, build_pair_graph
 from torch_geometric_lieconv.groups import random_rotations
-from torch_geometric_lieconv.models.image import LiftedGraphCache
+from torch_geometric_lieconv.models.shared_geometry import LiftedGraphCache
 from torch_geometric_lieconv.transforms import LiftGraph
 
 F64 = torch.float64

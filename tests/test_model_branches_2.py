@@ -11,8 +11,8 @@ from torch_geometric.data import Data
 from torch_geometric_lieconv import LieResNet
 from torch_geometric_lieconv.datasets import qm9 as qm9_module
 from torch_geometric_lieconv.groups import SO2, T
-from torch_geometric_lieconv.models.image import (ImageLieResNet, LiftedGraphCache, SharedGeometry, layer_schedule,
-                                                  replicate_graph)
+from torch_geometric_lieconv.models.image import ImageLieResNet, layer_schedule
+from torch_geometric_lieconv.models.shared_geometry import LiftedGraphCache, SharedGeometry, replicate_graph
 from torch_geometric_lieconv.models.lieresnet import BottleBlock
 from torch_geometric_lieconv.pool import farthest_point_subsample
 from torch_geometric_lieconv.transforms import LiftGraph, pixel_grid

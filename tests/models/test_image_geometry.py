@@ -13,7 +13,8 @@ from torch_geometric_lieconv.experiments.rotmnist import SETTINGS, augmentation,
 from torch_geometric_lieconv.graph import build_pair_graph
 from torch_geometric_lieconv.groups import group_from_name, random_rotations
 from torch_geometric_lieconv.lift import lift_points
-from torch_geometric_lieconv.models.image import ImageLieResNet, rounded_candidate_radius
+from torch_geometric_lieconv.models.image import ImageLieResNet
+from torch_geometric_lieconv.models.shared_geometry import rounded_candidate_radius
 from torch_geometric_lieconv.pool import farthest_point_subsample
 from torch_geometric_lieconv.testing import amplify_weights, planar_rotation
 from torch_geometric_lieconv.transforms import ImageToPointSet
