@@ -244,10 +244,10 @@ MUTATIONS: List[Mutation] = [
              "    if not isinstance(flags, Tensor) or flags.shape != (NUM_POS_FLAGS,):\n", "    if False:\n",
              ["tests/test_input_checks.py::test_a_user_groups_pos_flags_of_the_wrong_form_raise_naming_the_group_"
               "and_method"]),
-    Mutation("a renamed keyword is not passed on under its new name", "lift.py",
+    Mutation("a renamed keyword is not passed on under its new name", "_deprecation.py",
              "                    kwargs[new] = kwargs.pop(old)\n", "                    pass\n",
              ["tests/test_deprecations.py"]),
-    Mutation("a renamed keyword warns without a DeprecationWarning", "lift.py",
+    Mutation("a renamed keyword warns without a DeprecationWarning", "_deprecation.py",
              "f\"in 0.3; use '{new}'\", DeprecationWarning, stacklevel=2)",
              "f\"in 0.3; use '{new}'\", UserWarning, stacklevel=2)",
              ["tests/test_deprecations.py"]),

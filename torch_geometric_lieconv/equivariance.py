@@ -16,7 +16,7 @@ from torch import Tensor
 
 from .groups import LieGroup
 from .groups import random_rotations
-from .lift import renamed_keywords
+from ._deprecation import renamed_keywords
 
 Forward = Callable[[Tensor, Optional[Tensor]], Tensor]
 OutputAction = Callable[[Tensor, Tensor], Tensor]

@@ -43,7 +43,8 @@ from torch import Tensor
 
 from .groups import LieGroup
 from .host_syncs import note_host_sync, read_to_host
-from .lift import LiftedPoints, deprecated_alias, renamed_keywords
+from ._deprecation import deprecated_alias, renamed_keywords
+from .lift import LiftedPoints
 
 
 class GraphSizes(NamedTuple):

@@ -15,7 +15,8 @@ from torch_geometric.data import Data
 
 from .graph import PairGraph, build_pair_graph
 from .groups import LieGroup, group_from_name
-from .lift import LiftedPoints, lift_points, renamed_keywords
+from ._deprecation import renamed_keywords
+from .lift import LiftedPoints, lift_points
 
 __all__ = ["LiftedGraph", "lift_graph", "lifted_data"]
 

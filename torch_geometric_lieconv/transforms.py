@@ -24,7 +24,7 @@ from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
 from .groups import LieGroup, group_from_name
-from .lift import deprecated_alias, renamed_keywords
+from ._deprecation import deprecated_alias, renamed_keywords
 from .lifted_graph import LiftedGraph, lift_graph
 
 __all__ = ["LiftGraph", "ImageToPointSet", "pixel_grid", "DEFAULT_CROP_RADIUS"]

@@ -29,6 +29,7 @@ from ..datasets.rotmnist import RotMNIST
 from ..groups import LieGroup, SE2, SO2, RxSO2, group_from_name
 from ..training import move_to
 from ..transforms import DEFAULT_CROP_RADIUS
+from .common import apply_threads
 from .config import EvaluateSettings, RuntimeSettings, Settings, TaskSettings, setting
 from .driver import load_trained
 from .task import Objective, PreparedData, Task
@@ -255,8 +256,6 @@ def run_check(task: Task, options: ImageCheckSettings) -> int:
         task (Task): the RotMNIST task.
         options (ImageCheckSettings): the check's settings.
     """
-    from .common import apply_threads
-
     apply_threads(options.threads)
     for run in options.run:
         model, settings, _, device = load_trained(task, run, options)

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from ..graph import GraphSizes, NeighborTable, PairGraph
 from ..host_syncs import read_to_host
-from ..lift import LiftedPoints, renamed_keywords
+from .._deprecation import renamed_keywords
+from ..lift import LiftedPoints
 from ..pool import farthest_point_subsample
 
 __all__ = ["LiftedGraphCache", "GeometryCache", "SharedGeometry", "FarthestPointMemo", "rounded_candidate_radius",

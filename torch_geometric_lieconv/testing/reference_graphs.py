@@ -16,17 +16,9 @@ __all__ = ["radius_pairs", "select_neighborhood"]
 
 
 def radius_pairs(pos: Tensor, batch: Tensor, radius: float, max_num_neighbors: Optional[int] = None) -> Tensor:
-    """Pairs within Euclidean ``radius`` in the same graph (self pairs included), sorted by target.
-
-    ``max_num_neighbors`` defaults to the largest graph, which makes the result exact.
-
-    Args:
-        pos (torch.Tensor): the points (or their search embeddings) ``[N, D]``.
-        batch (torch.Tensor): the graph of each node ``[N]``, sorted.
-        radius (float): the Euclidean search radius.
-        max_num_neighbors (int, optional): a cap on the pairs per target (``None``: exact). (default:
-            :obj:`None`)
-    """
+    """:func:`~torch_geometric_lieconv.graph.radius_candidates` (same arguments), sorted by target:
+    the pairs within Euclidean ``radius`` in the same graph, self pairs included; without
+    ``max_num_neighbors`` the result is exact."""
     edge_index = radius_candidates(pos, batch, radius, max_num_neighbors)
     target = edge_index[1]
     if target.numel() > 1 and bool((target[1:] < target[:-1]).any()):  # host sync: skip the sort when sorted
