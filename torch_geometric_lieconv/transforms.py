@@ -15,9 +15,11 @@ pixels of a 28 x 28 image.
 """
 from __future__ import annotations
 
+import math
 from typing import Dict, Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from torch_geometric.data import Data
@@ -27,7 +29,7 @@ from .groups import LieGroup, group_from_name
 from ._deprecation import deprecated_alias, renamed_keywords
 from .lifted_graph import LiftedGraph, lift_graph
 
-__all__ = ["LiftGraph", "ImageToPointSet", "pixel_grid", "DEFAULT_CROP_RADIUS"]
+__all__ = ["LiftGraph", "ImageToPointSet", "RandomRotateOnGrid", "pixel_grid", "DEFAULT_CROP_RADIUS"]
 
 
 class LiftGraph(BaseTransform):
@@ -204,6 +206,66 @@ class ImageToPointSet:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.height}x{self.width}, crop_radius={self.crop_radius}, points={self.num_points})"
+
+
+class RandomRotateOnGrid(BaseTransform):
+    r"""Rotate an image point set's content by a random angle while its points stay on the pixel grid.
+
+    For a :class:`~torch_geometric.data.Data` whose ``pos`` are pixel centres of :func:`pixel_grid`
+    (any crop) and ``x`` their intensities, the new intensity of the pixel at :math:`p` is the image
+    at :math:`R(\theta)^{-1} p`, sampled bilinearly (zero outside the kept pixels), with
+    :math:`\theta` uniform in ``[-degrees, degrees]`` (or in the interval of a pair, as for
+    :class:`~torch_geometric.transforms.RandomRotate`): the displayed image turns counter-clockwise by
+    :math:`\theta`, as the reference's RotMNIST augmentation does. ``pos`` is not changed, so every
+    augmented image keeps the one geometry of the grid, which
+    :class:`~torch_geometric_lieconv.models.ImageLieResNet` lifts and connects once; rotating the
+    points instead (:class:`~torch_geometric.transforms.RandomRotate`) makes every batch a new geometry.
+
+    Args:
+        degrees (float or (float, float)): the largest rotation, in degrees, or the interval of the
+            angles.
+        height (int, optional): :math:`H` of the images. (default: :obj:`28`)
+        width (int, optional): :math:`W` of the images. (default: :obj:`28`)
+        generator (torch.Generator, optional): the source of the angles. (default: :obj:`None`, torch's
+            global one)
+    """
+
+    def __init__(self, degrees: Union[float, Tuple[float, float]], height: int = 28, width: int = 28,
+                 generator: Optional[torch.Generator] = None) -> None:
+        low, high = (-degrees, degrees) if isinstance(degrees, (int, float)) else degrees
+        if not low <= high:
+            raise ValueError(f"degrees must be >= 0 or an interval (low, high) with low <= high, got {degrees}")
+        self.degrees = (float(low), float(high))
+        self.height, self.width, self.generator = int(height), int(width), generator
+
+    def forward(self, data: Data) -> Data:
+        pos, x = data.pos, data.x
+        if pos is None or x is None or pos.dim() != 2 or pos.shape[1] != 2 or x.shape[0] != pos.shape[0]:
+            raise ValueError("RandomRotateOnGrid needs an image point set: pos [n, 2] on the pixel grid and x [n, C]")
+        col = pos[:, 0] + (self.width - 1) / 2
+        row = (self.height - 1) / 2 - pos[:, 1]
+        index = row.round().long() * self.width + col.round().long()
+        off_grid = ((col - col.round()).abs().max() > 1e-4) | ((row - row.round()).abs().max() > 1e-4)
+        if pos.shape[0] and (bool(off_grid) or bool((index < 0).any()) or bool((index >= self.height * self.width).any())):
+            raise ValueError(f"RandomRotateOnGrid: pos are not pixel centres of a {self.height} x {self.width} "
+                             f"grid (see pixel_grid)")
+        low, high = self.degrees
+        angle = math.radians(low + (high - low) * float(torch.rand((), generator=self.generator, dtype=torch.float64)))
+        cos, sin = math.cos(angle), math.sin(angle)
+        work = torch.promote_types(x.dtype, torch.float32)
+        image = x.new_zeros(self.height * self.width, x.shape[1], dtype=work).index_copy(0, index, x.to(work))
+        image = image.t().reshape(1, x.shape[1], self.height, self.width)
+        p = pos.to(work)
+        source = torch.stack([cos * p[:, 0] + sin * p[:, 1], -sin * p[:, 0] + cos * p[:, 1]], dim=-1)  # R^-1 p
+        grid = torch.stack([source[:, 0] / (self.width / 2), -source[:, 1] / (self.height / 2)], dim=-1)
+        values = F.grid_sample(image, grid.view(1, 1, -1, 2), mode="bilinear", padding_mode="zeros",
+                               align_corners=False)
+        data = data.clone()
+        data.x = values.view(x.shape[1], -1).t().to(x.dtype)
+        return data
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.degrees})"
 
 
 def _pos_dtype(image: Tensor) -> torch.dtype:

@@ -268,7 +268,9 @@ def test_se2_closed_form_pair_embedding_matches_the_matrix_path(dtype):
     fast = group.pair_embedding(a, q, edge_index)
     matrices = LieGroup.pair_embedding(group, a, q, edge_index)
     assert fast.dtype == dtype
-    torch.testing.assert_close(fast, matrices, atol=1e-12 if dtype == F64 else 2e-6, rtol=0)
+    # float32: the edge arithmetic runs in float32, so its rounding is relative to the size of the values
+    scale = float(matrices.abs().max())
+    torch.testing.assert_close(fast, matrices, atol=(1e-12 if dtype == F64 else 2e-7 * scale), rtol=0)
     torch.testing.assert_close(fast[:16, 0], torch.full((16,), math.pi, dtype=dtype))  # antipodes: +pi, never -pi
     a64 = a.to(F64).clone().requires_grad_(True)
     assert gradcheck(lambda x: group.pair_embedding(x, q.to(F64), edge_index[:, 32:60]), (a64,), fast_mode=True)

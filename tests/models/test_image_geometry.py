@@ -17,7 +17,7 @@ from torch_geometric_lieconv.models.image import ImageLieResNet
 from torch_geometric_lieconv.models.shared_geometry import rounded_candidate_radius
 from torch_geometric_lieconv.pool import farthest_point_subsample
 from torch_geometric_lieconv.testing import amplify_weights, planar_rotation
-from torch_geometric_lieconv.transforms import ImageToPointSet
+from torch_geometric_lieconv.transforms import ImageToPointSet, RandomRotateOnGrid
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -86,10 +86,12 @@ def test_rotating_the_point_sets_is_a_no_op_for_groups_with_the_rotations_about_
 
 
 def test_the_experiment_rotates_the_training_images_only_for_groups_without_those_rotations():
+    """Where the group does not make rotations exact, the image content is rotated on the fixed grid (the
+    points stay, so the model's geometry is computed once); elsewhere nothing is applied."""
     for name, rotates in [("T2", True), ("Trivial2", True), ("Ty", True), ("SO2", False), ("RxSO2", False),
                           ("SE2", False)]:
         transform = augmentation(SETTINGS.build("quick", {"group": name}))
-        assert isinstance(transform, RandomRotate) == rotates, name
+        assert isinstance(transform, RandomRotateOnGrid) == rotates, name
         assert augmentation(SETTINGS.build("quick", {"group": name, "augment": False})) is None
 
 

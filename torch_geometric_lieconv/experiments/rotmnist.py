@@ -28,7 +28,7 @@ from torch_geometric.transforms import RandomRotate
 from ..datasets.rotmnist import RotMNIST
 from ..groups import LieGroup, SE2, SO2, RxSO2, group_from_name
 from ..training import move_to
-from ..transforms import DEFAULT_CROP_RADIUS
+from ..transforms import DEFAULT_CROP_RADIUS, RandomRotateOnGrid
 from .common import apply_threads
 from .config import EvaluateSettings, RuntimeSettings, Settings, TaskSettings, setting
 from .driver import load_trained
@@ -131,16 +131,18 @@ def rotation_is_exact(group: LieGroup) -> bool:
 
 
 def augmentation(settings: Settings):
-    """The transform of the training point sets: ``RandomRotate(180)`` with ``augment`` unless the group
-    makes it exact (:func:`rotation_is_exact`), then ``None``: the points stay the one pixel grid, whose
-    geometry the model computes once (:class:`~torch_geometric_lieconv.models.image.GeometryCache`).
+    """The transform of the training point sets with ``augment``: ``None`` where the group makes rotations
+    exact (:func:`rotation_is_exact`), else :class:`~torch_geometric_lieconv.transforms.RandomRotateOnGrid`
+    (180 degrees: the image content turned, the points left on the pixel grid, as the reference's
+    augmentation does). Either way every batch keeps the one geometry of the grid, which the model
+    computes once (:class:`~torch_geometric_lieconv.models.shared_geometry.GeometryCache`).
 
     Args:
         settings (Settings): the run's settings.
     """
     if not settings.data.augment or rotation_is_exact(group_from_name(settings.model.group, settings.model.alpha)):
         return None
-    return RandomRotate(180)
+    return RandomRotateOnGrid(180, RotMNIST.image_size, RotMNIST.image_size)
 
 
 def _limit(dataset: RotMNIST, limit: Optional[int]) -> RotMNIST:

@@ -250,20 +250,27 @@ class SE2(LieGroup):
 
         With :math:`u = (R(\theta_u), t_u)`, :math:`v^{-1}u = (R(\theta_u - \theta_v), R(-\theta_v)(t_u - t_v))`,
         whose log is :math:`(\theta, V(\theta)^{-1} R(-\theta_v)(t_u - t_v))` with
-        :math:`\theta = \theta_u - \theta_v` wrapped into the branch of :func:`wrap_angle`. The
-        translations :math:`t = V(\theta)v` and the rotations are formed once per point; each edge costs a
-        few element-wise operations in :attr:`pair_dtype` (q is empty for SE(2)).
+        :math:`\theta = \theta_u - \theta_v` wrapped into the branch of :func:`wrap_angle`, and
+        :math:`V(\theta)^{-1} = \frac{\theta/2}{\sin(\theta/2)} R(-\theta/2)` (a scaled rotation). The
+        translations :math:`t = V(\theta)v` and the rotations :math:`R(-\theta_v)` are formed once per point
+        in :attr:`pair_dtype`; each edge then costs a few element-wise operations in the input's dtype
+        (float32 rounding of the result, about :math:`10^{-7}` of its size, for float32 inputs).
         """
         out_dtype = a.dtype
-        a = a.to(self.pair_work_dtype(out_dtype))
-        theta = a[:, 0]
-        t = _left_jacobian(theta, a[:, 1:])
+        work = self.pair_work_dtype(out_dtype)
+        theta_w = a[:, 0].to(work)
+        t = _left_jacobian(theta_w, a[:, 1:].to(work)).to(out_dtype)
+        cos_v, sin_v = torch.cos(theta_w).to(out_dtype), torch.sin(theta_w).to(out_dtype)
         src, dst = edge_index[0], edge_index[1]
+        theta = a[:, 0]
         d = angle_difference(theta[dst], theta[src])  # both angles lie in one branch of width 2 pi
         dt = t[dst] - t[src]
-        cos_v, sin_v = torch.cos(theta)[src], torch.sin(theta)[src]
-        rotated = torch.stack([cos_v * dt[:, 0] + sin_v * dt[:, 1], cos_v * dt[:, 1] - sin_v * dt[:, 0]], dim=-1)
-        return torch.cat([d.unsqueeze(-1), _inverse_left_jacobian(d, rotated)], dim=-1).to(out_dtype)
+        cos_v, sin_v = cos_v[src], sin_v[src]
+        rx, ry = cos_v * dt[:, 0] + sin_v * dt[:, 1], cos_v * dt[:, 1] - sin_v * dt[:, 0]  # R(-theta_v) dt
+        half = d / 2
+        scale = 1 / torch.sinc(half / torch.pi)  # (theta/2) / sin(theta/2), in [1, pi/2] on the branch
+        cos_h, sin_h = torch.cos(half) * scale, torch.sin(half) * scale
+        return torch.stack([d, cos_h * rx + sin_h * ry, cos_h * ry - sin_h * rx], dim=-1)
 
     def distance(self, abq: Tensor) -> Tensor:
         return self.alpha * abq[..., 0].abs() + (1 - self.alpha) * abq[..., 1:3].norm(dim=-1)
