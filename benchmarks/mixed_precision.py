@@ -14,8 +14,8 @@ bfloat16 training run is). The last column is the relative difference of the two
 weights (eval mode).
 
 Under autocast the Linear layers and the kernel MLPs run in bfloat16; the group math (lift, log,
-distances) stays in float32/float64 and the aggregation's batched matmul in float32 (on CPUs a
-bfloat16 ``bmm`` of these shapes is slower than float32). bfloat16 pays
+distances) stays in float32/float64; the aggregation's batched matmul runs in bfloat16 on CPUs with
+AMX-BF16 and in float32 on other CPUs (``python -m benchmarks.aggregation``). bfloat16 pays
 off on CPUs with AVX-512-BF16 or AMX (and on GPUs); elsewhere it can be slower. With several ``--k``
 the table ends with the crossover per model: the smallest width from which bfloat16 is faster at every
 measured width (the figure behind ``--precision auto``, see

@@ -327,7 +327,7 @@ MUTATIONS: List[Mutation] = [
     Mutation("issue 33: branches: explain without a mask fails inside instead of by name", "conv.py",
              "        if self._edge_mask is None:\n", "        if False:\n",
              ["tests/test_conv_branches.py::test_explain_without_an_edge_mask_is_refused_by_name"]),
-    Mutation("issue 33: branches: scatter backward gates the kernel gradient on the features' flag", "conv.py",
+    Mutation("issue 33: branches: scatter backward gates the kernel gradient on the features' flag", "_contraction.py",
              "        if ctx.needs_input_grad[2]:", "        if ctx.needs_input_grad[0]:",
              ["tests/test_conv_branches.py::test_scatter_backward_with_one_input_needing_a_gradient_equals_bmm"]),
     Mutation("issue 33: branches: a [B, 1] Hamiltonian is accepted", "dynamics.py",

@@ -14,6 +14,8 @@ from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear, is_uninitialized_parameter
 from torch_geometric.typing import PairTensor
 
+from ._contraction import WeightedSegmentSum, cpu_autocast_bmm_dtype, gather_rows
+from . import ops
 from .graph import NeighborTable, graph_sizes, neighbor_table, select_slots
 from .groups import LieGroup, group_from_name
 
@@ -136,8 +138,16 @@ class LieConv(MessagePassing):
             ``"bmm"``: gather the sources of each target into ``[T, S, c_in]`` and one batched
             matmul with the kernel values ``[T, S, c_m]``. ``"scatter"``: a weighted segment sum
             per (target, kernel channel) (:func:`torch.nn.functional.embedding_bag`) whose backward
-            re-gathers the sources, so per-edge source features are never stored.
-            (default: :obj:`"bmm"`)
+            re-gathers the sources, so per-edge source features are never stored. Where each runs
+            best (CPU, one thread, ``python -m benchmarks.aggregation``): ``"bmm"`` is the fastest
+            forward + backward at QM9 and RotMNIST sizes, in float32 and bfloat16 (``"scatter"`` ties
+            it at QM9's ``c_in = 384``, is 15% to 45% slower at RotMNIST's ``c_in`` 8 to 17), so it is
+            the default on every device (CUDA not measured); ``"scatter"`` is the faster forward
+            alone at QM9 sizes (2x to 3.6x in float32) and keeps less memory for backward. Under
+            CPU autocast the ``"bmm"`` matmul runs in bfloat16 on CPUs with AMX-BF16 and in float32
+            elsewhere (:func:`~torch_geometric_lieconv._contraction.cpu_bfloat16_bmm_is_faster`).
+            A ``torch_scatter.segment_csr`` over the edges was measured too and lost everywhere
+            (5x to 25x slower). (default: :obj:`"bmm"`)
         initial_radius (float, optional): the ball radius before adaptation. (default: :obj:`2.0`)
         radius_step (float, optional): step of the radius adaptation. (default: :obj:`0.5`)
         continuous_kernel (bool, optional): feed the kernel MLP the matrix :math:`v^{-1}u` (and the
@@ -288,7 +298,8 @@ class LieConv(MessagePassing):
                 edge_index, num_targets, graph_sizes(batch_src, batch_dst, num_sources, num_targets, x_src.device)
             )
         radius = self._ball(candidate_radius, warn=own_table)
-        selects = radius is not None or self.knn or self.mc_samples < table.width
+        # a traced forward cannot compare a symbolic table width: its rows are always sampled
+        selects = radius is not None or self.knn or ops.dynamic_sizes_traced() or self.mc_samples < table.width
         dist = edge_attr.new_empty(0)
         if selects:
             dist = self.group.distance(edge_attr) if edge_dist is None else edge_dist
@@ -361,11 +372,20 @@ class LieConv(MessagePassing):
         """Propagate over the selected edges ``chosen[valid]`` (rows = outputs), then the Linear.
 
         ``position``: every input edge is selected, at these flat positions of the ``[T, S]`` rows
-        (a complete table with no selection); ``None``: gather the selected edges."""
+        (a complete table with no selection); ``None``: gather the selected edges. In a traced forward
+        (:func:`torch.export.export`, ``torch.compile(fullgraph=True)``: :func:`~torch_geometric_lieconv.ops.dynamic_sizes_traced`)
+        the messages are every slot of the rows,
+        padding included and weighted zero (:meth:`message`'s ``slot_valid``): fixed shapes, no
+        data-dependent edge count."""
         num_targets, width = chosen.shape
         norm = 1.0 / valid.sum(1, dtype=edge_attr.dtype).clamp(min=1) if self.mean else None
-        edge_id = None
-        if position is None:
+        edge_id = slot_valid = None
+        if position is None and ops.dynamic_sizes_traced():
+            edge_id, slot_valid = chosen.flatten(), valid.flatten()
+            rows = torch.arange(num_targets, device=chosen.device).unsqueeze(1).expand(-1, width).flatten()
+            edge_index = torch.stack([edge_index[0].index_select(0, edge_id), rows])
+            edge_attr = edge_attr.index_select(0, edge_id)
+        elif position is None:
             flat = valid.flatten()
             position = flat.nonzero().squeeze(1)  # one host sync (the number of selected edges)
             edge_id = chosen.flatten().index_select(0, position)
@@ -378,7 +398,7 @@ class LieConv(MessagePassing):
         if self.flow == "target_to_source":  # propagate in the layer's own convention
             edge_index, size = edge_index.flip(0), (num_targets, x.shape[0])
         p = self.propagate(edge_index, size=size, x=x, edge_attr=edge_attr, norm=norm, position=position,
-                           slot_mask=valid, edge_id=edge_id)
+                           slot_mask=valid, edge_id=edge_id, slot_valid=slot_valid)
         return F.linear(p, self._lin_weight_kernel_major(), self.lin.bias)
 
     def _chunked(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, chosen: Tensor, valid: Tensor) -> Tensor:
@@ -398,10 +418,15 @@ class LieConv(MessagePassing):
                 outs.append(self._neighborhood_pass(*args))
         return torch.cat(outs)
 
-    def message(self, edge_attr: Tensor) -> Tensor:
-        r"""The kernel values :math:`W_\theta(\text{abq}_{ij})` of the edges, ``[E, c_m]``."""
+    def message(self, edge_attr: Tensor, slot_valid: Optional[Tensor] = None) -> Tensor:
+        r"""The kernel values :math:`W_\theta(\text{abq}_{ij})` of the edges, ``[E, c_m]``.
+
+        ``slot_valid`` (``[E]``, a traced forward's padded slots): the messages of the other slots are
+        zero and the kernel's BatchNorm statistics skip them."""
         if self.continuous_kernel:
             edge_attr = self.group.continuous_kernel_input(edge_attr)
+        if slot_valid is not None:
+            return self.kernel(edge_attr, slot_valid).masked_fill(~slot_valid.unsqueeze(-1), 0.0)
         return self.kernel(edge_attr)
 
     def explain_message(self, inputs: Tensor, dim_size: Optional[int], edge_id: Optional[Tensor]) -> Tensor:
@@ -434,15 +459,14 @@ class LieConv(MessagePassing):
         if norm is not None:
             w = w * norm.view(-1, 1, 1).to(w.dtype)
         w = w.to(x.dtype)
-        if self.aggregation == "bmm" and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # on CPUs a bfloat16 bmm of these shapes is slower than float32 (python benchmarks/mixed_precision.py)
+        if self.aggregation == "scatter":
+            p = WeightedSegmentSum.apply(x, source, w)
+        elif x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            work = cpu_autocast_bmm_dtype(x.dtype)  # bfloat16 only where the CPU multiplies it faster
             with torch.autocast("cpu", enabled=False):
-                work = torch.promote_types(x.dtype, torch.float32)
-                p = torch.bmm(w.transpose(1, 2).to(work), _gather_rows(x, source).to(work))
-        elif self.aggregation == "bmm":
-            p = torch.bmm(w.transpose(1, 2), _gather_rows(x, source))  # [T, c_m, c_in]
+                p = torch.bmm(w.transpose(1, 2).to(work), gather_rows(x.to(work), source))  # cast N rows, not T*S
         else:
-            p = _WeightedSegmentSum.apply(x, source, w)
+            p = torch.bmm(w.transpose(1, 2), gather_rows(x, source))  # [T, c_m, c_in]
         return p.reshape(num_targets, -1)
 
     def _lin_weight_kernel_major(self) -> Tensor:
@@ -462,40 +486,3 @@ class LieConv(MessagePassing):
             f"{type(self).__name__}({self.in_channels}, {self.out_channels}, group={self.group}, "
             f"mc_samples={self.mc_samples}, fill={self.fill:g}, knn={self.knn})"
         )
-
-
-def _gather_rows(values: Tensor, index: Tensor) -> Tensor:
-    """``values[index]`` for a 2-d ``index`` via ``index_select`` (its backward is a fast ``index_add``)."""
-    return values.index_select(0, index.flatten()).view(*index.shape, *values.shape[1:])
-
-
-class _WeightedSegmentSum(torch.autograd.Function):
-    r""":math:`P_i = W_i^\top X_{\text{source}_i}` (``[T, c_m, c_in]``) without storing the gathered rows.
-
-    Forward: one weighted bag of ``S`` source rows per (target, kernel channel)
-    (:func:`torch.nn.functional.embedding_bag`, a segment reduction). Backward: the two batched
-    matmuls :math:`\partial X \mathrel{+}= W_i\,G_i` (scattered to the sources) and
-    :math:`\partial W_i = X_{\text{source}_i} G_i^\top`, re-gathering the rows, so the memory kept for
-    backward is ``S * c_m`` per target (plus ``x``), not ``S * c_in``. Differentiable twice (the
-    backward is made of differentiable ops).
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, source: Tensor, w: Tensor) -> Tensor:
-        num_targets, width, channels = w.shape
-        index = source.to(torch.int32) if x.shape[0] < 2**31 else source
-        bags = index.unsqueeze(1).expand(num_targets, channels, width).reshape(num_targets * channels, width)
-        weights = w.transpose(1, 2).reshape(num_targets * channels, width)
-        ctx.save_for_backward(x, source, w)
-        return F.embedding_bag(bags, x, mode="sum", per_sample_weights=weights).view(num_targets, channels, -1)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, source, w = ctx.saved_tensors
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            rows = torch.bmm(w, grad)  # [T, S, c_in]
-            grad_x = x.new_zeros(x.shape).index_add(0, source.flatten(), rows.flatten(0, 1))
-        if ctx.needs_input_grad[2]:
-            grad_w = torch.bmm(_gather_rows(x, source), grad.transpose(1, 2))  # [T, S, c_m]
-        return grad_x, None, grad_w

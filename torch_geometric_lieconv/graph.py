@@ -41,6 +41,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from . import ops
 from .groups import LieGroup
 from .host_syncs import note_host_sync, read_to_host
 from ._deprecation import deprecated_alias, renamed_keywords
@@ -53,12 +54,16 @@ class GraphSizes(NamedTuple):
     Read once per forward (:meth:`read`, one host sync for every stage of a model), they let
     every later step size its tensors without reading the device again: the all-pairs edge count
     for ``repeat_interleave``, the widest graph for the neighbour table and the radius search.
+
+    A traced forward (:func:`torch.compile`, :func:`torch.export.export`) reads nothing: its sizes
+    (:meth:`traced`) hold the counts only, and the custom operators of
+    :mod:`~torch_geometric_lieconv.ops` size their own outputs.
     """
 
     counts: Tensor  #: ``[B]`` points in each graph
-    max_count: int  #: the largest graph
-    num_pairs: int  #: :math:`\sum_g n_g^2`, the all-pairs edge count
-    total: int  #: :math:`\sum_g n_g`, the number of points
+    max_count: Optional[int]  #: the largest graph (``None`` in a traced forward)
+    num_pairs: Optional[int]  #: :math:`\sum_g n_g^2`, the all-pairs edge count (``None`` in a traced forward)
+    total: Optional[int]  #: :math:`\sum_g n_g`, the number of points (``None``: not known in a traced forward)
 
     @staticmethod
     def summary(counts: Tensor) -> Tensor:
@@ -82,13 +87,28 @@ class GraphSizes(NamedTuple):
         return cls(counts, *(int(v) for v in summary))
 
     @classmethod
+    def traced(cls, counts: Tensor, total: Optional[int] = None) -> "GraphSizes":
+        """The sizes of a traced forward: ``counts`` on the device and no host numbers but ``total``.
+
+        Args:
+            counts (torch.Tensor): the nodes of each graph ``[B]``.
+            total (int, optional): the number of nodes, when known. (default: :obj:`None`)
+        """
+        return cls(counts, None, None, total)
+
+    @classmethod
     def read(cls, batch: Tensor, num_graphs: Optional[int] = None) -> "GraphSizes":
         """The sizes of the graphs of a sorted ``batch`` (one host sync, two without ``num_graphs``).
 
         Args:
             batch (torch.Tensor): the graph of each node ``[N]``, sorted.
             num_graphs (int, optional): :math:`B`, when known. (default: :obj:`None`)
+
+        In a traced forward the counts come from :func:`~torch_geometric_lieconv.ops.graph_counts`
+        (:meth:`traced` sizes, no host read).
         """
+        if ops.dynamic_sizes_traced():
+            return cls.traced(ops.graph_counts(batch, -1 if num_graphs is None else num_graphs, None), batch.shape[0])
         if num_graphs is None:
             num_graphs = int(batch[-1]) + 1 if batch.numel() else 0  # host sync
         counts = count_index(batch, num_graphs)
@@ -153,12 +173,34 @@ def neighbor_table(
         degree (torch.Tensor, optional): ``[T]`` the number of edges of each target, when the caller
             has counted them. (default: :obj:`None`, counted)
 
-    Reads the device once when ``max_degree`` or ``is_sorted`` is not given (both in one sync).
+    Reads the device once when ``max_degree`` or ``is_sorted`` is not given (both in one sync). In a
+    traced forward (:func:`torch.compile`, :func:`torch.export.export`) the layout is the custom
+    operator :func:`neighbor_table_op` (``max_degree``, ``is_sorted`` and
+    ``degree`` unused; the width is at least 2).
     """
-    target = edge_index[1]
+    if ops.dynamic_sizes_traced():
+        slots, mask, position = neighbor_table_op(edge_index[1], num_targets)
+    else:
+        slots, mask, position = table_layout(edge_index[1], num_targets, degree, max_degree, is_sorted)
+    return NeighborTable(slots, mask, graph_size, True, position)
+
+
+def table_layout(target: Tensor, num_targets: int, degree: Optional[Tensor] = None, max_degree: Optional[int] = None,
+                 is_sorted: Optional[bool] = None, min_width: int = 0) -> Tuple[Tensor, Tensor, Tensor]:
+    """The padded rows of :func:`neighbor_table`: ``(slots [T, D], mask [T, D], position [E])``.
+
+    Args:
+        target (torch.Tensor): the target of each edge ``[E]``, any order.
+        num_targets (int): number of targets :math:`T`.
+        degree (torch.Tensor, optional): ``[T]`` the edges of each target. (default: :obj:`None`, counted)
+        max_degree (int, optional): padded width, at least the largest degree. (default: :obj:`None`, read)
+        is_sorted (bool, optional): whether ``target`` is sorted. (default: :obj:`None`, read)
+        min_width (int, optional): the least width :math:`D`. (default: :obj:`0`)
+    """
     degree = count_index(target, num_targets) if degree is None else degree
     if max_degree is None or is_sorted is None:
         max_degree, is_sorted = _degree_and_order(target, degree, max_degree, is_sorted)
+    max_degree = max(max_degree, min_width)
     order = None
     if not is_sorted:
         order = torch.argsort(target, stable=True)
@@ -168,7 +210,7 @@ def neighbor_table(
     if order is not None and order.numel():
         slots = order[slots]
         position = torch.empty_like(position).index_copy_(0, order, position)
-    return NeighborTable(slots, mask, graph_size, True, position)
+    return slots, mask, position
 
 
 def count_index(index: Tensor, size: int) -> Tensor:
@@ -205,7 +247,10 @@ def graph_sizes(batch: Optional[Tensor], target_batch: Optional[Tensor], num_sou
     """
     if batch is None:
         return torch.full((num_targets,), num_sources, dtype=torch.long, device=device)
-    counts = torch.bincount(batch)
+    if ops.dynamic_sizes_traced():  # a traced forward: the number of graphs is an operator's output size
+        counts = ops.graph_counts(batch, -1, None)
+    else:
+        counts = torch.bincount(batch)
     return counts[batch if target_batch is None else target_batch]
 
 
@@ -216,8 +261,8 @@ class PairGraph:
     The models' internal view of a lifted graph: the edges, their pair embeddings and distances,
     and the :class:`NeighborTable` of every target, laid out once and shared by every layer.
     ``candidate_radius`` is the group radius the candidates were built for (``inf``, or ``None`` when
-    constructed: all pairs of each graph). ``max_degree`` (the most candidates of any target) is
-    computed when not given (one host sync).
+    constructed: all pairs of each graph); a traced forward gives it as a tensor (never read on the
+    host). ``max_degree`` (the most candidates of any target) is computed when not given (one host sync).
     """
 
     edge_index: Tensor  #: ``[2, E]``: row 0 the source j, row 1 the target i
@@ -226,8 +271,9 @@ class PairGraph:
     batch: Tensor  #: ``[M]``: graph of each lifted point
     num_nodes: int
     max_degree: Optional[int] = None
-    #: the group radius every ball of the graph's layers must stay within (``inf``: every pair of each graph)
-    candidate_radius: Optional[float] = None
+    #: the group radius every ball of the graph's layers must stay within (``inf``: every pair of each graph;
+    #: a tensor in a traced forward)
+    candidate_radius: Optional[Union[float, Tensor]] = None
     sizes: Optional[GraphSizes] = None  #: the sizes of the graphs (``None``: read here)
     is_sorted: Optional[bool] = None  #: whether the edges are sorted by target (``None``: checked)
     degree: Optional[Tensor] = field(default=None, repr=False)  #: ``[M]`` edges per target (``None``: counted)
@@ -242,6 +288,9 @@ class PairGraph:
         self.table = neighbor_table(self.edge_index, self.num_nodes, self.sizes.per_node(self.batch),
                                      self.max_degree, self.is_sorted, self.degree)
         self.max_degree = self.table.width
+        if isinstance(self.candidate_radius, Tensor):  # a traced forward: the radius stays on the device
+            self.candidate_radius_tensor = self.candidate_radius
+            return
         radius = math.inf if self.candidate_radius is None else float(self.candidate_radius)
         self.candidate_radius = radius
         self.candidate_radius_tensor = radius if math.isinf(radius) else torch.tensor(
@@ -250,7 +299,7 @@ class PairGraph:
     @property
     def covers_all_pairs(self) -> bool:
         """Whether the edges are every pair of each graph (:attr:`candidate_radius` is ``inf``)."""
-        return math.isinf(self.candidate_radius)
+        return not isinstance(self.candidate_radius, Tensor) and math.isinf(self.candidate_radius)
 
     @property
     def radius(self) -> Optional[float]:
@@ -283,7 +332,13 @@ class PairGraph:
         Args:
             index (torch.Tensor): the lifted points to keep, sorted ``[M]``.
             sizes (GraphSizes, optional): the sizes of their graphs, when known. (default: :obj:`None`)
+
+        In a traced forward the kept edges come from :func:`~torch_geometric_lieconv.ops.subgraph_edges`.
         """
+        if ops.dynamic_sizes_traced():
+            edge_index, edge_id = ops.subgraph_edges(self.edge_index, index, self.num_nodes)
+            return PairGraph(edge_index, self.edge_attr[edge_id], self.dist[edge_id], self.batch[index], index.numel(),
+                             None, self.candidate_radius, sizes, is_sorted=True)
         relabel = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.batch.device)
         relabel[index] = torch.arange(index.numel(), device=index.device)
         src, dst = relabel[self.edge_index[0]], relabel[self.edge_index[1]]
@@ -390,7 +445,11 @@ def build_pair_graph(
 
     Host syncs: none for all pairs with ``sizes`` given; one for a radius graph (its widest row
     and whether the search returned it sorted), one more for a group without a search embedding.
+    In a traced forward (:func:`torch.compile`, :func:`torch.export.export`) none: see
+    :func:`traced_pair_graph`.
     """
+    if ops.dynamic_sizes_traced():
+        return traced_pair_graph(group, lifted, candidate_radius, max_num_neighbors, sizes)
     if candidate_radius is not None and not float(candidate_radius) >= 0:
         raise ValueError(f"candidate_radius must be None or a non-negative number, got {candidate_radius}")
     radius = None if candidate_radius is None or math.isinf(float(candidate_radius)) else float(candidate_radius)
@@ -413,7 +472,7 @@ def build_pair_graph(
     else:
         # widen by a relative 1e-6 so rounding never drops a pair on the boundary
         cap = sizes.max_count if max_num_neighbors is None else max_num_neighbors
-        edge_index = radius_candidates(points.detach(), lifted.batch, bound * (1 + 1e-6) + 1e-9, cap,
+        edge_index = radius_candidates(points.detach(), lifted.batch, _widened(bound), cap,
                                        max(sizes.counts.numel(), 1))
         degree = count_index(edge_index[1], lifted.num_nodes)
         max_degree, is_sorted = _degree_and_order(edge_index[1], degree, None, None)  # host sync
@@ -424,6 +483,60 @@ def build_pair_graph(
         dist = group.distance(edge_attr)
     return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes, max_degree, radius, sizes,
                      is_sorted=True, degree=degree)
+
+
+def _generator_kwargs(generator: Optional[torch.Generator]) -> dict:
+    """``{"generator": generator}``, or nothing for ``None`` (an explicit ``generator=None`` makes
+    :func:`torch.rand` of a symbolic shape fail under :func:`torch.export.export`)."""
+    return {} if generator is None else {"generator": generator}
+
+
+def _widened(bound):
+    """A search radius widened by a relative 1e-6 (and 1e-9), so rounding never drops a pair on the boundary."""
+    return bound * (1 + 1e-6) + 1e-9
+
+
+def traced_pair_graph(
+    group: LieGroup,
+    lifted: LiftedPoints,
+    candidate_radius: Optional[Union[float, Tensor]] = None,
+    max_num_neighbors: Optional[int] = None,
+    sizes: Optional[GraphSizes] = None,
+) -> PairGraph:
+    """:func:`build_pair_graph` in a traced forward: no host read, the candidates from custom operators.
+
+    The pairs within the radius in the group's search embedding (:func:`radius_pairs_op`,
+    the radius a tensor) when the group has an embedding with the identity bound
+    (:meth:`LieGroup.search_radius` not overridden), else all pairs of each graph
+    (:func:`all_pairs_op`, a superset: the layers' balls select the same pairs).
+
+    Args:
+        group (LieGroup): the group.
+        lifted (LiftedPoints): the lifted points.
+        candidate_radius (float or torch.Tensor, optional): the largest ball radius (``None`` or ``inf``: all
+            pairs). (default: :obj:`None`)
+        max_num_neighbors (int, optional): cap on candidates per point (``None``: exact). (default: :obj:`None`)
+        sizes (GraphSizes, optional): the sizes of the lifted graphs (``None``: counted). (default: :obj:`None`)
+    """
+    batch = lifted.batch
+    if sizes is None:
+        sizes = GraphSizes.read(batch)
+    radius = phi = None
+    if isinstance(candidate_radius, Tensor) or (candidate_radius is not None and not math.isinf(candidate_radius)):
+        radius = torch.as_tensor(candidate_radius, dtype=torch.float64, device=batch.device).reshape(())
+    if radius is not None and type(group).search_radius is LieGroup.search_radius:
+        with torch.autocast(lifted.pos.device.type, enabled=False):
+            work = torch.float64
+            phi = group.search_embedding(lifted.u.to(work), lifted.q.to(work), lifted.pos.to(work))
+    if phi is None:
+        edge_index, radius = all_pairs_op(batch, sizes.counts), None
+    else:
+        cap = -1 if max_num_neighbors is None else int(max_num_neighbors)
+        edge_index = radius_pairs_op(phi.detach(), batch, _widened(radius), cap)
+    with torch.autocast(lifted.pos.device.type, enabled=False):
+        edge_attr = group.pair_embedding(lifted.u, lifted.q, edge_index)
+        dist = group.distance(edge_attr)
+    return PairGraph(edge_index, edge_attr, dist, batch, lifted.num_nodes, None, radius, sizes, is_sorted=True)
 
 
 def segment_rank(target: Tensor, num_nodes: int, counts: Optional[Tensor] = None) -> Tensor:
@@ -467,9 +580,14 @@ def select_slots(
     candidate fits (``mc_samples >= D``) no key is drawn. Returns ``(edge ids [T, S], mask [T, S],
     observed fill)`` with ``S = min(mc_samples, D)``; the fill (mean over targets of points in the
     ball over points in the graph) is ``None`` unless a radius was given. No host sync.
+
+    In a traced forward (:func:`torch.compile`, :func:`torch.export.export`: the width may be a
+    symbolic size) every row is sampled (keys drawn, ``topk``), since the graph cannot branch on
+    ``mc_samples >= D``; when every candidate fits, the rows hold the same edges in another order.
     """
     width = slots.shape[1]
-    size = min(int(mc_samples), width)
+    symbolic = ops.dynamic_sizes_traced()
+    size = torch.sym_min(int(mc_samples), width) if symbolic else min(int(mc_samples), width)
     observed_fill, valid = None, slot_mask
     if knn:
         key = dist[slots].masked_fill(~slot_mask, float("inf"))
@@ -478,11 +596,78 @@ def select_slots(
             valid = slot_mask & (dist[slots] < radius)
             within = valid.sum(1).to(dist.dtype)
             observed_fill = (within / target_graph_size.to(dist.dtype)).mean()
-        if size == width:
+        if not symbolic and size == width:
             return slots, valid, observed_fill
-        key = torch.rand(slots.shape, dtype=dist.dtype, device=dist.device, generator=generator)
+        key = torch.rand(slots.shape, dtype=dist.dtype, device=dist.device, **_generator_kwargs(generator))
         key = key.masked_fill(~valid, 2.0)
-    if size == width:
+    if not symbolic and size == width:
         return slots, valid, observed_fill
     pick = torch.topk(key, size, dim=1, largest=False, sorted=False).indices
     return slots.gather(1, pick), valid.gather(1, pick), observed_fill
+
+
+# ----------------------------------------------------------------------------- traced-forward operators
+@torch.library.custom_op("lieconv::all_pairs", mutates_args=())
+def all_pairs_op(batch: Tensor, counts: Tensor) -> Tensor:
+    r"""``[2, E]`` every ordered pair (self pairs included) of points in the same graph, sorted by
+    target (:func:`~torch_geometric_lieconv.graph.all_pairs_within_graphs`).
+
+    Args:
+        batch (torch.Tensor): the graph of each point ``[N]``, sorted.
+        counts (torch.Tensor): the points of each graph ``[B]``.
+    """
+    sizes = GraphSizes.from_summary(counts, GraphSizes.summary(counts).tolist())
+    return all_pairs_within_graphs(batch, sizes)
+
+
+@all_pairs_op.register_fake
+def _all_pairs_fake(batch: Tensor, counts: Tensor) -> Tensor:
+    return batch.new_empty(2, torch.library.get_ctx().new_dynamic_size())
+
+
+@torch.library.custom_op("lieconv::radius_pairs", mutates_args=())
+def radius_pairs_op(points: Tensor, batch: Tensor, radius: Tensor, max_num_neighbors: int) -> Tensor:
+    r"""``[2, E]`` (source, target) pairs of the same graph closer than ``radius``, sorted by target
+    (stable): :func:`~torch_geometric_lieconv.graph.radius_candidates` on a radius given as a tensor.
+
+    Args:
+        points (torch.Tensor): the points (or search embeddings) ``[N, D]``.
+        batch (torch.Tensor): the graph of each point ``[N]``, sorted.
+        radius (torch.Tensor): the Euclidean search radius (one value).
+        max_num_neighbors (int): a cap on the pairs per target; ``-1``: exact (the largest graph).
+    """
+    if points.shape[0] == 0:
+        return batch.new_zeros(2, 0)
+    cap = max_num_neighbors if max_num_neighbors > 0 else int(count_index(batch, points.shape[0]).max())
+    edge_index = radius_candidates(points, batch, float(radius), cap)
+    return edge_index[:, torch.argsort(edge_index[1], stable=True)]
+
+
+@radius_pairs_op.register_fake
+def _radius_pairs_fake(points: Tensor, batch: Tensor, radius: Tensor, max_num_neighbors: int) -> Tensor:
+    return batch.new_empty(2, torch.library.get_ctx().new_dynamic_size())
+
+
+@torch.library.custom_op("lieconv::neighbor_table", mutates_args=())
+def neighbor_table_op(target: Tensor, num_targets: int) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""The edges of targets ``target`` (any order) as padded rows: ``(slots [T, D], mask [T, D],
+    position [E])`` of :func:`~torch_geometric_lieconv.graph.neighbor_table`, with the width
+    :math:`D = \max(2, \text{largest degree})` (padded to two slots at least: the fake kernel's width is
+    then never 0 or 1, sizes that traced graphs and inductor's kernels would otherwise branch on).
+
+    Args:
+        target (torch.Tensor): the target of each edge ``[E]``.
+        num_targets (int): :math:`T`.
+    """
+    return table_layout(target, num_targets, min_width=2)
+
+
+@neighbor_table_op.register_fake
+def _neighbor_table_fake(target: Tensor, num_targets: int) -> Tuple[Tensor, Tensor, Tensor]:
+    width = torch.library.get_ctx().new_dynamic_size(min=2)
+    return (target.new_empty(num_targets, width), target.new_empty(num_targets, width, dtype=torch.bool),
+            target.new_empty(target.shape[0]))
+
+
+#: the operators of this module (see :mod:`~torch_geometric_lieconv.ops`)
+TRACED_OPS = [all_pairs_op, radius_pairs_op, neighbor_table_op]

@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from . import ops
 from ._deprecation import deprecated_alias, renamed_keywords
 from .groups import LieGroup
 
@@ -81,7 +82,10 @@ def lift_points(
         batch = torch.zeros(n, dtype=torch.long, device=pos.device)
     elif batch.shape != (n,):
         raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
-    if not checked and bool(point_flags(group, pos, batch).any()):  # one host sync
+    if not checked and ops.dynamic_sizes_traced():  # a traced forward checks on the device, when it runs
+        torch._assert_async(~point_flags(group, pos, batch).any(), "lift_points: pos holds NaN, inf or points the "
+                            "group cannot lift, or batch is not sorted")
+    elif not checked and bool(point_flags(group, pos, batch).any()):  # one host sync
         raise_for_points(group, pos, batch)
     k = int(lift_samples)
     a, q = group.lift(pos, k, frames=frames, generator=generator)
@@ -112,7 +116,9 @@ def point_flags(group: LieGroup, pos: Tensor, batch: Tensor) -> Tensor:
         got = f"shape {list(flags.shape)}" if isinstance(flags, Tensor) else type(flags).__name__
         raise TypeError(f"{group.name}.pos_flags(pos) must return a tensor of {NUM_POS_FLAGS} booleans (some "
                         f"coordinate is not finite, some point is where the lift is undefined), got {got}")
-    unsorted = (batch[1:] < batch[:-1]).any() if batch.numel() > 1 else batch.new_zeros((), dtype=torch.bool)
+    # against the running maximum, not batch[1:] < batch[:-1]: no slice of length N - 1 (which would make
+    # torch.export guard on N >= 3) and no branch on N
+    unsorted = (batch < torch.cummax(batch, 0).values).any()
     return torch.cat([flags.to(torch.bool), unsorted.view(1)])
 
 

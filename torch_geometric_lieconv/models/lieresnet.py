@@ -10,6 +10,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_mean_pool
 from torch_scatter import scatter_mean
 
+from .. import ops
 from ..conv import LieConv
 from ..graph import GraphSizes, PairGraph, build_pair_graph, count_index
 from ..host_syncs import read_to_host
@@ -23,9 +24,12 @@ class ForwardPlan(NamedTuple):
     """What a :class:`LieResNet` forward pass reads from the device, once (:meth:`LieResNet.read_plan`).
 
     The input checks and the lifted graph's numbers hold their defaults when they were not asked for.
+    A traced forward (:func:`torch.compile`, :func:`torch.export.export`) reads nothing
+    (:meth:`LieResNet.traced_plan`): its radii are tensors, its sizes hold the counts only
+    (:meth:`GraphSizes.traced`) and :attr:`num_graphs` is a symbolic size.
     """
 
-    radii: List[Optional[float]]  #: each block's ball radius (``None``: no ball)
+    radii: List[Optional[Union[float, Tensor]]]  #: each block's ball radius (``None``: no ball)
     sizes: List[GraphSizes]  #: the lifted graphs' sizes before each block and after the last
     num_graphs: int  #: :math:`B`
     bad_points: bool = False  #: the points or the batch vector failed their checks (:func:`point_flags`)
@@ -34,8 +38,7 @@ class ForwardPlan(NamedTuple):
     num_points: Optional[int] = None  #: the input points of a lifted graph
 
 
-class NonFiniteInputError(ValueError):
-    """Input features with NaN or inf values (BatchNorm would spread them to other graphs)."""
+NonFiniteInputError = ops.NonFiniteInputError  # defined with the operator that raises it in a traced forward
 
 
 def _nonfinite(x: Tensor) -> Tensor:
@@ -241,6 +244,8 @@ class LieResNet(Rebuildable):
         used = radii[first_block : first_block + 1] if self.graph_per_block else radii[first_block:]
         if any(r is None for r in used):
             return None
+        if any(isinstance(r, Tensor) for r in used):  # a traced forward: the radii stay on the device
+            return torch.stack([torch.as_tensor(r, dtype=torch.float64).reshape(()) for r in used]).amax()
         return max(used, default=0.0)  # no block (num_layers=0): no ball needs a pair
 
     def graph_radius(self, first_block: int = 0, radii: Optional[Sequence[Optional[float]]] = None
@@ -316,6 +321,21 @@ class LieResNet(Rebuildable):
             num_points=int(read["num_points"]) if "num_points" in read else None,
         )
 
+    def traced_plan(self, counts: Tensor) -> ForwardPlan:
+        r"""The plan of a traced forward (:func:`torch.compile`, :func:`torch.export.export`), read from
+        nothing: each block's ball radius as a tensor, the counts of every stage (:meth:`GraphSizes.traced`)
+        and the number of graphs as the symbolic length of ``counts``.
+
+        Args:
+            counts (torch.Tensor): lifted points per graph ``[B]``
+                (:func:`~torch_geometric_lieconv.ops.graph_counts`).
+        """
+        stages = [counts]
+        for block in self.blocks:
+            stages.append(subsample_counts(stages[-1], block.ds_frac) if block.ds_frac < 1 else stages[-1])
+        radii = [conv.radius.detach().to(torch.float64) if conv.uses_ball else None for conv in self.convs]
+        return ForwardPlan(radii, [GraphSizes.traced(c) for c in stages], counts.shape[0])
+
     def connect(self, lifted: LiftedPoints, first_block: int = 0, plan: Optional[ForwardPlan] = None) -> PairGraph:
         """The candidate pair graph of ``lifted`` for block ``first_block`` (and the later ones, unless
         per block); with a ``plan`` (:meth:`read_plan`) nothing is read from the device but the new
@@ -353,18 +373,38 @@ class LieResNet(Rebuildable):
         (or ``[N, out_channels]`` with ``pool=False``). ``frames`` fixes the stabilizer samples.
 
         The same as :meth:`forward_lifted` on :func:`~torch_geometric_lieconv.lift_graph` of the points
-        with this model's lift samples and :meth:`candidate_radius`. Under :func:`torch.compile` the
-        lift and the graph (data-dependent sizes) run eagerly and the rest is compiled: with
-        ``fill >= 1`` (or ``knn``) and no subsampling, that is one graph."""
+        with this model's lift samples and :meth:`candidate_radius`. Under :func:`torch.compile` and
+        :func:`torch.export.export` the whole forward is traced: its data-dependent steps are the custom
+        operators of :mod:`~torch_geometric_lieconv.ops` (one graph, ``fullgraph=True`` works, and sizes
+        stay dynamic)."""
         if x.dim() != 2 or x.shape[0] != pos.shape[0] or x.shape[1] != self.in_channels:
             raise ValueError(f"x must have shape [{pos.shape[0]}, {self.in_channels}], got {list(x.shape)}")
         x, pos = self._checked_features(x), self._in_model_dtype(pos)
         lifted, graph, plan = self._lift_and_plan(x, pos, batch, frames, num_graphs)
         return self._forward_graph(x[lifted.node_index], lifted, graph, plan, pos.shape[0])
 
-    @torch.compiler.disable
     def _lift_and_plan(self, x: Tensor, pos: Tensor, batch: Optional[Tensor], frames: Optional[Tensor],
                        num_graphs: Optional[int]) -> Tuple[LiftedPoints, PairGraph, ForwardPlan]:
+        """Check the input, plan, lift and connect: traced under :func:`torch.compile` and
+        :func:`torch.export.export` (the checks and counts by :func:`~torch_geometric_lieconv.ops.graph_counts`,
+        :meth:`traced_plan`), else eagerly with one host sync (:meth:`read_plan`)."""
+        if not ops.dynamic_sizes_traced():
+            return self._eager_lift_and_plan(x, pos, batch, frames, num_graphs)
+        self.group.check_pos_shape(pos)
+        n = pos.shape[0]
+        if batch is None:
+            batch = torch.zeros(n, dtype=torch.long, device=pos.device)
+        elif batch.shape != (n,):
+            raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
+        flags = torch.cat([point_flags(self.group, pos, batch), _nonfinite(x)])
+        counts = ops.graph_counts(batch, -1 if num_graphs is None else int(num_graphs), flags)
+        plan = self.traced_plan(counts * self.lift_samples)
+        lifted, graph = self.lift_and_connect(pos, batch, frames, plan)
+        return lifted, graph, plan
+
+    @torch.compiler.disable
+    def _eager_lift_and_plan(self, x: Tensor, pos: Tensor, batch: Optional[Tensor], frames: Optional[Tensor],
+                             num_graphs: Optional[int]) -> Tuple[LiftedPoints, PairGraph, ForwardPlan]:
         """Check the input, read the plan (one host sync), lift and connect: the eager part of a forward."""
         self.group.check_pos_shape(pos)
         n = pos.shape[0]
@@ -488,6 +528,8 @@ class LieResNet(Rebuildable):
         """The candidate graph of block ``block`` on its input points ``lifted`` (the points ``kept`` of the
         previous block's ``graph``)."""
         if self.graph_per_block:
+            if ops.dynamic_sizes_traced():  # a traced forward: the candidate search is an operator
+                return self.connect(lifted, block, plan)
             return self._connect_eagerly(lifted, block, plan)
         if kept is not None:
             return graph.subgraph(kept, plan.sizes[block])

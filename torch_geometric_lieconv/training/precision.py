@@ -1,7 +1,8 @@
 r"""``--precision auto``: bfloat16 autocast where the hardware and the model size make it pay.
 
 Under bfloat16 autocast the Linear layers and kernel MLPs run their matmuls in bfloat16 (float32
-weights, group math and aggregation in float32). That is faster only where bfloat16 matmuls are
+weights, group math in float32; the aggregation's batched matmul in bfloat16 on CPUs with AMX-BF16,
+in float32 on other CPUs). That is faster only where bfloat16 matmuls are
 native -- CPUs with AVX-512-BF16 or AMX, CUDA GPUs of compute capability 8 and up -- and only once the
 matmuls dominate the step: on small models the casts cost more than the matmuls save.
 :func:`choose_precision` decides from both; the task supplies the width from which its benchmark
