@@ -40,10 +40,9 @@ class LiftedGraph(Data):
 
 # datasets saved with a LiftGraph pre_transform hold LiftedGraph objects: let PyG read them back with
 # torch.load(weights_only=True) instead of falling back to unpickling arbitrary objects
-if hasattr(torch.serialization, "add_safe_globals"):
-    torch.serialization.add_safe_globals(
-        [LiftedGraph, (LiftedGraph, "torch_geometric_lieconv.lift.LiftedGraph")]  # before 0.2
-    )
+torch.serialization.add_safe_globals(
+    [LiftedGraph, (LiftedGraph, "torch_geometric_lieconv.lift.LiftedGraph")]  # before 0.2
+)
 
 
 @renamed_keywords(num_samples="lift_samples", radius="candidate_radius")  # before 0.3
