@@ -91,3 +91,13 @@ def test_train_evaluate_check_commands_end_to_end(rotmnist_root, tmp_path, monke
     # errors the user made come back as one line
     assert main(["evaluate", "rotmnist", *common, "--run", str(tmp_path / "none")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_shared_samples_is_an_explicit_setting_that_reaches_the_model():
+    from torch_geometric_lieconv.experiments.rotmnist import SETTINGS, model_arguments
+    from torch_geometric_lieconv.models import ImageLieResNet
+
+    for value in (False, True):
+        settings = SETTINGS.build("quick", {"shared_samples": value} if value else {})
+        name, arguments = model_arguments(settings)
+        assert name == "ImageLieResNet" and ImageLieResNet(**arguments).shared_samples is value

@@ -2,8 +2,8 @@ r"""RotMNIST with LieConv (paper §5.1, Table 1): ``lieconv train|evaluate|check
 
 * ``lieconv train rotmnist --root R --group SE2 [--preset quick] [--epochs E] [--resume]`` trains an
   :class:`~torch_geometric_lieconv.models.image.ImageLieResNet` on the 10k training images (random
-  rotation augmentation of the point sets, as the reference's ``aug=True``, for the groups that do not
-  already make it exact: see :func:`augmentation`), reports the validation
+  rotation augmentation of the image content on the pixel grid, as the reference's ``aug=True``, for
+  the groups that do not already make it exact: see :func:`augmentation`), reports the validation
   error after every epoch, keeps ``checkpoint_best.pt`` by it, and finally prints the test error next to
   the paper's figure for the group.
 * ``lieconv evaluate rotmnist --run runs/rotmnist-SE2`` prints the test (or validation) error in
@@ -64,6 +64,9 @@ class ImageModelSettings:
     lift_samples: Optional[int] = setting(None, "lift samples (default: 2 for SE2, else 1)")
     continuous_kernel: bool = setting(False, "kernels of the matrix v^-1 u instead of its log "
                                              "(no jump at the angle cut)")
+    shared_samples: bool = setting(False, "the images of a batch share their farthest point starts and "
+                                          "SE2 lift samples, so every block's geometry is built once per "
+                                          "batch (faster; not shown to learn as well: see the guide)")
 
 
 @dataclass
@@ -71,10 +74,10 @@ class ImageDataSettings:
     """The images: crop, augmentation and subsets."""
 
     crop_radius: float = setting(DEFAULT_CROP_RADIUS, "circular crop in pixels")
-    augment: bool = setting(True, "random rotation of the training point sets (the reference's aug=True); "
-                                  "for groups with the rotations about the image centre (SO2, RxSO2, SE2) the "
-                                  "model is exactly invariant to it, so it is not applied and every batch keeps "
-                                  "the one pixel grid, lifted and connected once")
+    augment: bool = setting(True, "random rotation of the training images (the reference's aug=True): the "
+                                  "image content turned on the fixed pixel grid; for groups with the rotations "
+                                  "about the image centre (SO2, RxSO2, SE2) the model is exactly invariant to it, "
+                                  "so it is not applied; every batch keeps the one grid, lifted and connected once")
     train_size: Optional[int] = setting(None, "training images: the first N (default: all)", old_flag="--train-limit")
     valid_size: Optional[int] = setting(None, "validation images: the first N (default: all)",
                                         old_flag="--valid-limit")
