@@ -10,6 +10,8 @@ is rotated by random angles on the image grid (bilinear, as the reference's augm
 rotated images go to both (the project's as point sets of the pixel centres). Each run is its own
 process (``--jobs`` at a time, one thread each); the table gives the test error after the last step,
 mean and 95% t-interval over the seeds. The original is imported at run time from ``--reference``.
+``--sides project project-shared-samples`` compares the project's default with ``ImageLieResNet(...,
+shared_samples=True)`` (the images of a batch share their farthest point starts and lift samples).
 The QM9 counterpart is ``python -m benchmarks.qm9_learning_side_by_side``.
 """
 from __future__ import annotations
@@ -21,6 +23,10 @@ from typing import List, Optional
 
 from benchmarks.harness import DEFAULT_REFERENCE, argument_parser, command, import_reference, interval, run_in_processes
 from benchmarks.rotmnist import IMAGE_GROUPS, TRAIN_BATCH
+
+
+#: the runs a comparison can hold
+SIDES = ["original", "project", "project-shared-samples"]
 
 
 def learning_parser(module: str, doc: str, root_help: str, epochs: int) -> argparse.ArgumentParser:
@@ -46,12 +52,16 @@ def run_all(target: str, specs: List[dict], args, describe) -> List[dict]:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = learning_parser(__spec__.name, __doc__, "folder of the two .amat files (or of raw/ with them)", epochs=5)
     parser.add_argument("--groups", nargs="+", default=["T2", "SO2", "RxSO2"], choices=[g[0] for g in IMAGE_GROUPS])
+    parser.add_argument("--sides", nargs="+", default=["original", "project"], choices=SIDES,
+                        help="whose runs: the original, the project, the project with ImageLieResNet's "
+                             "shared_samples=True")
     args = parser.parse_args(argv)
     if args.root is None:
         parser.error("--root is required")
     reference = Path(args.reference).expanduser().resolve()
-    sides = ["original", "project"] if import_reference(reference) is not None else ["project"]
-    if sides == ["project"]:
+    sides = list(args.sides)
+    if "original" in sides and import_reference(reference) is None:
+        sides.remove("original")
         print(f"No original LieConv code at {reference}: the project's runs only.\n")
     specs = [{"side": side, "group": group, "seed": seed, "epochs": args.epochs, "root": args.root,
               "reference": str(reference)} for group in args.groups for seed in args.seeds for side in sides]

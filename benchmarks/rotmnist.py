@@ -122,7 +122,8 @@ def learning_run(spec: Dict) -> Dict:
         logits = model
     else:
         model = ImageLieResNet(group_from_name(name, alpha), hidden_channels=32, num_layers=3, mc_samples=16,
-                               fill=0.1, total_ds=0.1, lift_samples=lifts)
+                               fill=0.1, total_ds=0.1, lift_samples=lifts,
+                               shared_samples=spec["side"] == "project-shared-samples")
 
         def logits(images: torch.Tensor) -> torch.Tensor:
             data = to_points.batch(images)
