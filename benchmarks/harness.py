@@ -83,6 +83,15 @@ def interleaved(steps: Dict[str, Callable[[], None]], rounds: int, warmup: int, 
     return best
 
 
+def median(values: Sequence[float]) -> float:
+    """The median of ``values`` (the mean of the middle two for an even count)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("median of no values")
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def _status_mb(field: str) -> float:
     match = re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text())
     return int(match.group(1)) / 1024

@@ -3,6 +3,7 @@
     python -m benchmarks.side_by_side                                  # every section, quick sizes
     python -m benchmarks.side_by_side --sections qm9 --size paper      # the paper's k=1536
     python -m benchmarks.side_by_side --reference /path/to/LieConv     # default ../shared/reference/LieConv
+    python -m benchmarks.side_by_side --sections qm9 --size paper --qm9-root QM9_ROOT --compile
 
 The original (the authors' repository) is imported at run time from ``--reference``; nothing of it is
 copied. Its models get the inputs this project's pipeline makes (padded tensors of the same molecules,
@@ -14,16 +15,22 @@ Timing: one process, one intra-op thread (``--threads``), process CPU time of ea
 (forward, backward, Adam; on CUDA the wall time after a synchronize). The columns' steps are
 interleaved -- each round runs every column once, the order reversed every other round -- after the
 same warm-up steps (the adaptive ball radii of both codes move to their fills there); the tables give
-the minimum over rounds. The layer section runs each size in a fresh process to read its peak memory.
+the minimum over rounds. The QM9 section differs: each column runs in a process of its own, and its
+table gives the median step and each column's spread. The layer section runs each size in a fresh
+process to read its peak memory.
 
 Sections (the code of each is in the module named after it):
 
 * ``qm9``: T(3) (6 blocks, nbhd 100, fill 1) and SE(3) (4 lifts, nbhd 25, fill 1/2, alpha 0.2) on 75
-  QM9-sized molecules, L1 loss; the original in float32, the project in float32 and under bfloat16
-  autocast. ``--size quick``: k=128, 3 blocks (nbhd 32 for T(3)); ``paper``: k=1536, 6 blocks. Every
-  step takes a new batch (the same sequence in every column), and the bfloat16 column runs in a fresh
-  process after the float32 columns: with one repeated batch, or after float32 steps in the same
-  process, oneDNN's bfloat16 timings are not those of a training run.
+  molecules a batch, L1 loss; the original in float32, the project in float32 and under bfloat16
+  autocast (with ``--compile`` also both under ``torch.compile``, whose warm-up, graph count and graph
+  breaks get a table of their own). ``--size quick``: k=128, 3 blocks (nbhd 32 for T(3)); ``paper``:
+  k=1536, 6 blocks. ``--qm9-root DIR`` (a PyG QM9 root) takes real molecules, a fixed permutation of
+  them in slices of 75; without it the molecules are synthetic and QM9-sized. Every step takes a new
+  batch (the same sequence in every column); every column runs in a fresh one-thread process, one
+  after another, ``--warmup`` steps then ``--steps`` timed ones, and the table gives the median
+  (repeating one batch, or running after other columns in one process, changes oneDNN's bfloat16
+  timings). ``python -m benchmarks.qm9_profile`` profiles one step's operators.
 * ``rotmnist``: ``ImgLieResnet`` against ``ImageLieResNet`` for T(2), SO(2), RxSO(2), SE(2) (the
   reference README's alphas, 2 lifts for SE(2)), batch 25 of 28 x 28 images, cross-entropy; s/step
   and the epoch of the benchmark (10,000 training images in steps of 25 and 2,000 validation images
@@ -42,7 +49,8 @@ from typing import List, Optional
 import torch
 
 from benchmarks import layer, qm9, rotmnist, springs
-from benchmarks.harness import Clock, DEFAULT_REFERENCE, argument_parser, header, import_reference
+from benchmarks.harness import (Clock, DEFAULT_REFERENCE, argument_parser, bfloat16_description, header,
+                                import_reference)
 
 SECTIONS = ("qm9", "rotmnist", "springs", "layer")
 
@@ -52,13 +60,19 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--reference", default=str(DEFAULT_REFERENCE), help="the original LieConv repository")
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--size", default="quick", choices=["quick", "paper"])
-    parser.add_argument("--steps", type=int, default=3, help="timed rounds (the minimum is reported)")
+    parser.add_argument("--steps", type=int, default=3,
+                        help="timed rounds (the minimum is reported; qm9: timed steps, the median)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each column first")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (CUDA: wall time)")
     parser.add_argument("--layer-points", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--max-dense-gb", type=float, default=8.0, help="skip original layers needing more")
-    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--qm9-root", default=None, help="qm9: a PyG QM9 root, for real molecules "
+                        "(processed once, into a copy under the temporary directory when not processed yet)")
+    parser.add_argument("--compile", action="store_true", help="qm9: also the project under torch.compile")
+    parser.add_argument("--compile-warmup", type=int, default=2,
+                        help="qm9: warm-up steps a compiled column takes first, on other molecules")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per worker process")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -67,8 +81,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     if reference is None:
         print(f"No original LieConv code at {reference_path} (pass --reference DIR): the project's columns only.\n")
         reference_path = None
-    print(header(__spec__.name, argv, args.device) + f"; {args.steps} interleaved rounds after {args.warmup} "
-          "warm-up steps, minimum reported.\n")
+    print(header(__spec__.name, argv, args.device) + f"; {bfloat16_description()}; {args.steps} interleaved "
+          f"rounds after {args.warmup} warm-up steps, minimum reported (qm9: median).\n")
     clock = Clock(device)
     for section in args.sections:
         if section == "layer":
