@@ -187,9 +187,12 @@ def autocast(device: torch.device, dtype: str):
     return torch.autocast(device.type, dtype=getattr(torch, dtype))
 
 
-def adam_step(model: torch.nn.Module, loss_of: Callable[[], torch.Tensor], lr: float = 3e-4) -> Callable[[], None]:
-    """A training step of ``model``: the loss, its gradients, one Adam update."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+def adam_step(model: torch.nn.Module, loss_of: Callable[[], torch.Tensor], lr: float = 3e-4,
+              optimizer: Callable[..., torch.optim.Optimizer] = torch.optim.Adam) -> Callable[[], None]:
+    """A training step of ``model``: the loss, its gradients, one Adam update (``optimizer``: the
+    original's plain :class:`torch.optim.Adam`, or the project trainer's
+    :func:`torch_geometric_lieconv.training.optimisation.adam`)."""
+    optimizer = optimizer(model.parameters(), lr=lr)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -19,6 +19,7 @@ from benchmarks.harness import (Clock, adam_step, fit, import_reference, interle
                                 table)
 from torch_geometric_lieconv.groups import group_from_name
 from torch_geometric_lieconv.models import ImageLieResNet
+from torch_geometric_lieconv.training.optimisation import adam
 from torch_geometric_lieconv.transforms import ImageToPointSet
 
 #: the reference README's RotMNIST groups: (our name, its constructor, alpha, lift samples)
@@ -58,7 +59,8 @@ def side_by_side_section(reference, args, clock: Clock, device: torch.device) ->
         def our_logits(data, num_graphs, model=ours):
             return model(data.x, data.pos, data.batch, num_graphs=num_graphs)
 
-        steps = {"project": adam_step(ours, lambda: F.cross_entropy(our_logits(points, TRAIN_BATCH), labels)),
+        steps = {"project": adam_step(ours, lambda: F.cross_entropy(our_logits(points, TRAIN_BATCH), labels),
+                                      optimizer=adam),
                  "project eval": eval_step(ours, lambda: our_logits(eval_points, EVAL_BATCH))}
         if reference is not None:
             theirs = reference.layers.ImgLieResnet(chin=1, total_ds=0.1, num_layers=layers, fill=0.1, k=k, nbhd=nbhd,

@@ -14,6 +14,7 @@ from torch_geometric_lieconv.datasets import SpringSystem, generate_systems
 from torch_geometric_lieconv.dynamics import rollout
 from torch_geometric_lieconv.groups import group_from_name
 from torch_geometric_lieconv.models import HamiltonianLieConv
+from torch_geometric_lieconv.training.optimisation import adam
 
 SPRING_GROUPS = [("T2", "T", None), ("SO2", "SO2", 0.2), ("SE2", "SE2", 0.05)]  # the project's alphas
 
@@ -36,7 +37,7 @@ def side_by_side_section(reference, args, clock: Clock, device: torch.device) ->
         torch.manual_seed(0)
         ours = HamiltonianLieConv(2, group_from_name(name, alpha), hidden_channels=k, num_layers=layers).to(device)
         steps = {"project": adam_step(ours, lambda: (rollout(lambda _, z: ours(_, z, params, batch, systems), z0, t)
-                                                     - traj).pow(2).mean())}
+                                                     - traj).pow(2).mean(), optimizer=adam)}
         if reference is not None:
             from torchdiffeq import odeint
 

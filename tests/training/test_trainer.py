@@ -195,3 +195,28 @@ def test_the_trainer_runs_every_loss_and_evaluation_under_its_autocast(tmp_path)
         assert seen["evaluate"] == [dtype is not None]
         assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_the_trainers_adam_is_fused_where_it_can_be_and_updates_as_adam_does():
+    """Fused on CPU parameters (one kernel per update), the unfused Adam for lazy parameters; the
+    fused update equals the loop of element-wise ops to float32 rounding, step after step."""
+    from torch_geometric.nn.dense.linear import Linear
+
+    from torch_geometric_lieconv.training.optimisation import adam
+
+    torch.manual_seed(0)
+    fused_net, plain_net = torch.nn.Linear(6, 5), torch.nn.Linear(6, 5)
+    plain_net.load_state_dict(fused_net.state_dict())
+    start = fused_net.weight.detach().clone()
+    fused, plain = adam(fused_net.parameters(), lr=1e-2), torch.optim.Adam(plain_net.parameters(), lr=1e-2)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    assert not adam(Linear(-1, 4).parameters()).defaults["fused"]
+    x = torch.randn(32, 6)
+    for _ in range(5):
+        for net, opt in ((fused_net, fused), (plain_net, plain)):
+            opt.zero_grad()
+            net(x).square().mean().backward()
+            opt.step()
+    moved = (fused_net.weight - plain_net.weight).abs().max()
+    assert moved < 1e-6 * fused_net.weight.abs().max(), moved
+    assert (fused_net.weight - start).abs().max() > 1e-2  # five steps of 1e-2 moved it
