@@ -263,3 +263,13 @@ def test_fullgraph_aot_eager_compile_of_a_ball_model_equals_eager():
 def test_fullgraph_inductor_compile_of_a_ball_model_equals_eager():
     """Batches of 17 or more atoms: inductor's matmul lowering guards on 17 <= N (smaller recompiles)."""
     _compiled_ball_model_equals_eager("inductor", [(7, 12, 5, 9), (3, 20, 11), (17,), (4, 4, 4, 4, 4, 9, 2)])
+
+
+def test_a_traced_forward_without_a_batch_vector_is_one_graph_and_a_wrong_batch_raises():
+    torch.manual_seed(0)
+    model = LieResNet(4, 1, "T3", hidden_channels=16, num_layers=1, mc_samples=16, fill=1.0).eval()
+    x, pos = torch.randn(9, 4), torch.randn(9, 3)
+    program = torch.export.export(model, (x, pos))  # batch None: one graph of every point
+    torch.testing.assert_close(program.module()(x, pos), model(x, pos), rtol=1e-5, atol=1e-6)
+    with pytest.raises(Exception, match="batch must have shape"):
+        torch.export.export(model, (x, pos, torch.zeros(5, dtype=torch.long)))

@@ -15,7 +15,7 @@ ROOT = os.path.dirname(torch_geometric_lieconv.__file__)
 #: layer side by side (models | datasets) must not import each other: they sit in separate layers of
 #: equal rank, listed as a tuple.
 LAYERS = [
-    ["_errors", "_files", "_deprecation", "host_syncs"],  # utilities that import nothing of the package
+    ["_errors", "_files", "_deprecation", "host_syncs", "ops", "_contraction"],  # import nothing of the package
     ["groups"],
     ["lift"],
     ["graph"],

@@ -15,7 +15,7 @@ from torch_geometric.nn.dense.linear import Linear, is_uninitialized_parameter
 from torch_geometric.typing import PairTensor
 
 from ._contraction import WeightedSegmentSum, cpu_autocast_bmm_dtype, gather_rows
-from . import ops
+from .ops import dynamic_sizes_traced
 from .graph import NeighborTable, graph_sizes, neighbor_table, select_slots
 from .groups import LieGroup, group_from_name
 
@@ -299,7 +299,7 @@ class LieConv(MessagePassing):
             )
         radius = self._ball(candidate_radius, warn=own_table)
         # a traced forward cannot compare a symbolic table width: its rows are always sampled
-        selects = radius is not None or self.knn or ops.dynamic_sizes_traced() or self.mc_samples < table.width
+        selects = radius is not None or self.knn or dynamic_sizes_traced() or self.mc_samples < table.width
         dist = edge_attr.new_empty(0)
         if selects:
             dist = self.group.distance(edge_attr) if edge_dist is None else edge_dist
@@ -380,7 +380,7 @@ class LieConv(MessagePassing):
         num_targets, width = chosen.shape
         norm = 1.0 / valid.sum(1, dtype=edge_attr.dtype).clamp(min=1) if self.mean else None
         edge_id = slot_valid = None
-        if position is None and ops.dynamic_sizes_traced():
+        if position is None and dynamic_sizes_traced():
             edge_id, slot_valid = chosen.flatten(), valid.flatten()
             rows = torch.arange(num_targets, device=chosen.device).unsqueeze(1).expand(-1, width).flatten()
             edge_index = torch.stack([edge_index[0].index_select(0, edge_id), rows])

@@ -41,7 +41,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from . import ops
+from .ops import dynamic_sizes_traced, graph_counts, subgraph_edges
 from .groups import LieGroup
 from .host_syncs import note_host_sync, read_to_host
 from ._deprecation import deprecated_alias, renamed_keywords
@@ -107,8 +107,8 @@ class GraphSizes(NamedTuple):
         In a traced forward the counts come from :func:`~torch_geometric_lieconv.ops.graph_counts`
         (:meth:`traced` sizes, no host read).
         """
-        if ops.dynamic_sizes_traced():
-            return cls.traced(ops.graph_counts(batch, -1 if num_graphs is None else num_graphs, None), batch.shape[0])
+        if dynamic_sizes_traced():
+            return cls.traced(graph_counts(batch, -1 if num_graphs is None else num_graphs, None), batch.shape[0])
         if num_graphs is None:
             num_graphs = int(batch[-1]) + 1 if batch.numel() else 0  # host sync
         counts = count_index(batch, num_graphs)
@@ -178,7 +178,7 @@ def neighbor_table(
     operator :func:`neighbor_table_op` (``max_degree``, ``is_sorted`` and
     ``degree`` unused; the width is at least 2).
     """
-    if ops.dynamic_sizes_traced():
+    if dynamic_sizes_traced():
         slots, mask, position = neighbor_table_op(edge_index[1], num_targets)
     else:
         slots, mask, position = table_layout(edge_index[1], num_targets, degree, max_degree, is_sorted)
@@ -247,8 +247,8 @@ def graph_sizes(batch: Optional[Tensor], target_batch: Optional[Tensor], num_sou
     """
     if batch is None:
         return torch.full((num_targets,), num_sources, dtype=torch.long, device=device)
-    if ops.dynamic_sizes_traced():  # a traced forward: the number of graphs is an operator's output size
-        counts = ops.graph_counts(batch, -1, None)
+    if dynamic_sizes_traced():  # a traced forward: the number of graphs is an operator's output size
+        counts = graph_counts(batch, -1, None)
     else:
         counts = torch.bincount(batch)
     return counts[batch if target_batch is None else target_batch]
@@ -335,8 +335,8 @@ class PairGraph:
 
         In a traced forward the kept edges come from :func:`~torch_geometric_lieconv.ops.subgraph_edges`.
         """
-        if ops.dynamic_sizes_traced():
-            edge_index, edge_id = ops.subgraph_edges(self.edge_index, index, self.num_nodes)
+        if dynamic_sizes_traced():
+            edge_index, edge_id = subgraph_edges(self.edge_index, index, self.num_nodes)
             return PairGraph(edge_index, self.edge_attr[edge_id], self.dist[edge_id], self.batch[index], index.numel(),
                              None, self.candidate_radius, sizes, is_sorted=True)
         relabel = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.batch.device)
@@ -448,7 +448,7 @@ def build_pair_graph(
     In a traced forward (:func:`torch.compile`, :func:`torch.export.export`) none: see
     :func:`traced_pair_graph`.
     """
-    if ops.dynamic_sizes_traced():
+    if dynamic_sizes_traced():
         return traced_pair_graph(group, lifted, candidate_radius, max_num_neighbors, sizes)
     if candidate_radius is not None and not float(candidate_radius) >= 0:
         raise ValueError(f"candidate_radius must be None or a non-negative number, got {candidate_radius}")
@@ -586,7 +586,7 @@ def select_slots(
     ``mc_samples >= D``; when every candidate fits, the rows hold the same edges in another order.
     """
     width = slots.shape[1]
-    symbolic = ops.dynamic_sizes_traced()
+    symbolic = dynamic_sizes_traced()
     size = torch.sym_min(int(mc_samples), width) if symbolic else min(int(mc_samples), width)
     observed_fill, valid = None, slot_mask
     if knn:

@@ -12,7 +12,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from . import ops
+from .ops import dynamic_sizes_traced
 from ._deprecation import deprecated_alias, renamed_keywords
 from .groups import LieGroup
 
@@ -82,7 +82,7 @@ def lift_points(
         batch = torch.zeros(n, dtype=torch.long, device=pos.device)
     elif batch.shape != (n,):
         raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
-    if not checked and ops.dynamic_sizes_traced():  # a traced forward checks on the device, when it runs
+    if not checked and dynamic_sizes_traced():  # a traced forward checks on the device, when it runs
         torch._assert_async(~point_flags(group, pos, batch).any(), "lift_points: pos holds NaN, inf or points the "
                             "group cannot lift, or batch is not sorted")
     elif not checked and bool(point_flags(group, pos, batch).any()):  # one host sync

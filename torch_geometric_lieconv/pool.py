@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch_scatter import scatter_max
 
-from . import ops
+from .ops import dynamic_sizes_traced
 from .graph import GraphSizes, PairGraph, _generator_kwargs
 from .host_syncs import read_to_host
 
@@ -69,7 +69,7 @@ def farthest_point_subsample(graph: PairGraph, ratio: float, generator: Optional
     counts = graph.sizes.counts
     if start is None:
         start = farthest_point_starts(counts, generator)
-    if ops.dynamic_sizes_traced():  # a traced forward: the rounds (a host number) run in the operator
+    if dynamic_sizes_traced():  # a traced forward: the rounds (a host number) run in the operator
         return farthest_point_sample_op(counts, batch, graph.edge_index[0], graph.dist, graph.slots,
                                          graph.slot_mask, start, float(ratio))
     return farthest_points(counts, batch, graph.edge_index[0], graph.dist, graph.slots, graph.slot_mask, ratio,

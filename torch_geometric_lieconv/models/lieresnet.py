@@ -10,7 +10,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.nn import global_mean_pool
 from torch_scatter import scatter_mean
 
-from .. import ops
+from ..ops import NonFiniteInputError, dynamic_sizes_traced, graph_counts
 from ..conv import LieConv
 from ..graph import GraphSizes, PairGraph, build_pair_graph, count_index
 from ..host_syncs import read_to_host
@@ -38,7 +38,7 @@ class ForwardPlan(NamedTuple):
     num_points: Optional[int] = None  #: the input points of a lifted graph
 
 
-NonFiniteInputError = ops.NonFiniteInputError  # defined with the operator that raises it in a traced forward
+# NonFiniteInputError (imported above) is defined with the operator that raises it in a traced forward
 
 
 def _nonfinite(x: Tensor) -> Tensor:
@@ -388,7 +388,7 @@ class LieResNet(Rebuildable):
         """Check the input, plan, lift and connect: traced under :func:`torch.compile` and
         :func:`torch.export.export` (the checks and counts by :func:`~torch_geometric_lieconv.ops.graph_counts`,
         :meth:`traced_plan`), else eagerly with one host sync (:meth:`read_plan`)."""
-        if not ops.dynamic_sizes_traced():
+        if not dynamic_sizes_traced():
             return self._eager_lift_and_plan(x, pos, batch, frames, num_graphs)
         self.group.check_pos_shape(pos)
         n = pos.shape[0]
@@ -397,7 +397,7 @@ class LieResNet(Rebuildable):
         elif batch.shape != (n,):
             raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
         flags = torch.cat([point_flags(self.group, pos, batch), _nonfinite(x)])
-        counts = ops.graph_counts(batch, -1 if num_graphs is None else int(num_graphs), flags)
+        counts = graph_counts(batch, -1 if num_graphs is None else int(num_graphs), flags)
         plan = self.traced_plan(counts * self.lift_samples)
         lifted, graph = self.lift_and_connect(pos, batch, frames, plan)
         return lifted, graph, plan
@@ -528,7 +528,7 @@ class LieResNet(Rebuildable):
         """The candidate graph of block ``block`` on its input points ``lifted`` (the points ``kept`` of the
         previous block's ``graph``)."""
         if self.graph_per_block:
-            if ops.dynamic_sizes_traced():  # a traced forward: the candidate search is an operator
+            if dynamic_sizes_traced():  # a traced forward: the candidate search is an operator
                 return self.connect(lifted, block, plan)
             return self._connect_eagerly(lifted, block, plan)
         if kept is not None:
