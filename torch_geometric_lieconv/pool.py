@@ -125,17 +125,8 @@ def farthest_points(counts: Tensor, batch: Tensor, source: Tensor, dist: Tensor,
 def farthest_point_sample_op(counts: Tensor, batch: Tensor, source: Tensor, dist: Tensor, slots: Tensor,
                           slot_mask: Tensor, start: Tensor, ratio: float) -> Tensor:
     r"""The sorted indices of the points :func:`~torch_geometric_lieconv.pool.farthest_point_subsample`
-    keeps, from the tensors of a pair graph (at least one: the fake kernel promises a non-empty batch).
-
-    Args:
-        counts (torch.Tensor): the points of each graph ``[B]``.
-        batch (torch.Tensor): the graph of each point ``[N]``, sorted.
-        source (torch.Tensor): the source of each candidate edge ``[E]``.
-        dist (torch.Tensor): the group distance of each candidate edge ``[E]``.
-        slots (torch.Tensor): the neighbour table's edge ids ``[N, D]``.
-        slot_mask (torch.Tensor): its mask ``[N, D]``.
-        start (torch.Tensor): the start of each graph, an index into the graph ``[B]``.
-        ratio (float): the fraction of each graph to keep, in ``(0, 1)``.
+    keeps, from the tensors of a pair graph (at least one: the fake kernel promises a non-empty batch):
+    :func:`farthest_points` as an operator, with the same arguments (``ratio`` in ``(0, 1)``).
     """
     return farthest_points(counts, batch, source, dist, slots, slot_mask, ratio, start)
 

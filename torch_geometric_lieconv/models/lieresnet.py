@@ -390,28 +390,29 @@ class LieResNet(Rebuildable):
         :meth:`traced_plan`), else eagerly with one host sync (:meth:`read_plan`)."""
         if not dynamic_sizes_traced():
             return self._eager_lift_and_plan(x, pos, batch, frames, num_graphs)
-        self.group.check_pos_shape(pos)
-        n = pos.shape[0]
-        if batch is None:
-            batch = torch.zeros(n, dtype=torch.long, device=pos.device)
-        elif batch.shape != (n,):
-            raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
+        batch = self._checked_batch(pos, batch)
         flags = torch.cat([point_flags(self.group, pos, batch), _nonfinite(x)])
         counts = graph_counts(batch, -1 if num_graphs is None else int(num_graphs), flags)
         plan = self.traced_plan(counts * self.lift_samples)
         lifted, graph = self.lift_and_connect(pos, batch, frames, plan)
         return lifted, graph, plan
 
+    def _checked_batch(self, pos: Tensor, batch: Optional[Tensor]) -> Tensor:
+        """The batch vector of ``pos`` (one graph when ``None``), after the shape checks of both."""
+        self.group.check_pos_shape(pos)
+        n = pos.shape[0]
+        if batch is None:
+            return torch.zeros(n, dtype=torch.long, device=pos.device)
+        if batch.shape != (n,):
+            raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
+        return batch
+
     @torch.compiler.disable
     def _eager_lift_and_plan(self, x: Tensor, pos: Tensor, batch: Optional[Tensor], frames: Optional[Tensor],
                              num_graphs: Optional[int]) -> Tuple[LiftedPoints, PairGraph, ForwardPlan]:
         """Check the input, read the plan (one host sync), lift and connect: the eager part of a forward."""
-        self.group.check_pos_shape(pos)
+        batch = self._checked_batch(pos, batch)
         n = pos.shape[0]
-        if batch is None:
-            batch = torch.zeros(n, dtype=torch.long, device=pos.device)
-        elif batch.shape != (n,):
-            raise ValueError(f"batch must have shape [{n}] to match pos, got {list(batch.shape)}")
         counts = count_index(batch, max(n, num_graphs or 0)) * self.lift_samples
         if num_graphs is None:
             num_graphs = batch[-1] + 1 if n else 0
