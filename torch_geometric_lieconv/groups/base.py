@@ -133,7 +133,11 @@ class LieGroup(abc.ABC):
     def pair_embedding(self, a: Tensor, q: Tensor, edge_index: Tensor) -> Tensor:
         r"""Pair embeddings for the edges ``edge_index = [source j, target i]``, ``[E, embedding_dim]``.
 
-        Row ``e`` is :math:`[\log(v_j^{-1} u_i), q_i, q_j]`, so the work and memory are O(E).
+        Row ``e`` is :math:`[\log(v_j^{-1} u_i), q_i, q_j]`, so the work and memory are O(E). A group
+        whose :meth:`pair_log` is the matrix path forms :math:`\exp(a)` and :math:`\exp(-a)` once per
+        point (in :attr:`pair_dtype`) and per edge only the product and its log (the same values as
+        :meth:`pair_log`, two matrix exponentials per edge fewer); a group with its own
+        :meth:`pair_log` gets it per edge.
 
         Args:
             a (torch.Tensor): lifted elements :math:`\log u` ``[M, lie_dim]``.
@@ -141,7 +145,12 @@ class LieGroup(abc.ABC):
             edge_index (torch.Tensor): pairs ``[2, E]`` (source, target).
         """
         src, dst = edge_index[0], edge_index[1]
-        ab = self.pair_log(a[dst], a[src])
+        if type(self).pair_log is LieGroup.pair_log:
+            work = self.pair_work_dtype(a.dtype)
+            a_work = a.to(work)
+            ab = self.log(self.exp(-a_work)[src] @ self.exp(a_work)[dst]).to(a.dtype)
+        else:
+            ab = self.pair_log(a[dst], a[src])
         return torch.cat([ab, q[dst], q[src]], dim=-1)
 
     def act_on_lift(self, g: Tensor, a: Tensor) -> Tensor:
