@@ -74,7 +74,7 @@ def _op_samples():
         (graph_module.radius_pairs_op, (pos, batch, torch.tensor(1.0, dtype=torch.float64), -1)),
         (graph_module.radius_pairs_op, (pos, batch, torch.tensor(1.0), 2)),
         (graph_module.neighbor_table_op, (graph.edge_index[1].flip(0), 12)),
-        (ops.subgraph_edges, (graph.edge_index, torch.tensor([0, 2, 3, 7, 8]), 12)),
+        (graph_module.subgraph_edges_op, (graph.edge_index, torch.tensor([0, 2, 3, 7, 8]), 12)),
         (pool.farthest_point_sample_op, (counts, batch, graph.edge_index[0], graph.dist, graph.slots, graph.slot_mask,
                                      torch.tensor([1, 3]), 0.5)),
     ]
@@ -110,7 +110,7 @@ def test_operators_compute_what_the_eager_code_computes():
     torch.testing.assert_close(position, graph.table.position // graph.max_degree * slots.shape[1]
                                + graph.table.position % graph.max_degree)
     kept = torch.tensor([0, 2, 3, 7, 8])
-    edges, edge_id = ops.subgraph_edges(graph.edge_index, kept, 12)
+    edges, edge_id = graph_module.subgraph_edges_op(graph.edge_index, kept, 12)
     sub = graph.subgraph(kept)
     torch.testing.assert_close(edges, sub.edge_index)
     torch.testing.assert_close(graph.dist[edge_id], sub.dist)
@@ -133,13 +133,19 @@ def test_eager_forwards_do_not_call_the_operators(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("an operator ran in an eager forward")
 
-    for module, name in [(ops, "graph_counts"), (ops, "subgraph_edges"), (graph_module, "all_pairs_op"),
+    from torch_geometric_lieconv.models import lieresnet
+
+    # every module's own name for each operator (they import them by name)
+    for module, name in [(graph_module, "graph_counts"), (lieresnet, "graph_counts"),
+                         (graph_module, "subgraph_edges_op"), (graph_module, "all_pairs_op"),
                          (graph_module, "radius_pairs_op"), (graph_module, "neighbor_table_op"),
                          (pool, "farthest_point_sample_op")]:
         monkeypatch.setattr(module, name, refuse)
-    model = LieResNet(4, 1, "T3", hidden_channels=16, num_layers=2, mc_samples=8, fill=0.5, ds_frac=0.5).eval()
     z, pos, batch = molecules((7, 12, 5, 9))
-    model(torch.randn(len(z), 4), pos, batch)
+    for per_block in (True, False):  # one graph per block, or one graph and its subgraphs
+        model = LieResNet(4, 1, "T3", hidden_channels=16, num_layers=2, mc_samples=8, fill=0.5, ds_frac=0.5,
+                          graph_per_block=per_block).eval()
+        model(torch.randn(len(z), 4), pos, batch)
 
 
 # ---------------------------------------------------------------------------------------------- torch.export

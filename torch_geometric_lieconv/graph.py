@@ -41,7 +41,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from .ops import dynamic_sizes_traced, graph_counts, subgraph_edges
+from .ops import dynamic_sizes_traced, generator_kwargs, graph_counts
 from .groups import LieGroup
 from .host_syncs import note_host_sync, read_to_host
 from ._deprecation import deprecated_alias, renamed_keywords
@@ -333,20 +333,30 @@ class PairGraph:
             index (torch.Tensor): the lifted points to keep, sorted ``[M]``.
             sizes (GraphSizes, optional): the sizes of their graphs, when known. (default: :obj:`None`)
 
-        In a traced forward the kept edges come from :func:`~torch_geometric_lieconv.ops.subgraph_edges`.
+        One host sync (the new edge count); in a traced forward none: the kept edges come from the
+        operator :func:`subgraph_edges_op`.
         """
-        if dynamic_sizes_traced():
-            edge_index, edge_id = subgraph_edges(self.edge_index, index, self.num_nodes)
-            return PairGraph(edge_index, self.edge_attr[edge_id], self.dist[edge_id], self.batch[index], index.numel(),
-                             None, self.candidate_radius, sizes, is_sorted=True)
-        relabel = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.batch.device)
-        relabel[index] = torch.arange(index.numel(), device=index.device)
-        src, dst = relabel[self.edge_index[0]], relabel[self.edge_index[1]]
-        keep = (src >= 0) & (dst >= 0)  # boolean indexing below: one host sync (the new edge count)
-        return PairGraph(
-            torch.stack([src[keep], dst[keep]]), self.edge_attr[keep], self.dist[keep], self.batch[index],
-            index.numel(), self.max_degree, self.candidate_radius, sizes, is_sorted=True,
-        )
+        traced = dynamic_sizes_traced()
+        edge_index, edge_id = (subgraph_edges_op if traced else induced_edges)(self.edge_index, index, self.num_nodes)
+        return PairGraph(edge_index, self.edge_attr[edge_id], self.dist[edge_id], self.batch[index], index.numel(),
+                         None if traced else self.max_degree, self.candidate_radius, sizes, is_sorted=True)
+
+
+def induced_edges(edge_index: Tensor, index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
+    r"""The edges between the points ``index`` of a graph of ``num_nodes`` points, relabelled
+    ``0..len(index)-1``: ``(edge_index [2, E'], their ids in edge_index [E'])``, in their order.
+    One host sync (``nonzero``: the number of kept edges).
+
+    Args:
+        edge_index (torch.Tensor): ``[2, E]`` edges.
+        index (torch.Tensor): the points to keep ``[M]``.
+        num_nodes (int): the points of the graph.
+    """
+    relabel = torch.full((num_nodes,), -1, dtype=torch.long, device=edge_index.device)
+    relabel[index] = torch.arange(index.numel(), device=index.device)
+    src, dst = relabel[edge_index[0]], relabel[edge_index[1]]
+    edge_id = ((src >= 0) & (dst >= 0)).nonzero().flatten()
+    return torch.stack([src[edge_id], dst[edge_id]]), edge_id
 
 
 PairGraph.__init__ = renamed_keywords(radius="candidate_radius")(PairGraph.__init__)  # before 0.3
@@ -455,9 +465,7 @@ def build_pair_graph(
     radius = None if candidate_radius is None or math.isinf(float(candidate_radius)) else float(candidate_radius)
     points, bound = lifted.pos, None
     if radius is not None and lifted.num_nodes > 0:
-        with torch.autocast(lifted.pos.device.type, enabled=False):
-            work = torch.float64  # the embedding in double, so rounding never drops a pair on the boundary
-            phi = group.search_embedding(lifted.u.to(work), lifted.q.to(work), lifted.pos.to(work))
+        phi = _search_points(group, lifted)
         if phi is not None:
             points, bound = phi, group.search_radius(float(radius))
         else:
@@ -478,17 +486,24 @@ def build_pair_graph(
         max_degree, is_sorted = _degree_and_order(edge_index[1], degree, None, None)  # host sync
         if not is_sorted:
             edge_index = edge_index[:, torch.argsort(edge_index[1], stable=True)]
-    with torch.autocast(lifted.pos.device.type, enabled=False):  # group math stays in the input precision
-        edge_attr = group.pair_embedding(lifted.u, lifted.q, edge_index)
-        dist = group.distance(edge_attr)
+    edge_attr, dist = _pair_features(group, lifted, edge_index)
     return PairGraph(edge_index, edge_attr, dist, lifted.batch, lifted.num_nodes, max_degree, radius, sizes,
                      is_sorted=True, degree=degree)
 
 
-def _generator_kwargs(generator: Optional[torch.Generator]) -> dict:
-    """``{"generator": generator}``, or nothing for ``None`` (an explicit ``generator=None`` makes
-    :func:`torch.rand` of a symbolic shape fail under :func:`torch.export.export`)."""
-    return {} if generator is None else {"generator": generator}
+def _search_points(group: LieGroup, lifted: LiftedPoints) -> Optional[Tensor]:
+    """The group's search embedding of the lifted points (``None``: it has none), in double, so rounding
+    never drops a pair on the boundary."""
+    with torch.autocast(lifted.pos.device.type, enabled=False):
+        work = torch.float64
+        return group.search_embedding(lifted.u.to(work), lifted.q.to(work), lifted.pos.to(work))
+
+
+def _pair_features(group: LieGroup, lifted: LiftedPoints, edge_index: Tensor) -> Tuple[Tensor, Tensor]:
+    """The pair embeddings of ``edge_index`` and their distances, in the input precision (no autocast)."""
+    with torch.autocast(lifted.pos.device.type, enabled=False):
+        edge_attr = group.pair_embedding(lifted.u, lifted.q, edge_index)
+        return edge_attr, group.distance(edge_attr)
 
 
 def _widened(bound):
@@ -525,17 +540,13 @@ def traced_pair_graph(
     if isinstance(candidate_radius, Tensor) or (candidate_radius is not None and not math.isinf(candidate_radius)):
         radius = torch.as_tensor(candidate_radius, dtype=torch.float64, device=batch.device).reshape(())
     if radius is not None and type(group).search_radius is LieGroup.search_radius:
-        with torch.autocast(lifted.pos.device.type, enabled=False):
-            work = torch.float64
-            phi = group.search_embedding(lifted.u.to(work), lifted.q.to(work), lifted.pos.to(work))
+        phi = _search_points(group, lifted)
     if phi is None:
         edge_index, radius = all_pairs_op(batch, sizes.counts), None
     else:
         cap = -1 if max_num_neighbors is None else int(max_num_neighbors)
         edge_index = radius_pairs_op(phi.detach(), batch, _widened(radius), cap)
-    with torch.autocast(lifted.pos.device.type, enabled=False):
-        edge_attr = group.pair_embedding(lifted.u, lifted.q, edge_index)
-        dist = group.distance(edge_attr)
+    edge_attr, dist = _pair_features(group, lifted, edge_index)
     return PairGraph(edge_index, edge_attr, dist, batch, lifted.num_nodes, None, radius, sizes, is_sorted=True)
 
 
@@ -598,7 +609,7 @@ def select_slots(
             observed_fill = (within / target_graph_size.to(dist.dtype)).mean()
         if not symbolic and size == width:
             return slots, valid, observed_fill
-        key = torch.rand(slots.shape, dtype=dist.dtype, device=dist.device, **_generator_kwargs(generator))
+        key = torch.rand(slots.shape, dtype=dist.dtype, device=dist.device, **generator_kwargs(generator))
         key = key.masked_fill(~valid, 2.0)
     if not symbolic and size == width:
         return slots, valid, observed_fill
@@ -669,5 +680,17 @@ def _neighbor_table_fake(target: Tensor, num_targets: int) -> Tuple[Tensor, Tens
             target.new_empty(target.shape[0]))
 
 
+@torch.library.custom_op("lieconv::subgraph_edges", mutates_args=())
+def subgraph_edges_op(edge_index: Tensor, index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
+    r""":func:`induced_edges` as an operator, with the same arguments."""
+    return induced_edges(edge_index, index, num_nodes)
+
+
+@subgraph_edges_op.register_fake
+def _subgraph_edges_fake(edge_index: Tensor, index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
+    size = torch.library.get_ctx().new_dynamic_size()
+    return edge_index.new_empty(2, size), edge_index.new_empty(size)
+
+
 #: the operators of this module (see :mod:`~torch_geometric_lieconv.ops`)
-TRACED_OPS = [all_pairs_op, radius_pairs_op, neighbor_table_op]
+TRACED_OPS = [all_pairs_op, radius_pairs_op, neighbor_table_op, subgraph_edges_op]

@@ -12,13 +12,13 @@ points, graphs and edges:
 
 * ``lieconv::graph_counts`` (here): the points of each graph (the number of graphs read from the
   batch vector), and the input checks of a model (raises for bad input);
-* ``lieconv::subgraph_edges`` (here): the edges between kept points (a boolean selection);
 * ``lieconv::all_pairs`` (:mod:`~torch_geometric_lieconv.graph`): every ordered pair of points
   within each graph;
 * ``lieconv::radius_pairs`` (:mod:`~torch_geometric_lieconv.graph`): :func:`torch_cluster.radius`
   candidate pairs, sorted by target;
 * ``lieconv::neighbor_table`` (:mod:`~torch_geometric_lieconv.graph`): the padded
   ``[targets, max_degree]`` layout of the edges;
+* ``lieconv::subgraph_edges`` (:mod:`~torch_geometric_lieconv.graph`): the edges between kept points;
 * ``lieconv::farthest_point_sample`` (:mod:`~torch_geometric_lieconv.pool`): farthest point sampling
   (its rounds are the largest kept graph, a host number).
 
@@ -36,7 +36,7 @@ import torch
 import torch._dynamo
 from torch import Tensor
 
-__all__ = ["dynamic_sizes_traced", "NonFiniteInputError", "graph_counts", "subgraph_edges", "INPUT_FLAGS"]
+__all__ = ["dynamic_sizes_traced", "generator_kwargs", "NonFiniteInputError", "graph_counts", "INPUT_FLAGS"]
 
 
 def dynamic_sizes_traced() -> bool:
@@ -56,6 +56,16 @@ def _output_sizes_may_depend_on_data() -> bool:
     context = torch._guards.TracingContext.try_get()
     shape_env = getattr(getattr(context, "fake_mode", None), "shape_env", None)
     return bool(getattr(shape_env, "allow_dynamic_output_shape_ops", False))
+
+
+def generator_kwargs(generator: Optional[torch.Generator]) -> dict:
+    """``{"generator": generator}`` for a random draw, or nothing for ``None`` (an explicit
+    ``generator=None`` makes :func:`torch.rand` of a symbolic shape fail under :func:`torch.export.export`).
+
+    Args:
+        generator (torch.Generator, optional): the stream of the draw.
+    """
+    return {} if generator is None else {"generator": generator}
 
 
 class NonFiniteInputError(ValueError):
@@ -105,29 +115,6 @@ def _graph_counts_fake(batch: Tensor, num_graphs: int, flags: Optional[Tensor]) 
     return batch.new_empty(size)
 
 
-@torch.library.custom_op("lieconv::subgraph_edges", mutates_args=())
-def subgraph_edges(edge_index: Tensor, index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
-    r"""The edges between the points ``index`` of a graph of ``num_nodes`` points, relabelled
-    ``0..len(index)-1``: ``(edge_index [2, E'], their ids in edge_index [E'])``, in their order.
-
-    Args:
-        edge_index (torch.Tensor): ``[2, E]`` edges.
-        index (torch.Tensor): the points to keep ``[M]``.
-        num_nodes (int): the points of the graph.
-    """
-    relabel = torch.full((num_nodes,), -1, dtype=torch.long, device=edge_index.device)
-    relabel[index] = torch.arange(index.numel(), device=index.device)
-    src, dst = relabel[edge_index[0]], relabel[edge_index[1]]
-    edge_id = ((src >= 0) & (dst >= 0)).nonzero().flatten()
-    return torch.stack([src[edge_id], dst[edge_id]]), edge_id
-
-
-@subgraph_edges.register_fake
-def _subgraph_edges_fake(edge_index: Tensor, index: Tensor, num_nodes: int) -> Tuple[Tensor, Tensor]:
-    size = torch.library.get_ctx().new_dynamic_size()
-    return edge_index.new_empty(2, size), edge_index.new_empty(size)
-
-
 #: the operators of this module, for tests (``torch.library.opcheck``; the others: ``graph.TRACED_OPS``,
 #: ``pool.TRACED_OPS``)
-OPS: List = [graph_counts, subgraph_edges]
+OPS: List = [graph_counts]

@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 from torch_scatter import scatter_max
 
-from .ops import dynamic_sizes_traced
-from .graph import GraphSizes, PairGraph, _generator_kwargs
+from .ops import dynamic_sizes_traced, generator_kwargs
+from .graph import GraphSizes, PairGraph
 from .host_syncs import read_to_host
 
 
@@ -33,7 +33,7 @@ def farthest_point_starts(counts: Tensor, generator: Optional[torch.Generator] =
         counts (torch.Tensor): the points of each graph ``[B]``.
         generator (torch.Generator, optional): the stream of the random starts. (default: :obj:`None`)
     """
-    start = torch.rand(counts.numel(), device=counts.device, **_generator_kwargs(generator))
+    start = torch.rand(counts.numel(), device=counts.device, **generator_kwargs(generator))
     return (start * counts).long().clamp_(max=counts - 1)
 
 
